@@ -1,0 +1,155 @@
+//! Configuration from the environment. Secrets are held as [`SecretString`], whose
+//! `Debug` prints `[REDACTED]`, so they cannot reach a log by accident.
+
+use std::fmt;
+
+use chrono_tz::Tz;
+use secrecy::SecretString;
+
+/// A setting that is missing or unusable; the message names the variable.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {0}")]
+pub struct ConfigError(String);
+
+/// Where settings come from: the process environment in production, a map in tests.
+pub trait Source {
+    fn get(&self, name: &str) -> Option<String>;
+}
+
+/// The process environment.
+pub struct ProcessEnv;
+
+impl Source for ProcessEnv {
+    fn get(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+    }
+}
+
+impl<const N: usize> Source for [(&str, &str); N] {
+    fn get(&self, name: &str) -> Option<String> {
+        self.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
+    }
+}
+
+fn required(source: &dyn Source, name: &str) -> Result<SecretString, ConfigError> {
+    source
+        .get(name)
+        .map(SecretString::from)
+        .ok_or_else(|| ConfigError(format!("{name} is not set")))
+}
+
+/// What the webhook function needs.
+#[derive(Clone)]
+pub struct WebhookConfig {
+    /// `WHATSAPP_APP_SECRET`: the key of the body signature.
+    pub app_secret: SecretString,
+    /// `WHATSAPP_VERIFY_TOKEN`: what Meta presents when it verifies the endpoint.
+    pub verify_token: SecretString,
+}
+
+impl WebhookConfig {
+    pub fn from_source(source: &dyn Source) -> Result<Self, ConfigError> {
+        Ok(Self {
+            app_secret: required(source, "WHATSAPP_APP_SECRET")?,
+            verify_token: required(source, "WHATSAPP_VERIFY_TOKEN")?,
+        })
+    }
+}
+
+impl fmt::Debug for WebhookConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebhookConfig").finish_non_exhaustive()
+    }
+}
+
+/// What the metrics function needs.
+#[derive(Clone)]
+pub struct MetricsConfig {
+    /// `DASHBOARD_TOKEN`: the bearer token of every route but health.
+    pub dashboard_token: SecretString,
+    /// `PULSE_TIMEZONE`: the zone whose calendar days the metrics count in.
+    pub timezone: Tz,
+}
+
+impl MetricsConfig {
+    pub fn from_source(source: &dyn Source) -> Result<Self, ConfigError> {
+        Ok(Self { dashboard_token: required(source, "DASHBOARD_TOKEN")?, timezone: timezone(source)? })
+    }
+}
+
+impl fmt::Debug for MetricsConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MetricsConfig").field("timezone", &self.timezone).finish_non_exhaustive()
+    }
+}
+
+/// `PULSE_TIMEZONE`, an IANA name; `UTC` when unset.
+pub fn timezone(source: &dyn Source) -> Result<Tz, ConfigError> {
+    let name = source.get("PULSE_TIMEZONE").unwrap_or_else(|| "UTC".into());
+    name.trim()
+        .parse()
+        .map_err(|_| ConfigError(format!("PULSE_TIMEZONE={name:?} is not an IANA time zone name (such as Asia/Kolkata)")))
+}
+
+/// The DynamoDB tables and how long raw events are kept.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// `EVENTS_TABLE`
+    pub events_table: String,
+    /// `CONNECTIONS_TABLE` (live-update connections).
+    pub connections_table: String,
+    /// `RETENTION_DAYS`: raw events expire after this many days (default 90); counters stay.
+    pub retention_days: u32,
+}
+
+impl StoreConfig {
+    pub fn from_source(source: &dyn Source) -> Result<Self, ConfigError> {
+        let table = |name: &str| source.get(name).ok_or_else(|| ConfigError(format!("{name} is not set")));
+        Ok(Self {
+            events_table: table("EVENTS_TABLE")?,
+            connections_table: table("CONNECTIONS_TABLE")?,
+            retention_days: retention_days(source)?,
+        })
+    }
+}
+
+/// `RETENTION_DAYS`, 1 to 3650; 90 when unset.
+pub fn retention_days(source: &dyn Source) -> Result<u32, ConfigError> {
+    match source.get("RETENTION_DAYS") {
+        None => Ok(90),
+        Some(text) => text
+            .trim()
+            .parse()
+            .ok()
+            .filter(|days| (1..=3650).contains(days))
+            .ok_or_else(|| ConfigError(format!("RETENTION_DAYS={text:?} is not a whole number of days from 1 to 3650"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    #[test]
+    fn reads_and_validates() {
+        let env = [("DASHBOARD_TOKEN", "t"), ("PULSE_TIMEZONE", "Asia/Kolkata"), ("RETENTION_DAYS", "30")];
+        let metrics = MetricsConfig::from_source(&env).unwrap();
+        assert_eq!(metrics.dashboard_token.expose_secret(), "t");
+        assert_eq!(metrics.timezone, chrono_tz::Asia::Kolkata);
+        assert!(!format!("{metrics:?}").contains('t') || !format!("{metrics:?}").contains("\"t\""));
+        assert_eq!(retention_days(&env).unwrap(), 30);
+        assert_eq!(retention_days(&[("X", "")]).unwrap(), 90);
+        assert!(retention_days(&[("RETENTION_DAYS", "0")]).is_err());
+        assert!(timezone(&[("PULSE_TIMEZONE", "Mars/Olympus")]).unwrap_err().to_string().contains("PULSE_TIMEZONE"));
+        let missing = WebhookConfig::from_source(&[("WHATSAPP_APP_SECRET", "s")]).unwrap_err();
+        assert_eq!(missing.to_string(), "configuration: WHATSAPP_VERIFY_TOKEN is not set");
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let config = WebhookConfig::from_source(&[("WHATSAPP_APP_SECRET", "hunter2"), ("WHATSAPP_VERIFY_TOKEN", "tok3n")]).unwrap();
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("hunter2") && !shown.contains("tok3n"), "{shown}");
+    }
+}

@@ -1,0 +1,213 @@
+//! Pre-aggregated counters: how events become numbers a metrics query can read
+//! without touching the events themselves.
+//!
+//! Counters live in time slots. Quarter slots (15 minutes, UTC-aligned) carry every
+//! metric: since every time zone's offset is a multiple of 15 minutes, any local
+//! calendar day or hour — `Asia/Kolkata`'s, Nepal's, a DST day — is an exact union of
+//! quarters. Minute slots carry only event totals, for the realtime view.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+
+/// Unix milliseconds to a time (the epoch for the impossible out-of-range case).
+pub fn utc_from_ms(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+/// A counter's time resolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Granularity {
+    Quarter,
+    Minute,
+}
+
+impl Granularity {
+    pub const fn millis(self) -> i64 {
+        match self {
+            Granularity::Quarter => 15 * 60_000,
+            Granularity::Minute => 60_000,
+        }
+    }
+
+    /// The start of the slot that holds `at`, in Unix milliseconds.
+    pub fn slot_of(self, at: DateTime<Utc>) -> i64 {
+        at.timestamp_millis().div_euclid(self.millis()) * self.millis()
+    }
+
+    pub const fn code(self) -> &'static str {
+        match self {
+            Granularity::Quarter => "Q",
+            Granularity::Minute => "M",
+        }
+    }
+}
+
+/// One counter cell: a slot and a counter name within it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CounterKey {
+    pub granularity: Granularity,
+    /// Slot start, Unix milliseconds.
+    pub slot: i64,
+    pub name: String,
+}
+
+/// Additions to counters, merged per cell; zero sums are dropped.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Deltas(BTreeMap<CounterKey, i64>);
+
+impl Deltas {
+    pub fn add(&mut self, granularity: Granularity, at: DateTime<Utc>, name: impl Into<String>, by: i64) {
+        let key = CounterKey { granularity, slot: granularity.slot_of(at), name: name.into() };
+        let value = self.0.entry(key.clone()).or_default();
+        *value += by;
+        if *value == 0 {
+            self.0.remove(&key);
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&CounterKey, i64)> {
+        self.0.iter().map(|(k, v)| (k, *v))
+    }
+
+    /// The deltas grouped by slot, as the stores write them (one item or row group per slot).
+    pub fn by_slot(&self) -> BTreeMap<(Granularity, i64), Vec<(&str, i64)>> {
+        let mut slots: BTreeMap<_, Vec<_>> = BTreeMap::new();
+        for (key, value) in &self.0 {
+            slots.entry((key.granularity, key.slot)).or_default().push((key.name.as_str(), *value));
+        }
+        slots
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn get(&self, granularity: Granularity, at: DateTime<Utc>, name: &str) -> i64 {
+        let key = CounterKey { granularity, slot: granularity.slot_of(at), name: name.into() };
+        self.0.get(&key).copied().unwrap_or(0)
+    }
+}
+
+/// One slot's counters as read back from a store (summed over its shards).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SlotCounters {
+    pub slot: i64,
+    pub values: BTreeMap<String, i64>,
+}
+
+impl SlotCounters {
+    pub fn get(&self, name: &str) -> i64 {
+        self.values.get(name).copied().unwrap_or(0)
+    }
+}
+
+/// Counter names. One place, so that writers and readers agree.
+pub mod names {
+    pub const EVENTS: &str = "events";
+    pub const CLICK_PREFIX: &str = "click:";
+    pub const TEXT: &str = "messages:text";
+    pub const MEDIA: &str = "messages:media";
+    pub const OTHER: &str = "messages:other";
+    pub const STATUS_PREFIX: &str = "status:";
+    /// Outbound messages with any status, counted once, at their earliest status.
+    pub const OUTBOUND: &str = "outbound:any";
+    /// Outbound messages that reached delivered or read, at the earliest of those.
+    pub const REACHED: &str = "outbound:reached";
+    pub const RESPONSE_COUNT: &str = "rt:count";
+    pub const RESPONSE_SUM_MS: &str = "rt:sum_ms";
+    pub const RESPONSE_BUCKET_PREFIX: &str = "rt:b:";
+
+    pub fn events_of_type(type_name: &str) -> String {
+        format!("events:{type_name}")
+    }
+}
+
+/// Log-scale histogram buckets for response times, so that percentiles can be read
+/// from summed counters. A bucket's representative value is within 2 % of every
+/// value it holds (the DDSketch mapping).
+pub mod histogram {
+    const RELATIVE_ACCURACY: f64 = 0.02;
+
+    fn gamma() -> f64 {
+        (1.0 + RELATIVE_ACCURACY) / (1.0 - RELATIVE_ACCURACY)
+    }
+
+    /// The bucket of a duration in milliseconds; 0 holds everything under 1 ms.
+    pub fn bucket(millis: i64) -> i64 {
+        if millis < 1 {
+            return 0;
+        }
+        ((millis as f64).ln() / gamma().ln()).ceil() as i64 + 1
+    }
+
+    /// The value that stands for a bucket.
+    pub fn representative(bucket: i64) -> f64 {
+        if bucket <= 0 {
+            return 0.0;
+        }
+        let g = gamma();
+        2.0 * g.powi((bucket - 1) as i32) / (g + 1.0)
+    }
+
+    /// The `q`-quantile (0..=1) of a histogram given as (bucket, count) pairs.
+    pub fn quantile(buckets: &[(i64, i64)], q: f64) -> Option<f64> {
+        let mut sorted: Vec<_> = buckets.iter().copied().filter(|(_, c)| *c > 0).collect();
+        sorted.sort_unstable();
+        let total: i64 = sorted.iter().map(|(_, c)| c).sum();
+        if total == 0 {
+            return None;
+        }
+        let rank = (q * (total - 1) as f64).round() as i64;
+        let mut seen = 0;
+        for (bucket, count) in sorted {
+            seen += count;
+            if seen > rank {
+                return Some(representative(bucket));
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn slots_align_to_utc_quarters_and_minutes() {
+        let at = Utc.with_ymd_and_hms(2026, 3, 1, 10, 44, 59).unwrap();
+        assert_eq!(Granularity::Quarter.slot_of(at), Utc.with_ymd_and_hms(2026, 3, 1, 10, 30, 0).unwrap().timestamp_millis());
+        assert_eq!(Granularity::Minute.slot_of(at), Utc.with_ymd_and_hms(2026, 3, 1, 10, 44, 0).unwrap().timestamp_millis());
+    }
+
+    #[test]
+    fn deltas_merge_and_drop_zeros() {
+        let at = Utc.with_ymd_and_hms(2026, 3, 1, 10, 0, 0).unwrap();
+        let mut d = Deltas::default();
+        d.add(Granularity::Quarter, at, "a", 2);
+        d.add(Granularity::Quarter, at + chrono::Duration::minutes(5), "a", 1);
+        d.add(Granularity::Quarter, at, "b", 1);
+        d.add(Granularity::Quarter, at, "b", -1);
+        assert_eq!(d.get(Granularity::Quarter, at, "a"), 3);
+        assert_eq!(d.iter().count(), 1);
+    }
+
+    #[test]
+    fn histogram_quantiles_are_within_two_percent() {
+        let values: Vec<i64> = (1..=1000).map(|i| i * 37).collect();
+        let mut buckets = std::collections::BTreeMap::new();
+        for v in &values {
+            *buckets.entry(histogram::bucket(*v)).or_insert(0) += 1;
+        }
+        let pairs: Vec<_> = buckets.into_iter().collect();
+        for (q, exact) in [(0.5, 500.0 * 37.0), (0.95, 950.0 * 37.0)] {
+            let got = histogram::quantile(&pairs, q).unwrap();
+            assert!((got - exact).abs() / exact < 0.03, "q{q}: {got} vs {exact}");
+        }
+        assert_eq!(histogram::quantile(&[], 0.5), None);
+        assert_eq!(histogram::bucket(0), 0);
+        assert_eq!(histogram::quantile(&[(0, 3)], 0.5), Some(0.0));
+    }
+}

@@ -1,0 +1,530 @@
+//! Recording events exactly once.
+//!
+//! [`apply`] is the whole business logic of ingestion as a pure function: an event
+//! and the prior state of its contact and outbound message in, the new state and
+//! the counter deltas out. [`record`] runs it against a [`Store`] optimistically:
+//! read the state with its version, apply, and commit the event, the state and the
+//! deltas in one atomic write that fails if the event is already stored or the state
+//! moved meanwhile (then it reads again). So a redelivery changes nothing, and two
+//! racing deliveries of the same update count once.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use futures::{stream, StreamExt, TryStreamExt};
+use serde::{Deserialize, Serialize};
+
+use crate::counters::{histogram, names, utc_from_ms as utc, Deltas, Granularity};
+use crate::event::{Event, EventKind, ReceivedEvent};
+use crate::store::{Commit, Committed, Store, StoreError, Versioned};
+
+/// What Pulse knows of one customer: the conversation list and response times.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ContactState {
+    pub wa_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Latest event time of any direction, Unix ms.
+    pub last_activity_ms: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_inbound_ms: Option<i64>,
+    /// Inbound messages and clicks.
+    pub inbound: u64,
+    /// Distinct outbound messages (those with a status).
+    pub outbound: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_button: Option<String>,
+    #[serde(default)]
+    pub timeline: Timeline,
+}
+
+impl ContactState {
+    /// Time of the first inbound message still waiting for our reply.
+    pub fn pending_since_ms(&self) -> Option<i64> {
+        self.timeline.replies().1
+    }
+}
+
+/// What Pulse knows of one outbound message, from its statuses.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MessageState {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipient: Option<String>,
+    /// The most advanced status so far; never goes back (a late `sent` after `read`
+    /// leaves `read`).
+    pub status: String,
+    /// Earliest status time, Unix ms: where the message counts as outbound.
+    pub first_status_ms: i64,
+    /// Earliest delivered-or-read time: where it counts as delivered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reached_ms: Option<i64>,
+}
+
+/// The order statuses advance in; `failed` and unknown ones do not advance it.
+fn status_rank(status: &str) -> u8 {
+    match status {
+        "sent" => 1,
+        "delivered" => 2,
+        "read" => 3,
+        "played" => 4,
+        _ => 0,
+    }
+}
+
+/// Inbound messages and outbound `sent` statuses of a contact, in WhatsApp time
+/// order, from which response times follow: each run of unanswered inbound
+/// messages is answered by the first `sent` at or after its first message.
+///
+/// Kept so that updates arriving out of order still give exact response times: a
+/// late update changes the runs, and [`apply`] counts the difference. It holds the
+/// last [`Timeline::CAPACITY`] entries; updates older than what it dropped
+/// (`horizon_ms`) are too old to change a response time and are left out of it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timeline {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    horizon_ms: Option<i64>,
+    entries: Vec<(i64, Side)>,
+}
+
+/// Inbound sorts before outbound at the same time: a reply in the same second answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+enum Side {
+    #[serde(rename = "i")]
+    In,
+    #[serde(rename = "o")]
+    Out,
+}
+
+/// A response: (first unanswered inbound, first reply at or after it), Unix ms.
+type Response = (i64, i64);
+
+impl Timeline {
+    const CAPACITY: usize = 64;
+
+    /// The responses, and the start of the run still waiting for a reply.
+    fn replies(&self) -> (Vec<Response>, Option<i64>) {
+        let mut responses = Vec::new();
+        let mut pending = None;
+        for &(at, side) in &self.entries {
+            match side {
+                Side::In => {
+                    pending.get_or_insert(at);
+                }
+                Side::Out => responses.extend(pending.take().map(|start| (start, at))),
+            }
+        }
+        (responses, pending)
+    }
+
+    /// Adds an entry; returns the responses it removed and those it added.
+    fn insert(&mut self, at: i64, side: Side) -> (Vec<Response>, Vec<Response>) {
+        if self.horizon_ms.is_some_and(|horizon| at <= horizon) {
+            return (Vec::new(), Vec::new());
+        }
+        let (before, _) = self.replies();
+        let position = self.entries.partition_point(|entry| *entry <= (at, side));
+        self.entries.insert(position, (at, side));
+        let (after, _) = self.replies();
+        self.trim();
+        let removed = before.iter().filter(|r| !after.contains(r)).copied().collect();
+        let added = after.into_iter().filter(|r| !before.contains(r)).collect();
+        (removed, added)
+    }
+
+    /// Drops the oldest entries beyond capacity, cutting right after a reply so that
+    /// what is kept starts a fresh run and its responses stay as they were counted.
+    fn trim(&mut self) {
+        if self.entries.len() <= Self::CAPACITY {
+            return;
+        }
+        let excess = self.entries.len() - Self::CAPACITY;
+        let cut = self.entries.iter().enumerate().skip(excess - 1).find(|(_, e)| e.1 == Side::Out).map(|(i, _)| i + 1);
+        let cut = cut.or_else(|| self.entries.iter().rposition(|e| e.1 == Side::Out).map(|i| i + 1));
+        if let Some(cut) = cut {
+            self.horizon_ms = Some(self.entries[cut - 1].0);
+            self.entries.drain(..cut);
+        }
+        // An open run longer than capacity: keep its first message (it sets the
+        // response time) and the newest ones.
+        if self.entries.len() > Self::CAPACITY {
+            let excess = self.entries.len() - Self::CAPACITY;
+            self.entries.drain(1..1 + excess);
+        }
+    }
+}
+
+/// The state an event reads and writes, as loaded from the store.
+#[derive(Debug, Clone, Default)]
+pub struct Prior {
+    pub contact: Option<ContactState>,
+    pub message: Option<MessageState>,
+}
+
+/// What recording an event changes.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Effects {
+    pub deltas: Deltas,
+    pub contact: Option<ContactState>,
+    pub message: Option<MessageState>,
+}
+
+/// Keys of the state an event touches.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct StateKeys {
+    pub contact: Option<String>,
+    pub message: Option<String>,
+}
+
+impl StateKeys {
+    pub fn of(event: &Event) -> Self {
+        let message = match &event.kind {
+            EventKind::StatusUpdate { message_id, .. } => Some(message_id.clone()),
+            _ => None,
+        };
+        Self { contact: event.contact.as_ref().map(|c| c.wa_id.clone()), message }
+    }
+}
+
+/// The business logic of recording one (new) event.
+pub fn apply(event: &Event, prior: Prior) -> Effects {
+    use Granularity::{Minute, Quarter};
+    let at = event.occurred_at;
+    let ms = at.timestamp_millis();
+    let mut deltas = Deltas::default();
+    deltas.add(Quarter, at, names::EVENTS, 1);
+    deltas.add(Quarter, at, names::events_of_type(event.kind.type_name()), 1);
+    deltas.add(Minute, at, names::EVENTS, 1);
+
+    let mut contact = event.contact.as_ref().map(|c| {
+        let mut state = prior.contact.clone().unwrap_or_else(|| ContactState { wa_id: c.wa_id.clone(), ..Default::default() });
+        if event.kind.is_inbound() && c.name.is_some() {
+            state.name = c.name.clone();
+        } else if state.name.is_none() {
+            state.name = c.name.clone();
+        }
+        state.last_activity_ms = state.last_activity_ms.max(ms);
+        state
+    });
+    let mut message = None;
+
+    match &event.kind {
+        EventKind::ButtonClick { button_id, .. } => {
+            deltas.add(Quarter, at, format!("{}{button_id}", names::CLICK_PREFIX), 1);
+        }
+        EventKind::TextMessage { .. } => deltas.add(Quarter, at, names::TEXT, 1),
+        EventKind::MediaMessage { .. } => deltas.add(Quarter, at, names::MEDIA, 1),
+        EventKind::ListSelection { .. } | EventKind::OtherMessage { .. } => deltas.add(Quarter, at, names::OTHER, 1),
+        EventKind::StatusUpdate { status, .. } => {
+            deltas.add(Quarter, at, format!("{}{status}", names::STATUS_PREFIX), 1);
+            let reaches = matches!(status.as_str(), "delivered" | "read");
+            let state = match prior.message {
+                None => {
+                    deltas.add(Quarter, at, names::OUTBOUND, 1);
+                    if let Some(c) = contact.as_mut() {
+                        c.outbound += 1;
+                    }
+                    MessageState {
+                        recipient: event.contact.as_ref().map(|c| c.wa_id.clone()),
+                        status: status.clone(),
+                        first_status_ms: ms,
+                        reached_ms: None,
+                    }
+                }
+                Some(mut state) => {
+                    if ms < state.first_status_ms {
+                        move_count(&mut deltas, names::OUTBOUND, state.first_status_ms, ms);
+                        state.first_status_ms = ms;
+                    }
+                    if status_rank(status) > status_rank(&state.status) {
+                        state.status = status.clone();
+                    }
+                    state
+                }
+            };
+            let mut state = state;
+            if reaches {
+                match state.reached_ms {
+                    None => deltas.add(Quarter, at, names::REACHED, 1),
+                    Some(earlier) if ms < earlier => move_count(&mut deltas, names::REACHED, earlier, ms),
+                    Some(_) => {}
+                }
+                state.reached_ms = Some(state.reached_ms.map_or(ms, |r| r.min(ms)));
+            }
+            message = Some(state);
+        }
+        EventKind::OtherUpdate { .. } => {}
+    }
+
+    if let Some(c) = contact.as_mut() {
+        let side = match &event.kind {
+            EventKind::StatusUpdate { status, .. } if status == "sent" => Some(Side::Out),
+            kind if kind.is_inbound() => Some(Side::In),
+            _ => None,
+        };
+        if event.kind.is_inbound() {
+            c.inbound += 1;
+            c.last_inbound_ms = Some(c.last_inbound_ms.map_or(ms, |last| last.max(ms)));
+            if let EventKind::ButtonClick { button_id, .. } = &event.kind {
+                c.last_button = Some(button_id.clone());
+            }
+        }
+        if let Some(side) = side {
+            let (removed, added) = c.timeline.insert(ms, side);
+            for (sign, responses) in [(-1, removed), (1, added)] {
+                for (start, reply) in responses {
+                    count_response(&mut deltas, start, reply, sign);
+                }
+            }
+        }
+    }
+
+    Effects { deltas, contact, message }
+}
+
+/// Moves one count of `name` from the slot of `from_ms` to that of `to_ms`.
+fn move_count(deltas: &mut Deltas, name: &str, from_ms: i64, to_ms: i64) {
+    deltas.add(Granularity::Quarter, utc(from_ms), name, -1);
+    deltas.add(Granularity::Quarter, utc(to_ms), name, 1);
+}
+
+/// Counts (or, with `sign` -1, uncounts) a response at the time of the reply.
+fn count_response(deltas: &mut Deltas, start_ms: i64, reply_ms: i64, sign: i64) {
+    let at = utc(reply_ms);
+    let took = reply_ms - start_ms;
+    deltas.add(Granularity::Quarter, at, names::RESPONSE_COUNT, sign);
+    deltas.add(Granularity::Quarter, at, names::RESPONSE_SUM_MS, sign * took);
+    let bucket = format!("{}{}", names::RESPONSE_BUCKET_PREFIX, histogram::bucket(took));
+    deltas.add(Granularity::Quarter, at, bucket, sign);
+}
+
+/// How recording one event ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Stored,
+    /// Already stored before; nothing changed.
+    Duplicate,
+}
+
+/// How many times [`record`] re-reads state that moved under it before giving up.
+const MAX_ATTEMPTS: u32 = 8;
+
+/// Records one event exactly once (see the module docs).
+pub async fn record(store: &dyn Store, received: &ReceivedEvent, retention_days: u32) -> Result<Outcome, StoreError> {
+    let keys = StateKeys::of(&received.event);
+    for attempt in 0..MAX_ATTEMPTS {
+        let snapshot = store.load(&received.event.id, &keys).await?;
+        if snapshot.already_stored {
+            return Ok(Outcome::Duplicate);
+        }
+        let prior = Prior { contact: snapshot.contact.value.clone(), message: snapshot.message.value.clone() };
+        let effects = apply(&received.event, prior);
+        let commit = Commit {
+            event: received,
+            expires_at: received.event.received_at + chrono::Duration::days(i64::from(retention_days)),
+            contact: effects.contact.as_ref().map(|state| Versioned { value: Some(state), version: snapshot.contact.version }),
+            message: effects.message.as_ref().map(|state| Versioned { value: Some(state), version: snapshot.message.version }),
+            deltas: &effects.deltas,
+        };
+        match store.commit(&commit).await? {
+            Committed::Stored => return Ok(Outcome::Stored),
+            Committed::Duplicate => return Ok(Outcome::Duplicate),
+            Committed::Conflict => {
+                tracing::debug!(event_id = %received.event.id, attempt, "state moved while recording; retrying");
+                let jitter = rand::random_range(0..=5u64 << attempt.min(6));
+                tokio::time::sleep(Duration::from_millis(jitter)).await;
+            }
+        }
+    }
+    Err(StoreError::Contention(received.event.id.clone()))
+}
+
+/// What recording a delivery did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub received: usize,
+    pub stored: usize,
+    pub duplicates: usize,
+}
+
+/// How many events of one delivery are recorded at once.
+const CONCURRENCY: usize = 16;
+
+/// Records every event of a delivery; succeeds only when all are durably stored.
+///
+/// Events of the same contact are recorded one after another, in payload order, so
+/// that they do not fight over the contact's state; different contacts go in
+/// parallel.
+pub async fn record_all(store: &dyn Store, events: &[ReceivedEvent], retention_days: u32) -> Result<Summary, StoreError> {
+    let mut groups: BTreeMap<Option<&str>, Vec<&ReceivedEvent>> = BTreeMap::new();
+    let mut loners = Vec::new();
+    for received in events {
+        match received.event.contact.as_ref() {
+            Some(contact) => groups.entry(Some(contact.wa_id.as_str())).or_default().push(received),
+            None => loners.push(vec![received]),
+        }
+    }
+    let outcomes: Vec<Vec<Outcome>> = stream::iter(groups.into_values().chain(loners))
+        .map(|group| async move {
+            let mut outcomes = Vec::with_capacity(group.len());
+            for received in group {
+                outcomes.push(record(store, received, retention_days).await?);
+            }
+            Ok::<_, StoreError>(outcomes)
+        })
+        .buffer_unordered(CONCURRENCY)
+        .try_collect()
+        .await?;
+    let stored = outcomes.iter().flatten().filter(|o| **o == Outcome::Stored).count();
+    Ok(Summary { received: events.len(), stored, duplicates: events.len() - stored })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::EventContact;
+
+    const T0: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
+
+    fn event(kind: EventKind, wa_id: &str, at_ms: i64) -> Event {
+        Event {
+            id: format!("{at_ms}-{}", kind.type_name()),
+            occurred_at: utc(at_ms),
+            received_at: utc(at_ms),
+            phone_number_id: None,
+            contact: Some(EventContact { wa_id: wa_id.into(), name: Some("N".into()) }),
+            kind,
+        }
+    }
+    fn text(at_ms: i64) -> Event {
+        event(EventKind::TextMessage { message_id: format!("in{at_ms}"), body: "hi".into() }, "c", at_ms)
+    }
+    fn status(id: &str, status: &str, at_ms: i64) -> Event {
+        event(EventKind::StatusUpdate { message_id: id.into(), status: status.into(), error: None }, "c", at_ms)
+    }
+
+    /// Applies events in the given order, threading state, and sums the deltas.
+    fn run(events: &[Event]) -> (BTreeMap<String, i64>, Option<ContactState>, BTreeMap<String, MessageState>) {
+        let mut contact = None;
+        let mut messages: BTreeMap<String, MessageState> = BTreeMap::new();
+        let mut totals: BTreeMap<String, i64> = BTreeMap::new();
+        for e in events {
+            let keys = StateKeys::of(e);
+            let prior = Prior { contact: contact.clone(), message: keys.message.as_ref().and_then(|m| messages.get(m).cloned()) };
+            let effects = apply(e, prior);
+            for (key, value) in effects.deltas.iter() {
+                if key.granularity == Granularity::Quarter {
+                    *totals.entry(key.name.clone()).or_default() += value;
+                }
+            }
+            contact = effects.contact.or(contact);
+            if let (Some(m), Some(state)) = (keys.message, effects.message) {
+                messages.insert(m, state);
+            }
+        }
+        totals.retain(|_, v| *v != 0);
+        (totals, contact, messages)
+    }
+
+    #[test]
+    fn statuses_are_monotonic_and_read_counts_as_delivered() {
+        let (totals, _, messages) = run(&[status("m", "read", T0 + 2000), status("m", "sent", T0)]);
+        assert_eq!(messages["m"].status, "read");
+        assert_eq!(totals[names::OUTBOUND], 1);
+        assert_eq!(totals[names::REACHED], 1);
+        assert_eq!(totals["status:sent"], 1);
+        assert_eq!(totals["status:read"], 1);
+        assert!(!totals.contains_key("status:delivered"));
+
+        let (totals, _, messages) = run(&[status("f", "failed", T0)]);
+        assert_eq!(messages["f"].status, "failed");
+        assert_eq!((totals[names::OUTBOUND], totals.get(names::REACHED)), (1, None));
+    }
+
+    #[test]
+    fn outbound_counts_move_to_the_earliest_status() {
+        // read (day 2) arrives before delivered (day 1): the message counts as
+        // delivered on day 1, and once.
+        let day = 86_400_000;
+        let events = [status("m", "read", T0 + day), status("m", "delivered", T0)];
+        let mut contact = None;
+        let mut message = None;
+        let mut by_slot = Deltas::default();
+        for e in &events {
+            let effects = apply(e, Prior { contact: contact.clone(), message: message.clone() });
+            for (key, value) in effects.deltas.iter() {
+                by_slot.add(key.granularity, utc(key.slot), key.name.clone(), value);
+            }
+            contact = effects.contact;
+            message = effects.message;
+        }
+        assert_eq!(by_slot.get(Granularity::Quarter, utc(T0), names::REACHED), 1);
+        assert_eq!(by_slot.get(Granularity::Quarter, utc(T0 + day), names::REACHED), 0);
+        assert_eq!(by_slot.get(Granularity::Quarter, utc(T0), names::OUTBOUND), 1);
+    }
+
+    #[test]
+    fn response_time_runs_from_first_unanswered_to_first_sent() {
+        let (totals, contact, _) = run(&[text(T0), text(T0 + 5_000), status("r", "sent", T0 + 60_000), text(T0 + 90_000)]);
+        assert_eq!(totals[names::RESPONSE_COUNT], 1);
+        assert_eq!(totals[names::RESPONSE_SUM_MS], 60_000);
+        let contact = contact.unwrap();
+        assert_eq!(contact.pending_since_ms(), Some(T0 + 90_000));
+        assert_eq!((contact.inbound, contact.outbound), (3, 1));
+    }
+
+    #[test]
+    fn response_time_is_the_same_in_any_arrival_order() {
+        let timeline = [text(T0), text(T0 + 5_000), status("r1", "sent", T0 + 60_000), text(T0 + 70_000), status("r2", "sent", T0 + 100_000)];
+        let expected = run(&timeline).0;
+        assert_eq!(expected[names::RESPONSE_COUNT], 2);
+        assert_eq!(expected[names::RESPONSE_SUM_MS], 60_000 + 30_000);
+        // Every rotation and the reverse.
+        for shift in 0..timeline.len() {
+            let mut order = timeline.to_vec();
+            order.rotate_left(shift);
+            assert_eq!(run(&order).0, expected, "rotation {shift}");
+            order.reverse();
+            assert_eq!(run(&order).0, expected, "reversed rotation {shift}");
+        }
+    }
+
+    #[test]
+    fn a_reply_before_the_message_answers_nothing() {
+        let (totals, contact, _) = run(&[status("r", "sent", T0), text(T0 + 1_000)]);
+        assert!(!totals.contains_key(names::RESPONSE_COUNT));
+        assert_eq!(contact.unwrap().pending_since_ms(), Some(T0 + 1_000));
+    }
+
+    #[test]
+    fn timeline_stays_bounded_and_consistent() {
+        let mut events = Vec::new();
+        for i in 0..200 {
+            events.push(text(T0 + i * 10_000));
+            events.push(status(&format!("r{i}"), "sent", T0 + i * 10_000 + 3_000));
+        }
+        let (totals, contact, _) = run(&events);
+        assert_eq!(totals[names::RESPONSE_COUNT], 200);
+        assert_eq!(totals[names::RESPONSE_SUM_MS], 200 * 3_000);
+        let contact = contact.unwrap();
+        assert!(contact.timeline.entries.len() <= Timeline::CAPACITY);
+        // A late message from before the horizon changes nothing.
+        let late = apply(&text(T0 + 15_000), Prior { contact: Some(contact), message: None });
+        assert_eq!(late.deltas.iter().filter(|(k, _)| k.name.starts_with("rt:")).count(), 0);
+    }
+
+    #[test]
+    fn clicks_count_by_id_and_messages_by_kind() {
+        let click = event(
+            EventKind::ButtonClick { message_id: "b".into(), button_id: "UNLOCK_CONTENT".into(), title: None, context_message_id: None },
+            "c",
+            T0,
+        );
+        let list = event(EventKind::ListSelection { message_id: "l".into(), selection_id: "x".into(), title: None }, "c", T0);
+        let (totals, contact, _) = run(&[click, list, text(T0)]);
+        assert_eq!(totals["click:UNLOCK_CONTENT"], 1);
+        assert_eq!(totals[names::OTHER], 1);
+        assert_eq!(totals[names::TEXT], 1);
+        assert_eq!(totals[names::EVENTS], 3);
+        assert_eq!(contact.unwrap().last_button.as_deref(), Some("UNLOCK_CONTENT"));
+    }
+}

@@ -1,0 +1,384 @@
+//! The dashboard's figures. Each is computed from counters or a bounded page of
+//! the store, never by reading every event.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use chrono::{DateTime, Duration, NaiveDate, TimeZone, Timelike, Utc};
+use chrono_tz::Tz;
+use serde::Serialize;
+
+use crate::counters::{histogram, names, utc_from_ms, Granularity, SlotCounters};
+use crate::event::{Event, KNOWN_BUTTONS};
+use crate::ingest::ContactState;
+use crate::mask::mask_phone;
+use crate::store::{EventQuery, Store, StoreError};
+
+/// `data` of `GET /api/webhook/metrics`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WebhookMetrics {
+    pub window: Window,
+    pub button_clicks: ButtonClicks,
+    pub messages: MessageCounts,
+    pub statuses: StatusCounts,
+    /// Outbound messages that reached delivered or read ÷ outbound messages with
+    /// any status; `null` when there were none.
+    pub delivery_success_rate: Option<f64>,
+    pub response_time_ms: ResponseTimes,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Window {
+    pub days: u32,
+    /// First and last local calendar day, `YYYY-MM-DD`.
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    pub timezone: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ButtonClicks {
+    pub total: i64,
+    /// Every known button, and any other id that was clicked.
+    pub by_button: BTreeMap<String, i64>,
+    pub daily: Vec<DailyClicks>,
+    /// Clicks by local hour of day, 0 to 23.
+    pub hourly: [i64; 24],
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DailyClicks {
+    pub date: NaiveDate,
+    pub total: i64,
+    pub by_button: BTreeMap<String, i64>,
+}
+
+/// Inbound messages; clicks are not included, list selections count as other.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct MessageCounts {
+    pub text: i64,
+    pub media: i64,
+    pub other: i64,
+    pub total: i64,
+}
+
+/// Distinct outbound messages for which each status was reported.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct StatusCounts {
+    pub sent: i64,
+    pub delivered: i64,
+    pub read: i64,
+    pub failed: i64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ResponseTimes {
+    pub count: i64,
+    pub avg: Option<f64>,
+    pub p50: Option<f64>,
+    pub p95: Option<f64>,
+}
+
+/// The UTC instant a local calendar day starts at (the first valid local time of
+/// that day where a DST change skips midnight).
+pub fn local_day_start(tz: Tz, date: NaiveDate) -> DateTime<Utc> {
+    let midnight = date.and_hms_opt(0, 0, 0).expect("midnight exists");
+    (0..=24 * 4)
+        .find_map(|quarter| tz.from_local_datetime(&(midnight + Duration::minutes(15 * quarter))).earliest())
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_else(|| Utc.from_utc_datetime(&midnight))
+}
+
+/// `days` local calendar days ending today: (first day, last day, start, end).
+fn local_window(tz: Tz, days: u32, now: DateTime<Utc>) -> (NaiveDate, NaiveDate, DateTime<Utc>, DateTime<Utc>) {
+    let today = now.with_timezone(&tz).date_naive();
+    let first = today - Duration::days(i64::from(days) - 1);
+    (first, today, local_day_start(tz, first), local_day_start(tz, today + Duration::days(1)))
+}
+
+/// Figures of `days` local calendar days (today included) from quarter counters.
+pub fn webhook_metrics_from(slots: &[SlotCounters], tz: Tz, days: u32, now: DateTime<Utc>) -> WebhookMetrics {
+    let (first, last, _, _) = local_window(tz, days, now);
+    let known = || KNOWN_BUTTONS.iter().map(|b| (b.to_string(), 0)).collect::<BTreeMap<_, _>>();
+    let mut daily: BTreeMap<NaiveDate, DailyClicks> = (0..days)
+        .map(|d| first + Duration::days(i64::from(d)))
+        .map(|date| (date, DailyClicks { date, total: 0, by_button: known() }))
+        .collect();
+    let mut by_button = known();
+    let mut hourly = [0i64; 24];
+    let mut totals: BTreeMap<&str, i64> = BTreeMap::new();
+    let mut buckets: BTreeMap<i64, i64> = BTreeMap::new();
+
+    for slot in slots {
+        let local = utc_from_ms(slot.slot).with_timezone(&tz);
+        let Some(day) = daily.get_mut(&local.date_naive()) else { continue };
+        for (name, &value) in &slot.values {
+            if let Some(button) = name.strip_prefix(names::CLICK_PREFIX) {
+                *by_button.entry(button.to_owned()).or_default() += value;
+                *day.by_button.entry(button.to_owned()).or_default() += value;
+                day.total += value;
+                hourly[local.hour() as usize] += value;
+            } else if let Some(bucket) = name.strip_prefix(names::RESPONSE_BUCKET_PREFIX) {
+                *buckets.entry(bucket.parse().unwrap_or(0)).or_default() += value;
+            } else {
+                *totals.entry(name.as_str()).or_default() += value;
+            }
+        }
+    }
+    let total = |name: &str| totals.get(name).copied().unwrap_or(0);
+    let messages = MessageCounts {
+        text: total(names::TEXT),
+        media: total(names::MEDIA),
+        other: total(names::OTHER),
+        total: total(names::TEXT) + total(names::MEDIA) + total(names::OTHER),
+    };
+    let status = |s: &str| total(&format!("{}{s}", names::STATUS_PREFIX));
+    let outbound = total(names::OUTBOUND);
+    let count = total(names::RESPONSE_COUNT);
+    let histogram: Vec<(i64, i64)> = buckets.into_iter().collect();
+    WebhookMetrics {
+        window: Window { days, from: first, to: last, timezone: tz.name().to_owned() },
+        button_clicks: ButtonClicks {
+            total: by_button.values().sum(),
+            by_button,
+            daily: daily.into_values().collect(),
+            hourly,
+        },
+        messages,
+        statuses: StatusCounts { sent: status("sent"), delivered: status("delivered"), read: status("read"), failed: status("failed") },
+        delivery_success_rate: (outbound > 0).then(|| total(names::REACHED) as f64 / outbound as f64),
+        response_time_ms: ResponseTimes {
+            count,
+            avg: (count > 0).then(|| total(names::RESPONSE_SUM_MS) as f64 / count as f64),
+            p50: histogram::quantile(&histogram, 0.50),
+            p95: histogram::quantile(&histogram, 0.95),
+        },
+    }
+}
+
+/// `GET /api/webhook/metrics?days=N`.
+pub async fn webhook_metrics(store: &dyn Store, tz: Tz, days: u32, now: DateTime<Utc>) -> Result<WebhookMetrics, StoreError> {
+    let (_, _, start, end) = local_window(tz, days, now);
+    let slots = store.counters(Granularity::Quarter, start, end).await?;
+    Ok(webhook_metrics_from(&slots, tz, days, now))
+}
+
+/// `data` of `GET /api/webhook/conversations`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Conversations {
+    /// Contacts with an inbound message in the last `active_minutes`.
+    pub active_conversations: u64,
+    pub active_minutes: u32,
+    /// Inbound text messages today (local calendar day).
+    pub daily_chat_volume: i64,
+    pub conversations: Vec<Conversation>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Conversation {
+    /// Masked.
+    pub wa_id: String,
+    pub name: Option<String>,
+    pub last_activity: DateTime<Utc>,
+    pub messages_in: u64,
+    pub messages_out: u64,
+    pub last_button: Option<String>,
+    pub reply_pending: bool,
+    pub pending_since: Option<DateTime<Utc>>,
+}
+
+impl From<ContactState> for Conversation {
+    fn from(contact: ContactState) -> Self {
+        let pending = contact.pending_since_ms();
+        Self {
+            wa_id: mask_phone(&contact.wa_id),
+            name: contact.name,
+            last_activity: utc_from_ms(contact.last_activity_ms),
+            messages_in: contact.inbound,
+            messages_out: contact.outbound,
+            last_button: contact.last_button,
+            reply_pending: pending.is_some(),
+            pending_since: pending.map(utc_from_ms),
+        }
+    }
+}
+
+pub async fn conversations(
+    store: &dyn Store,
+    tz: Tz,
+    limit: usize,
+    active_minutes: u32,
+    now: DateTime<Utc>,
+) -> Result<Conversations, StoreError> {
+    let (_, _, today_start, today_end) = local_window(tz, 1, now);
+    let (active, today, contacts) = futures::try_join!(
+        store.active_contacts(now - Duration::minutes(i64::from(active_minutes))),
+        store.counters(Granularity::Quarter, today_start, today_end),
+        store.contacts(limit),
+    )?;
+    Ok(Conversations {
+        active_conversations: active,
+        active_minutes,
+        daily_chat_volume: today.iter().map(|s| s.get(names::TEXT)).sum(),
+        conversations: contacts.into_iter().map(Conversation::from).collect(),
+    })
+}
+
+/// `data` of `GET /api/webhook/stats/realtime`, by WhatsApp time.
+#[derive(Debug, Clone, Serialize)]
+pub struct Realtime {
+    pub last_minute: i64,
+    pub last_5_minutes: i64,
+    pub last_hour: i64,
+    /// Oldest first, the current minute last.
+    pub per_minute: Vec<MinuteCount>,
+    pub last_event_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MinuteCount {
+    pub minute: DateTime<Utc>,
+    pub count: i64,
+}
+
+pub async fn realtime(store: &dyn Store, now: DateTime<Utc>) -> Result<Realtime, StoreError> {
+    let current = Granularity::Minute.slot_of(now);
+    let first = current - 59 * 60_000;
+    let newest = EventQuery { limit: 1, ..Default::default() };
+    let (slots, last) = futures::try_join!(
+        store.counters(Granularity::Minute, utc_from_ms(first), utc_from_ms(current + 60_000)),
+        store.events(&newest),
+    )?;
+    let by_slot: BTreeMap<i64, i64> = slots.iter().map(|s| (s.slot, s.get(names::EVENTS))).collect();
+    let per_minute: Vec<MinuteCount> = (0..60)
+        .map(|i| first + i * 60_000)
+        .map(|slot| MinuteCount { minute: utc_from_ms(slot), count: by_slot.get(&slot).copied().unwrap_or(0) })
+        .collect();
+    let last_n = |n: usize| per_minute.iter().rev().take(n).map(|m| m.count).sum();
+    Ok(Realtime {
+        last_minute: last_n(1),
+        last_5_minutes: last_n(5),
+        last_hour: last_n(60),
+        per_minute,
+        last_event_at: last.events.first().map(|e| e.occurred_at),
+    })
+}
+
+/// An event as the API shows it: the contact's number masked.
+pub fn public_event(mut event: Event) -> Event {
+    if let Some(contact) = event.contact.as_mut() {
+        contact.wa_id = mask_phone(&contact.wa_id);
+    }
+    event
+}
+
+/// Body of `GET /health`: no personal data.
+#[derive(Debug, Clone, Serialize)]
+pub struct Health {
+    pub status: &'static str,
+    pub store: StoreHealth,
+    pub last_event_at: Option<DateTime<Utc>>,
+    pub version: &'static str,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StoreHealth {
+    pub reachable: bool,
+    pub latency_ms: f64,
+}
+
+pub async fn health(store: &dyn Store) -> Health {
+    let started = Instant::now();
+    let ping = store.ping().await;
+    let latency_ms = (started.elapsed().as_secs_f64() * 1e4).round() / 10.0;
+    let last = match &ping {
+        Ok(()) => store.events(&EventQuery { limit: 1, ..Default::default() }).await.ok(),
+        Err(error) => {
+            tracing::warn!(%error, "health check: store unreachable");
+            None
+        }
+    };
+    Health {
+        status: if ping.is_ok() { "healthy" } else { "degraded" },
+        store: StoreHealth { reachable: ping.is_ok(), latency_ms },
+        last_event_at: last.and_then(|page| page.events.first().map(|e| e.occurred_at)),
+        version: env!("CARGO_PKG_VERSION"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slot(at: DateTime<Utc>, values: &[(&str, i64)]) -> SlotCounters {
+        SlotCounters {
+            slot: Granularity::Quarter.slot_of(at),
+            values: values.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+        }
+    }
+
+    #[test]
+    fn half_hour_zone_days_are_exact() {
+        let tz: Tz = "Asia/Kolkata".parse().unwrap();
+        // 18:29:59Z is 23:59:59 in Kolkata; 18:30Z is the next local day.
+        let now = Utc.with_ymd_and_hms(2026, 5, 2, 12, 0, 0).unwrap();
+        let before_midnight = Utc.with_ymd_and_hms(2026, 5, 1, 18, 29, 59).unwrap();
+        let after_midnight = Utc.with_ymd_and_hms(2026, 5, 1, 18, 30, 0).unwrap();
+        let slots = [slot(before_midnight, &[("click:UNLOCK_CONTENT", 1)]), slot(after_midnight, &[("click:X", 2)])];
+        let m = webhook_metrics_from(&slots, tz, 2, now);
+        assert_eq!(m.button_clicks.daily.len(), 2);
+        assert_eq!(m.button_clicks.daily[0].date.to_string(), "2026-05-01");
+        assert_eq!(m.button_clicks.daily[0].total, 1);
+        assert_eq!(m.button_clicks.daily[1].total, 2);
+        assert_eq!(m.button_clicks.hourly[23], 1);
+        assert_eq!(m.button_clicks.hourly[0], 2);
+        assert_eq!(m.button_clicks.by_button["RETRIEVE_CONTENT"], 0);
+        assert_eq!(m.button_clicks.by_button["X"], 2);
+        assert_eq!(m.button_clicks.total, 3);
+        assert_eq!(local_day_start(tz, NaiveDate::from_ymd_opt(2026, 5, 2).unwrap()), after_midnight);
+    }
+
+    #[test]
+    fn dst_days_have_their_real_length() {
+        let tz: Tz = "Europe/Berlin".parse().unwrap();
+        let day = NaiveDate::from_ymd_opt(2026, 3, 29).unwrap(); // 23 hours long
+        let length = local_day_start(tz, day + Duration::days(1)) - local_day_start(tz, day);
+        assert_eq!(length, Duration::hours(23));
+        // A zone whose clocks skip midnight itself (Chile's DST start).
+        let santiago: Tz = "America/Santiago".parse().unwrap();
+        let skipped = NaiveDate::from_ymd_opt(2026, 9, 6).unwrap();
+        assert_eq!(local_day_start(santiago, skipped).with_timezone(&santiago).hour(), 1);
+    }
+
+    #[test]
+    fn ratios_and_response_times() {
+        let now = Utc.with_ymd_and_hms(2026, 5, 2, 12, 0, 0).unwrap();
+        let b = |ms| format!("{}{}", names::RESPONSE_BUCKET_PREFIX, histogram::bucket(ms));
+        let (b1, b2) = (b(1_000), b(3_000));
+        let slots = [slot(
+            now,
+            &[
+                (names::OUTBOUND, 4),
+                (names::REACHED, 3),
+                ("status:sent", 4),
+                ("status:failed", 1),
+                (names::TEXT, 2),
+                (names::OTHER, 1),
+                (names::RESPONSE_COUNT, 2),
+                (names::RESPONSE_SUM_MS, 4_000),
+                (&b1, 1),
+                (&b2, 1),
+            ],
+        )];
+        let m = webhook_metrics_from(&slots, chrono_tz::UTC, 7, now);
+        assert_eq!(m.delivery_success_rate, Some(0.75));
+        assert_eq!(m.statuses, StatusCounts { sent: 4, delivered: 0, read: 0, failed: 1 });
+        assert_eq!(m.messages, MessageCounts { text: 2, media: 0, other: 1, total: 3 });
+        assert_eq!(m.response_time_ms.avg, Some(2_000.0));
+        let p95 = m.response_time_ms.p95.unwrap();
+        assert!((p95 - 3_000.0).abs() < 60.0, "{p95}");
+        let empty = webhook_metrics_from(&[], chrono_tz::UTC, 7, now);
+        assert_eq!((empty.delivery_success_rate, empty.response_time_ms.avg), (None, None));
+        assert_eq!(empty.button_clicks.daily.len(), 7);
+    }
+}

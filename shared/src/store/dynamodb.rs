@@ -1,0 +1,507 @@
+//! The DynamoDB store (`EVENTS_TABLE`), one table with one index.
+//!
+//! | item | `pk` | `sk` | `gsi1pk` / `gsi1sk` |
+//! |---|---|---|---|
+//! | event | `EVENT#{id}` | `EVENT` | `FEED#{utc date}#{shard}` / `{ms}#{id}` |
+//! | contact | `CONTACT#{wa_id}` | `STATE` | `CONTACTS#{shard}` / `{last activity ms}#{wa_id}` |
+//! | outbound message | `MESSAGE#{id}` | `STATE` | |
+//! | counters | `COUNTERS#{Q or M}#{shard}` | `{slot ms}` | |
+//!
+//! A commit is one `TransactWriteItems`: the event put on condition that it does
+//! not exist, the state puts on condition of their versions, and one `ADD` update
+//! per counter slot. Counter and feed items are spread over [`SHARDS`] partitions
+//! picked by event id, so that no single item takes every write (DynamoDB allows
+//! about 1 000 writes a second per item); readers sum or merge the shards. A
+//! metrics query thus reads at most `SHARDS` items per slot of its window,
+//! whatever the number of events. Raw events and minute counters carry a TTL
+//! (`expires_at`); quarter counters and contacts stay.
+
+use std::collections::{BTreeMap, HashMap};
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, Put, ScalarAttributeType, Select, StreamSpecification, StreamViewType, TimeToLiveSpecification,
+    TransactGetItem, TransactWriteItem, Update, Get,
+};
+use aws_sdk_dynamodb::Client;
+use chrono::{DateTime, Utc};
+use futures::future::try_join_all;
+use sha2::{Digest, Sha256};
+
+use super::{Commit, Committed, Cursor, EventPage, EventQuery, Snapshot, Store, StoreError, Versioned};
+use crate::counters::{Granularity, SlotCounters};
+use crate::event::Event;
+use crate::ingest::{ContactState, StateKeys};
+
+/// Partitions that counters, the event feed and the contact list are spread over.
+pub const SHARDS: u8 = 4;
+/// The index of the feed and the contact list.
+pub const INDEX: &str = "gsi1";
+/// Minute counters serve only the last hour; DynamoDB deletes them after this.
+const MINUTE_COUNTERS_KEPT_SECONDS: i64 = 2 * 86_400;
+/// Prefix of counter attributes in a counter item (the rest are keys and TTL).
+const COUNTER_PREFIX: &str = "c:";
+/// Feed days queried at once when walking back through the events.
+const FEED_DAYS_AT_ONCE: i64 = 7;
+/// WhatsApp times can predate arrival (Meta retries for days): the feed is walked
+/// this much further back than the retention.
+const FEED_LATE_DAYS: i64 = 7;
+
+/// The DynamoDB store. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+    retention_days: u32,
+}
+
+fn unavailable<E: std::error::Error + 'static>(error: E) -> StoreError {
+    StoreError::Unavailable(DisplayErrorContext(error).to_string())
+}
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn n(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+/// A sort key that orders as the number does (for non-negative numbers).
+fn padded(ms: i64) -> String {
+    format!("{ms:015}")
+}
+
+/// The shard an event's writes go to: stable for the same event.
+fn shard_of(key: &str) -> u8 {
+    Sha256::digest(key.as_bytes())[0] % SHARDS
+}
+
+fn key(pk: String, sk: &str) -> HashMap<String, AttributeValue> {
+    HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
+}
+
+fn string_attr<'a>(item: &'a HashMap<String, AttributeValue>, name: &str) -> Result<&'a str, StoreError> {
+    item.get(name)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+        .ok_or_else(|| StoreError::Corrupt(format!("item without string attribute {name}")))
+}
+
+fn number_attr(item: &HashMap<String, AttributeValue>, name: &str) -> Option<i64> {
+    item.get(name).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok())
+}
+
+fn parse<T: serde::de::DeserializeOwned>(item: &HashMap<String, AttributeValue>) -> Result<T, StoreError> {
+    serde_json::from_str(string_attr(item, "data")?).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn to_json(value: &impl serde::Serialize) -> String {
+    serde_json::to_string(value).expect("state serialises")
+}
+
+impl DynamoStore {
+    /// A store on `table`, whose raw events expire after `retention_days`.
+    pub fn new(client: Client, table: impl Into<String>, retention_days: u32) -> Self {
+        Self { client, table: table.into(), retention_days }
+    }
+
+    /// A client from the environment (`AWS_REGION`, credentials, and
+    /// `AWS_ENDPOINT_URL` for DynamoDB Local or moto).
+    pub async fn client_from_env() -> Client {
+        let config = aws_config::load_from_env().await;
+        Client::new(&config)
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    fn versioned_put(&self, mut item: HashMap<String, AttributeValue>, version: u64) -> Result<TransactWriteItem, StoreError> {
+        item.insert("version".into(), n(version + 1));
+        let put = Put::builder().table_name(&self.table).set_item(Some(item));
+        let put = if version == 0 {
+            put.condition_expression("attribute_not_exists(pk)")
+        } else {
+            put.condition_expression("version = :version").expression_attribute_values(":version", n(version))
+        };
+        Ok(TransactWriteItem::builder().put(put.build().map_err(unavailable)?).build())
+    }
+
+    /// Queries one partition of the index newest first, following pages, keeping the
+    /// items `keep` accepts until `wanted` are kept.
+    async fn query_index(
+        &self,
+        partition: String,
+        before: Option<String>,
+        filter: &EventFilter,
+        wanted: usize,
+    ) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
+        let mut kept = Vec::new();
+        let mut start = None;
+        loop {
+            let mut query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(INDEX)
+                .scan_index_forward(false)
+                .expression_attribute_values(":p", s(&partition))
+                .set_exclusive_start_key(start.take())
+                .limit((wanted as i32).clamp(1, 1000));
+            query = match &before {
+                Some(before) => query.key_condition_expression("gsi1pk = :p AND gsi1sk < :b").expression_attribute_values(":b", s(before)),
+                None => query.key_condition_expression("gsi1pk = :p"),
+            };
+            let mut conditions = Vec::new();
+            if let Some(event_type) = &filter.event_type {
+                conditions.push("#type = :type");
+                query = query.expression_attribute_names("#type", "type").expression_attribute_values(":type", s(event_type));
+            }
+            if let Some(text) = &filter.text {
+                conditions.push("contains(search, :text)");
+                query = query.expression_attribute_values(":text", s(text));
+            }
+            if !conditions.is_empty() {
+                query = query.filter_expression(conditions.join(" AND "));
+            }
+            let page = query.send().await.map_err(unavailable)?;
+            kept.extend(page.items.unwrap_or_default());
+            if kept.len() >= wanted {
+                kept.truncate(wanted);
+                return Ok(kept);
+            }
+            match page.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(kept),
+            }
+        }
+    }
+}
+
+struct EventFilter {
+    event_type: Option<String>,
+    text: Option<String>,
+}
+
+#[async_trait]
+impl Store for DynamoStore {
+    async fn load(&self, event_id: &str, keys: &StateKeys) -> Result<Snapshot, StoreError> {
+        let mut wanted = vec![key(format!("EVENT#{event_id}"), "EVENT")];
+        wanted.extend(keys.contact.as_ref().map(|c| key(format!("CONTACT#{c}"), "STATE")));
+        wanted.extend(keys.message.as_ref().map(|m| key(format!("MESSAGE#{m}"), "STATE")));
+        let gets = wanted
+            .into_iter()
+            .map(|k| {
+                let get = Get::builder().table_name(&self.table).set_key(Some(k)).projection_expression("pk, version, #d")
+                    .expression_attribute_names("#d", "data").build().map_err(unavailable)?;
+                Ok(TransactGetItem::builder().get(get).build())
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let output = self.client.transact_get_items().set_transact_items(Some(gets)).send().await.map_err(unavailable)?;
+        let mut snapshot = Snapshot::default();
+        for response in output.responses.unwrap_or_default() {
+            let Some(item) = response.item.filter(|i| !i.is_empty()) else { continue };
+            let pk = string_attr(&item, "pk")?;
+            let version = number_attr(&item, "version").unwrap_or(0) as u64;
+            if pk.starts_with("EVENT#") {
+                snapshot.already_stored = true;
+            } else if pk.starts_with("CONTACT#") {
+                snapshot.contact = Versioned { value: Some(parse(&item)?), version };
+            } else if pk.starts_with("MESSAGE#") {
+                snapshot.message = Versioned { value: Some(parse(&item)?), version };
+            }
+        }
+        Ok(snapshot)
+    }
+
+    async fn commit(&self, commit: &Commit<'_>) -> Result<Committed, StoreError> {
+        let event = &commit.event.event;
+        let occurred_ms = event.occurred_at.timestamp_millis();
+        let shard = shard_of(&event.id);
+        let expires_at = commit.expires_at.timestamp();
+
+        let mut event_item = key(format!("EVENT#{}", event.id), "EVENT");
+        event_item.extend([
+            ("type".to_owned(), s(event.kind.type_name())),
+            ("occurred_ms".to_owned(), n(occurred_ms)),
+            ("search".to_owned(), s(event.search_text())),
+            ("data".to_owned(), s(to_json(event))),
+            ("raw".to_owned(), s(commit.event.raw.get())),
+            ("expires_at".to_owned(), n(expires_at)),
+            ("gsi1pk".to_owned(), s(format!("FEED#{}#{shard}", event.occurred_at.format("%Y-%m-%d")))),
+            ("gsi1sk".to_owned(), s(format!("{}#{}", padded(occurred_ms), event.id))),
+        ]);
+        let put_event = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(event_item))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(unavailable)?;
+        let mut items = vec![TransactWriteItem::builder().put(put_event).build()];
+        let mut versions = Vec::new();
+
+        if let Some(Versioned { value: Some(state), version }) = &commit.contact {
+            let mut item = key(format!("CONTACT#{}", state.wa_id), "STATE");
+            item.extend([
+                ("data".to_owned(), s(to_json(state))),
+                ("gsi1pk".to_owned(), s(format!("CONTACTS#{}", shard_of(&state.wa_id)))),
+                ("gsi1sk".to_owned(), s(format!("{}#{}", padded(state.last_activity_ms), state.wa_id))),
+            ]);
+            if let Some(inbound_ms) = state.last_inbound_ms {
+                item.insert("inbound_ms".into(), n(inbound_ms));
+            }
+            items.push(self.versioned_put(item, *version)?);
+            versions.push(*version);
+        }
+        if let (Some(Versioned { value: Some(state), version }), Some(id)) = (&commit.message, StateKeys::of(event).message) {
+            let mut item = key(format!("MESSAGE#{id}"), "STATE");
+            item.extend([("data".to_owned(), s(to_json(state))), ("expires_at".to_owned(), n(expires_at))]);
+            items.push(self.versioned_put(item, *version)?);
+            versions.push(*version);
+        }
+        for ((granularity, slot), counters) in commit.deltas.by_slot() {
+            let mut update = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(key(format!("COUNTERS#{}#{shard}", granularity.code()), &padded(slot))));
+            let mut adds = Vec::new();
+            for (i, (name, value)) in counters.iter().enumerate() {
+                adds.push(format!("#c{i} :c{i}"));
+                update = update
+                    .expression_attribute_names(format!("#c{i}"), format!("{COUNTER_PREFIX}{name}"))
+                    .expression_attribute_values(format!(":c{i}"), n(value));
+            }
+            let mut expression = format!("ADD {}", adds.join(", "));
+            if granularity == Granularity::Minute {
+                expression.push_str(" SET expires_at = :expires");
+                let expires = slot / 1000 + MINUTE_COUNTERS_KEPT_SECONDS;
+                update = update.expression_attribute_values(":expires", n(expires));
+            }
+            items.push(TransactWriteItem::builder().update(update.update_expression(expression).build().map_err(unavailable)?).build());
+        }
+
+        // Makes the SDK's own retries of this request idempotent for ten minutes.
+        let token_source = format!("{}:{versions:?}", event.id);
+        let token = hex::encode(&Sha256::digest(token_source.as_bytes())[..18]);
+        let result = self.client.transact_write_items().set_transact_items(Some(items)).client_request_token(token).send().await;
+        match result {
+            Ok(_) => Ok(Committed::Stored),
+            Err(SdkError::ServiceError(context)) => match context.err() {
+                TransactWriteItemsError::TransactionCanceledException(cancelled) => {
+                    let reasons = cancelled.cancellation_reasons();
+                    let code = |i: usize| reasons.get(i).and_then(|r| r.code()).unwrap_or("None");
+                    if code(0) == "ConditionalCheckFailed" {
+                        Ok(Committed::Duplicate)
+                    } else if reasons.iter().all(|r| matches!(r.code(), None | Some("None" | "ConditionalCheckFailed" | "TransactionConflict"))) {
+                        Ok(Committed::Conflict)
+                    } else {
+                        Err(StoreError::Unavailable(format!("transaction cancelled: {:?}", reasons.iter().map(|r| r.code()).collect::<Vec<_>>())))
+                    }
+                }
+                other => Err(StoreError::Unavailable(DisplayErrorContext(other).to_string())),
+            },
+            Err(other) => Err(unavailable(other)),
+        }
+    }
+
+    async fn counters(&self, granularity: Granularity, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Vec<SlotCounters>, StoreError> {
+        let (from_ms, to_ms) = (from.timestamp_millis(), to.timestamp_millis());
+        if to_ms <= from_ms {
+            return Ok(Vec::new());
+        }
+        let shards = (0..SHARDS).map(|shard| async move {
+            let mut items = Vec::new();
+            let mut pages = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :p AND sk BETWEEN :from AND :to")
+                .expression_attribute_values(":p", s(format!("COUNTERS#{}#{shard}", granularity.code())))
+                .expression_attribute_values(":from", s(padded(from_ms)))
+                .expression_attribute_values(":to", s(padded(to_ms - 1)))
+                .into_paginator()
+                .items()
+                .send();
+            while let Some(item) = pages.next().await {
+                items.push(item.map_err(unavailable)?);
+            }
+            Ok::<_, StoreError>(items)
+        });
+        let mut slots: BTreeMap<i64, SlotCounters> = BTreeMap::new();
+        for item in try_join_all(shards).await?.into_iter().flatten() {
+            let slot: i64 = string_attr(&item, "sk")?.parse().map_err(|_| StoreError::Corrupt("counter slot".into()))?;
+            let counters = slots.entry(slot).or_insert_with(|| SlotCounters { slot, values: Default::default() });
+            for (name, value) in &item {
+                if let (Some(name), Ok(value)) = (name.strip_prefix(COUNTER_PREFIX), value.as_n()) {
+                    *counters.values.entry(name.to_owned()).or_default() += value.parse::<i64>().unwrap_or(0);
+                }
+            }
+        }
+        Ok(slots.into_values().filter(|s| s.values.values().any(|v| *v != 0)).collect())
+    }
+
+    async fn events(&self, query: &EventQuery) -> Result<EventPage, StoreError> {
+        let filter = EventFilter { event_type: query.event_type.clone(), text: query.text.as_ref().map(|t| t.to_lowercase()) };
+        let wanted = query.limit + 1;
+        let start = query.before.clone();
+        let before_key = start.as_ref().map(|c| format!("{}#{}", padded(c.occurred_ms), c.id));
+        let first_day = start
+            .as_ref()
+            .and_then(|c| DateTime::from_timestamp_millis(c.occurred_ms))
+            .unwrap_or_else(|| Utc::now() + chrono::Duration::days(1))
+            .date_naive();
+        let days_back = i64::from(self.retention_days) + FEED_LATE_DAYS + 1;
+        let mut found: Vec<Event> = Vec::new();
+        for window in (0..days_back).step_by(FEED_DAYS_AT_ONCE as usize) {
+            let remaining = wanted - found.len();
+            let partitions = (window..(window + FEED_DAYS_AT_ONCE).min(days_back)).flat_map(|back| {
+                let day = first_day - chrono::Duration::days(back);
+                let before = if back == 0 { before_key.clone() } else { None };
+                (0..SHARDS).map(move |shard| (format!("FEED#{}#{shard}", day.format("%Y-%m-%d")), before.clone()))
+            });
+            let queries = partitions.map(|(partition, before)| self.query_index(partition, before, &filter, remaining));
+            let mut window_events = Vec::new();
+            for item in try_join_all(queries).await?.into_iter().flatten() {
+                window_events.push(parse::<Event>(&item)?);
+            }
+            window_events.sort_by(|a, b| Cursor::after(b).cmp(&Cursor::after(a)));
+            found.extend(window_events.into_iter().take(remaining));
+            if found.len() >= wanted {
+                break;
+            }
+        }
+        let next = (found.len() > query.limit).then(|| {
+            found.truncate(query.limit);
+            Cursor::after(found.last().expect("limit is at least 1"))
+        });
+        Ok(EventPage { events: found, next })
+    }
+
+    async fn event(&self, id: &str) -> Result<Option<(Event, String)>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(format!("EVENT#{id}"), "EVENT")))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        output.item.map(|item| Ok((parse(&item)?, string_attr(&item, "raw")?.to_owned()))).transpose()
+    }
+
+    async fn contacts(&self, limit: usize) -> Result<Vec<ContactState>, StoreError> {
+        let no_filter = EventFilter { event_type: None, text: None };
+        let shards = (0..SHARDS).map(|shard| self.query_index(format!("CONTACTS#{shard}"), None, &no_filter, limit));
+        let mut contacts = Vec::new();
+        for item in try_join_all(shards).await?.into_iter().flatten() {
+            contacts.push(parse::<ContactState>(&item)?);
+        }
+        contacts.sort_by(|a, b| b.last_activity_ms.cmp(&a.last_activity_ms).then_with(|| a.wa_id.cmp(&b.wa_id)));
+        contacts.truncate(limit);
+        Ok(contacts)
+    }
+
+    async fn active_contacts(&self, since: DateTime<Utc>) -> Result<u64, StoreError> {
+        let since_ms = since.timestamp_millis();
+        let shards = (0..SHARDS).map(|shard| async move {
+            let mut pages = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(INDEX)
+                .key_condition_expression("gsi1pk = :p AND gsi1sk >= :since")
+                .filter_expression("inbound_ms >= :since_ms")
+                .expression_attribute_values(":p", s(format!("CONTACTS#{shard}")))
+                .expression_attribute_values(":since", s(padded(since_ms)))
+                .expression_attribute_values(":since_ms", n(since_ms))
+                .select(Select::Count)
+                .into_paginator()
+                .send();
+            let mut count = 0u64;
+            while let Some(page) = pages.next().await {
+                count += page.map_err(unavailable)?.count as u64;
+            }
+            Ok::<_, StoreError>(count)
+        });
+        Ok(try_join_all(shards).await?.into_iter().sum())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key("PING".into(), "PING")))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(unavailable)
+    }
+}
+
+/// Creates the events table (with its index, stream and TTL) and the connections
+/// table, as `template.yaml` declares them; tables that exist are left alone.
+pub async fn create_tables(client: &Client, events_table: &str, connections_table: &str) -> Result<(), StoreError> {
+    let existing = client.list_tables().send().await.map_err(unavailable)?.table_names.unwrap_or_default();
+    let attribute = |name: &str| {
+        AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build().map_err(unavailable)
+    };
+    let key_element = |name: &str, key_type: KeyType| KeySchemaElement::builder().attribute_name(name).key_type(key_type).build().map_err(unavailable);
+    if !existing.iter().any(|t| t == events_table) {
+        let index = GlobalSecondaryIndex::builder()
+            .index_name(INDEX)
+            .key_schema(key_element("gsi1pk", KeyType::Hash)?)
+            .key_schema(key_element("gsi1sk", KeyType::Range)?)
+            .projection(
+                Projection::builder()
+                    .projection_type(ProjectionType::Include)
+                    .set_non_key_attributes(Some(["data", "type", "search", "inbound_ms"].map(String::from).to_vec()))
+                    .build(),
+            )
+            .build()
+            .map_err(unavailable)?;
+        client
+            .create_table()
+            .table_name(events_table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(attribute("pk")?)
+            .attribute_definitions(attribute("sk")?)
+            .attribute_definitions(attribute("gsi1pk")?)
+            .attribute_definitions(attribute("gsi1sk")?)
+            .key_schema(key_element("pk", KeyType::Hash)?)
+            .key_schema(key_element("sk", KeyType::Range)?)
+            .global_secondary_indexes(index)
+            .stream_specification(StreamSpecification::builder().stream_enabled(true).stream_view_type(StreamViewType::NewImage).build().map_err(unavailable)?)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        enable_ttl(client, events_table).await?;
+    }
+    if !existing.iter().any(|t| t == connections_table) {
+        client
+            .create_table()
+            .table_name(connections_table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(attribute("connection_id")?)
+            .key_schema(key_element("connection_id", KeyType::Hash)?)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        enable_ttl(client, connections_table).await?;
+    }
+    Ok(())
+}
+
+async fn enable_ttl(client: &Client, table: &str) -> Result<(), StoreError> {
+    client
+        .update_time_to_live()
+        .table_name(table)
+        .time_to_live_specification(TimeToLiveSpecification::builder().enabled(true).attribute_name("expires_at").build().map_err(unavailable)?)
+        .send()
+        .await
+        .map_err(unavailable)?;
+    Ok(())
+}

@@ -1,0 +1,163 @@
+//! The event store: one trait, two implementations with the same behaviour
+//! ([`sqlite::SqliteStore`] for the local stack, [`dynamodb::DynamoStore`] in AWS),
+//! checked by one contract test suite.
+//!
+//! Writes are optimistic: [`Store::load`] returns state with versions, and
+//! [`Store::commit`] stores the event, its state and its counter deltas atomically,
+//! or nothing, if the event exists already or the state moved. Reads never touch
+//! more than the time window or page asked for.
+
+use async_trait::async_trait;
+use base64::Engine;
+use chrono::{DateTime, Utc};
+
+use crate::counters::{Deltas, Granularity, SlotCounters};
+use crate::event::{Event, ReceivedEvent};
+use crate::ingest::{ContactState, MessageState, StateKeys};
+
+pub mod dynamodb;
+pub mod sqlite;
+
+/// A state item with the version it was read at (0: absent).
+#[derive(Debug, Clone)]
+pub struct Versioned<T> {
+    pub value: Option<T>,
+    pub version: u64,
+}
+
+impl<T> Default for Versioned<T> {
+    fn default() -> Self {
+        Self { value: None, version: 0 }
+    }
+}
+
+/// The state an event's recording reads.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub already_stored: bool,
+    pub contact: Versioned<ContactState>,
+    pub message: Versioned<MessageState>,
+}
+
+/// One atomic write: the event, the new state (expected at the given versions) and
+/// the counter deltas.
+#[derive(Debug)]
+pub struct Commit<'a> {
+    pub event: &'a ReceivedEvent,
+    /// When the raw event may be deleted (counters stay).
+    pub expires_at: DateTime<Utc>,
+    pub contact: Option<Versioned<&'a ContactState>>,
+    pub message: Option<Versioned<&'a MessageState>>,
+    pub deltas: &'a Deltas,
+}
+
+/// How a commit ended when the store answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Committed {
+    Stored,
+    /// The event was stored before: nothing was written.
+    Duplicate,
+    /// A state item changed since it was loaded: nothing was written; load again.
+    Conflict,
+}
+
+/// A page of events, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct EventQuery {
+    /// Only events strictly older than this position.
+    pub before: Option<Cursor>,
+    pub limit: usize,
+    /// An event type name (see [`crate::event::EVENT_TYPES`]).
+    pub event_type: Option<String>,
+    /// Case-insensitive text to find in body, button, title or profile name.
+    pub text: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct EventPage {
+    pub events: Vec<Event>,
+    /// Where the next page starts; `None` on the last page.
+    pub next: Option<Cursor>,
+}
+
+/// A position in the newest-first order of events: (time, id) of the last one seen.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Cursor {
+    pub occurred_ms: i64,
+    pub id: String,
+}
+
+impl Cursor {
+    pub fn after(event: &Event) -> Self {
+        Self { occurred_ms: event.occurred_at.timestamp_millis(), id: event.id.clone() }
+    }
+
+    /// An opaque token for the API.
+    pub fn encode(&self) -> String {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{}:{}", self.occurred_ms, self.id))
+    }
+
+    pub fn decode(token: &str) -> Option<Self> {
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token.trim()).ok()?;
+        let text = String::from_utf8(bytes).ok()?;
+        let (ms, id) = text.split_once(':')?;
+        let id_ok = id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric());
+        let occurred_ms = ms.parse().ok()?;
+        id_ok.then(|| Self { occurred_ms, id: id.to_owned() })
+    }
+}
+
+/// What can go wrong in a store. None of these is the caller's fault: the webhook
+/// answers 5xx so that Meta delivers again.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the store did not answer: {0}")]
+    Unavailable(String),
+    #[error("stored data could not be read: {0}")]
+    Corrupt(String),
+    #[error("event {0} kept conflicting with concurrent writes")]
+    Contention(String),
+}
+
+/// The operations Pulse needs from a store.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Whether the event is stored, and the state it would change.
+    async fn load(&self, event_id: &str, keys: &StateKeys) -> Result<Snapshot, StoreError>;
+
+    /// Writes all of a commit or nothing (see [`Committed`]). Once it returns
+    /// `Stored`, the write is durable.
+    async fn commit(&self, commit: &Commit<'_>) -> Result<Committed, StoreError>;
+
+    /// Counters of the slots in `[from, to)`, one entry per slot that has any.
+    async fn counters(&self, granularity: Granularity, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Vec<SlotCounters>, StoreError>;
+
+    /// Events newest first (by WhatsApp time, then id), filtered.
+    async fn events(&self, query: &EventQuery) -> Result<EventPage, StoreError>;
+
+    /// An event with its raw update as received.
+    async fn event(&self, id: &str) -> Result<Option<(Event, String)>, StoreError>;
+
+    /// Contacts by latest activity, newest first.
+    async fn contacts(&self, limit: usize) -> Result<Vec<ContactState>, StoreError>;
+
+    /// How many contacts sent something at or after `since`.
+    async fn active_contacts(&self, since: DateTime<Utc>) -> Result<u64, StoreError>;
+
+    /// A cheap round trip, for health checks.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cursor;
+
+    #[test]
+    fn cursor_round_trips_and_rejects_garbage() {
+        let cursor = Cursor { occurred_ms: 1_700_000_000_123, id: "0a1b".into() };
+        assert_eq!(Cursor::decode(&cursor.encode()), Some(cursor));
+        for bad in ["", "!!!", "bm9jb2xvbg", "YWJjOmRlZg", "MTIzOmEtYg"] {
+            assert_eq!(Cursor::decode(bad), None, "{bad}");
+        }
+    }
+}
