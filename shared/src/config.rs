@@ -91,23 +91,19 @@ pub fn timezone(source: &dyn Source) -> Result<Tz, ConfigError> {
         .map_err(|_| ConfigError(format!("PULSE_TIMEZONE={name:?} is not an IANA time zone name (such as Asia/Kolkata)")))
 }
 
-/// The DynamoDB tables and how long raw events are kept.
+/// The events table and how long raw events are kept.
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
     /// `EVENTS_TABLE`
     pub events_table: String,
-    /// `CONNECTIONS_TABLE` (live-update connections).
-    pub connections_table: String,
     /// `RETENTION_DAYS`: raw events expire after this many days (default 90); counters stay.
     pub retention_days: u32,
 }
 
 impl StoreConfig {
     pub fn from_source(source: &dyn Source) -> Result<Self, ConfigError> {
-        let table = |name: &str| source.get(name).ok_or_else(|| ConfigError(format!("{name} is not set")));
         Ok(Self {
-            events_table: table("EVENTS_TABLE")?,
-            connections_table: table("CONNECTIONS_TABLE")?,
+            events_table: source.get("EVENTS_TABLE").ok_or_else(|| ConfigError("EVENTS_TABLE is not set".into()))?,
             retention_days: retention_days(source)?,
         })
     }

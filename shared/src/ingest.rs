@@ -355,19 +355,21 @@ const CONCURRENCY: usize = 16;
 /// that they do not fight over the contact's state; different contacts go in
 /// parallel.
 pub async fn record_all(store: &dyn Store, events: &[ReceivedEvent], retention_days: u32) -> Result<Summary, StoreError> {
-    let mut groups: BTreeMap<Option<&str>, Vec<&ReceivedEvent>> = BTreeMap::new();
+    // Groups hold indices into `events`, not references: the futures below must not
+    // borrow through their argument to stay `Send` for any caller.
+    let mut groups: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     let mut loners = Vec::new();
-    for received in events {
+    for (index, received) in events.iter().enumerate() {
         match received.event.contact.as_ref() {
-            Some(contact) => groups.entry(Some(contact.wa_id.as_str())).or_default().push(received),
-            None => loners.push(vec![received]),
+            Some(contact) => groups.entry(contact.wa_id.as_str()).or_default().push(index),
+            None => loners.push(vec![index]),
         }
     }
     let outcomes: Vec<Vec<Outcome>> = stream::iter(groups.into_values().chain(loners))
-        .map(|group| async move {
+        .map(|group: Vec<usize>| async move {
             let mut outcomes = Vec::with_capacity(group.len());
-            for received in group {
-                outcomes.push(record(store, received, retention_days).await?);
+            for index in group {
+                outcomes.push(record(store, &events[index], retention_days).await?);
             }
             Ok::<_, StoreError>(outcomes)
         })

@@ -1,1 +1,18 @@
-fn main(){}
+//! The webhook Lambda: Meta's verification GET and signed event POSTs.
+
+use std::sync::Arc;
+
+use lambda_http::{run, service_fn, Error, Request};
+use pulse_shared::config::{ProcessEnv, StoreConfig, WebhookConfig};
+use pulse_shared::http::WebhookHandler;
+use pulse_shared::store::dynamodb::DynamoStore;
+use pulse_shared::telemetry;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    telemetry::init();
+    let store_config = StoreConfig::from_source(&ProcessEnv)?;
+    let store = Arc::new(DynamoStore::from_env(&store_config).await);
+    let handler = WebhookHandler::new(WebhookConfig::from_source(&ProcessEnv)?, store, store_config.retention_days);
+    run(service_fn(|request: Request| async { Ok::<_, Error>(handler.handle(request).await) })).await
+}

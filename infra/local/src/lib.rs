@@ -1,1 +1,6 @@
+//! Pulse's local stack and tooling (the `pulse` binary): the Lambda handlers behind
+//! an emulation of API Gateway, on an embedded store, on one machine.
 
+pub mod gateway;
+pub mod send;
+pub mod stack;

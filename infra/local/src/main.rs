@@ -1,1 +1,175 @@
-fn main(){}
+//! `pulse`: run Pulse locally (`pulse serve`, the default) and send it signed
+//! WhatsApp payloads (`pulse send`).
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use pulse_local::send::send_files;
+use pulse_local::stack::{read_env_file, LocalStack, Options, StoreKind, LOCAL_ENV_FILE, SECRET_SETTINGS};
+use pulse_shared::config::Source;
+use pulse_shared::telemetry;
+
+#[derive(Parser)]
+#[command(name = "pulse", version, about = "Pulse: WhatsApp webhooks to durable events and live metrics")]
+#[command(args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// `pulse` alone is `pulse serve`.
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the whole system on this machine (the default command).
+    Serve(ServeArgs),
+    /// Sign WhatsApp payload files with the app secret and POST them to a running stack.
+    Send(SendArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Port of the HTTP API (webhook and metrics), on 127.0.0.1.
+    #[arg(long, default_value_t = 3000)]
+    http_port: u16,
+    /// Port of the WebSocket API, on 127.0.0.1 (served once live updates land).
+    #[arg(long, default_value_t = 3001)]
+    ws_port: u16,
+    /// Folder of the embedded store and of the generated development settings.
+    #[arg(long, default_value = "./data")]
+    data_dir: PathBuf,
+    /// Which store to use.
+    #[arg(long, value_enum, default_value_t = StoreKind::Sqlite)]
+    store: StoreKind,
+    /// With --store dynamodb: create EVENTS_TABLE and CONNECTIONS_TABLE if missing.
+    #[arg(long)]
+    create_tables: bool,
+}
+
+#[derive(clap::Args)]
+struct SendArgs {
+    /// WhatsApp webhook payload files (JSON), each posted as one delivery.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// The webhook URL.
+    #[arg(long, default_value = "http://127.0.0.1:3000/webhook")]
+    url: String,
+    /// Where `pulse serve` keeps its settings; the app secret is read from there
+    /// unless WHATSAPP_APP_SECRET is set.
+    #[arg(long, default_value = "./data")]
+    data_dir: PathBuf,
+    /// Send the files byte for byte. By default their WhatsApp times are moved so
+    /// that the newest is now (spacing kept), so that samples count today.
+    #[arg(long)]
+    keep_timestamps: bool,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    telemetry::init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        None => serve(cli.serve).await,
+        Some(Command::Serve(args)) => serve(args).await,
+        Some(Command::Send(args)) => send(args).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("pulse: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> Result<(), String> {
+    let options = Options {
+        http_addr: SocketAddr::from((Ipv4Addr::LOCALHOST, args.http_port)),
+        data_dir: args.data_dir,
+        store: args.store,
+        create_tables: args.create_tables,
+    };
+    let stack = LocalStack::start(options).await.map_err(|e| e.to_string())?;
+    print_banner(&stack, args.ws_port);
+    tokio::signal::ctrl_c().await.map_err(|e| e.to_string())?;
+    println!("\nStopping: finishing requests in flight…");
+    stack.stop().await.map_err(|e| e.to_string())?;
+    println!("Stopped. Everything acknowledged is stored.");
+    Ok(())
+}
+
+fn print_banner(stack: &LocalStack, ws_port: u16) {
+    let settings = &stack.settings;
+    let value = |name: &str| settings.get(name).unwrap_or_default();
+    println!("Pulse is running. Store: {}", stack.store_description);
+    println!();
+    println!("  Webhook    POST {}", stack.url("/webhook"));
+    println!(
+        "  Verify     GET  {}?hub.mode=subscribe&hub.verify_token=$WHATSAPP_VERIFY_TOKEN&hub.challenge=42",
+        stack.url("/webhook")
+    );
+    println!("  Health     GET  {}", stack.url("/health"));
+    println!("  Metrics    GET  {}?days=7", stack.url("/api/webhook/metrics"));
+    println!("  Chats      GET  {}", stack.url("/api/webhook/conversations"));
+    println!("  Realtime   GET  {}", stack.url("/api/webhook/stats/realtime"));
+    println!("  Events     GET  {}?limit=20", stack.url("/api/webhook/events/recent"));
+    println!("  WebSocket  ws://127.0.0.1:{ws_port} (arrives with live updates)");
+    println!();
+    if settings.generated.is_empty() {
+        println!("Settings: from the environment and {}", settings.file.display());
+    } else {
+        println!("Generated development settings (kept in {}):", settings.file.display());
+    }
+    for name in SECRET_SETTINGS {
+        println!("  {name}={}", value(name));
+    }
+    println!("  PULSE_TIMEZONE={}", value("PULSE_TIMEZONE").if_empty("UTC"));
+    println!();
+    println!("Try, in another terminal:");
+    println!("  cargo run --release -- send events/whatsapp/button_click.json");
+    println!(
+        "  curl -s -H 'Authorization: Bearer {}' '{}?days=7' | jq .data.button_clicks",
+        value("DASHBOARD_TOKEN"),
+        stack.url("/api/webhook/metrics")
+    );
+    println!();
+    println!("Ctrl-C stops; the next start shows the same data.");
+}
+
+trait IfEmpty {
+    fn if_empty(self, default: &str) -> String;
+}
+
+impl IfEmpty for String {
+    fn if_empty(self, default: &str) -> String {
+        if self.is_empty() { default.to_owned() } else { self }
+    }
+}
+
+async fn send(args: SendArgs) -> Result<(), String> {
+    let secret = std::env::var("WHATSAPP_APP_SECRET")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .or_else(|| read_env_file(&args.data_dir.join(LOCAL_ENV_FILE)).remove("WHATSAPP_APP_SECRET"))
+        .ok_or_else(|| {
+            format!(
+                "no app secret: set WHATSAPP_APP_SECRET, or start `pulse serve` first (it keeps one in {})",
+                args.data_dir.join(LOCAL_ENV_FILE).display()
+            )
+        })?;
+    let sent = send_files(&args.url, &secret, &args.files, args.keep_timestamps).await?;
+    let mut failed = 0;
+    for outcome in &sent {
+        println!("{} → {} {}", outcome.file.display(), outcome.status, outcome.body);
+        if !(200..300).contains(&outcome.status) {
+            failed += 1;
+        }
+    }
+    if failed > 0 {
+        return Err(format!("{failed} of {} deliveries were not accepted", sent.len()));
+    }
+    Ok(())
+}

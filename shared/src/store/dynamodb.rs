@@ -116,6 +116,11 @@ impl DynamoStore {
         Client::new(&config)
     }
 
+    /// The store a Lambda function uses: its client and table from the environment.
+    pub async fn from_env(config: &crate::config::StoreConfig) -> Self {
+        Self::new(Self::client_from_env().await, &config.events_table, config.retention_days)
+    }
+
     pub fn client(&self) -> &Client {
         &self.client
     }
