@@ -1,1 +1,585 @@
+//! End to end: the local stack over real HTTP, with signed WhatsApp payloads.
 
+use std::process::{Child, Command, Stdio};
+use std::time::Duration as StdDuration;
+
+use chrono::{Duration, Utc};
+use futures::future::join_all;
+use pulse_local::stack::StoreKind;
+use pulse_shared::signature::sign;
+use pulse_tests::*;
+use serde_json::{json, Value};
+
+const DATA_ROUTES: [&str; 4] = [
+    "/api/webhook/metrics",
+    "/api/webhook/conversations",
+    "/api/webhook/stats/realtime",
+    "/api/webhook/events/recent",
+];
+
+#[tokio::test]
+async fn every_corpus_payload_is_answered_without_a_server_error() {
+    let stack = Stack::start().await;
+    let corpus = corpus();
+    assert!(
+        corpus.len() >= 100,
+        "the corpus has {} payloads",
+        corpus.len()
+    );
+    let mut accepted = 0;
+    let mut expected_ids = std::collections::BTreeSet::new();
+    for (name, body) in &corpus {
+        let (status, answer) = stack.deliver(body).await;
+        let is_webhook =
+            serde_json::from_slice::<Value>(body).is_ok_and(|v| v.get("entry").is_some());
+        if is_webhook {
+            assert_eq!(status, 200, "{name}: {answer}");
+            accepted += 1;
+            expected_ids.extend(events(body).into_iter().map(|r| r.event.id));
+        } else {
+            assert_eq!(status, 400, "{name} is not a webhook: {answer}");
+            assert_eq!(answer["error"]["code"], "invalid_payload");
+        }
+    }
+    assert!(accepted >= 100, "{accepted} accepted");
+    // The whole corpus is visible, and no response shows a customer's number.
+    let mut all = Vec::new();
+    let mut next = String::new();
+    loop {
+        let page = stack
+            .data(&format!(
+                "/api/webhook/events/recent?limit=200&before={next}"
+            ))
+            .await;
+        all.extend(page["events"].as_array().unwrap().clone());
+        match page["next"].as_str() {
+            Some(cursor) => next = cursor.to_owned(),
+            None => break,
+        }
+    }
+    // Payloads that reuse a message id (pywa's `wamid.xyzxyz`) are one event.
+    let shown: std::collections::BTreeSet<String> = all
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(shown.len(), all.len(), "no event twice");
+    assert_eq!(
+        shown, expected_ids,
+        "every update of the corpus is stored once"
+    );
+    for route in [
+        "/api/webhook/events/recent?limit=200",
+        "/api/webhook/conversations?limit=200",
+        "/api/webhook/metrics?days=90",
+    ] {
+        // `phone_number_id` is the business's Graph API id, not a customer's number
+        // (some sanitised fixtures reuse the customer's digits for it).
+        let mut body = stack.get(route).await.1;
+        strip_key(&mut body, "phone_number_id");
+        let text = body.to_string();
+        for number in ["972987654321", "16315551181", "1111111111111"] {
+            assert!(!text.contains(number), "{route} shows {number}");
+        }
+    }
+    stack.stop().await;
+}
+
+fn strip_key(value: &mut Value, key: &str) {
+    match value {
+        Value::Object(map) => {
+            map.remove(key);
+            map.values_mut().for_each(|v| strip_key(v, key));
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| strip_key(v, key)),
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn hostile_requests_are_refused_and_change_nothing() {
+    let stack = Stack::start().await;
+    let body = envelope(
+        vec![text("wamid.h1", CUSTOMER, Utc::now(), "hello")],
+        vec![],
+    );
+    let secret = stack.setting("WHATSAPP_APP_SECRET");
+    let cases: Vec<(&str, Vec<u8>, Option<String>, u16)> = vec![
+        ("no signature", body.clone(), None, 401),
+        (
+            "wrong secret",
+            body.clone(),
+            Some(sign(b"not-the-secret", &body)),
+            401,
+        ),
+        (
+            "signature of another body",
+            body.clone(),
+            Some(sign(secret.as_bytes(), b"{}")),
+            401,
+        ),
+        (
+            "malformed signature",
+            body.clone(),
+            Some("sha256=xyz".into()),
+            401,
+        ),
+        (
+            "sha1 signature",
+            body.clone(),
+            Some("sha1=0000".into()),
+            401,
+        ),
+        (
+            "signed garbage",
+            b"{not json".to_vec(),
+            Some(sign(secret.as_bytes(), b"{not json")),
+            400,
+        ),
+        (
+            "signed non-webhook",
+            b"[1,2]".to_vec(),
+            Some(sign(secret.as_bytes(), b"[1,2]")),
+            400,
+        ),
+    ];
+    for (name, payload, signature, expected) in cases {
+        let (status, answer) = stack.post_webhook(payload, signature.as_deref()).await;
+        assert_eq!(status, expected, "{name}: {answer}");
+        assert_eq!(answer["success"], false, "{name}");
+    }
+    // Over the Lambda limit (6 MB) but under API Gateway's: the function says 413.
+    let big = vec![b' '; 7 * 1024 * 1024];
+    let signature = sign(secret.as_bytes(), &big);
+    assert_eq!(stack.post_webhook(big, Some(&signature)).await.0, 413);
+    // Over API Gateway's own limit (10 MB): refused before the function.
+    assert_eq!(
+        stack
+            .post_webhook(vec![b' '; 11 * 1024 * 1024], None)
+            .await
+            .0,
+        413
+    );
+    let recent = stack.data("/api/webhook/events/recent").await;
+    assert_eq!(recent["events"], json!([]), "nothing was stored");
+    assert_eq!(
+        stack.data("/api/webhook/stats/realtime").await["last_hour"],
+        0
+    );
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn verification_echoes_the_challenge_only_for_the_token() {
+    let stack = Stack::start().await;
+    let token = stack.setting("WHATSAPP_VERIFY_TOKEN");
+    let verify = |token: String, mode: &'static str| {
+        let url = stack.url(&format!(
+            "/webhook?hub.mode={mode}&hub.verify_token={token}&hub.challenge=1158201444"
+        ));
+        let http = stack.http.clone();
+        async move {
+            let response = http.get(url).send().await.unwrap();
+            (response.status().as_u16(), response.text().await.unwrap())
+        }
+    };
+    assert_eq!(
+        verify(token.clone(), "subscribe").await,
+        (200, "1158201444".to_owned())
+    );
+    assert_eq!(verify("wrong".into(), "subscribe").await.0, 403);
+    assert_eq!(verify(token, "unsubscribe").await.0, 403);
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn a_batch_of_1000_updates_counts_each_once() {
+    let stack = Stack::start().await;
+    let now = Utc::now();
+    let buttons = [
+        "RETRIEVE_CONTENT",
+        "UNLOCK_CONTENT",
+        "SHARE_WITH_CLIENTS",
+        "CUSTOM_CTA",
+    ];
+    let messages: Vec<Value> = (0..1000)
+        .map(|i| {
+            let from = format!("9190000{:05}", i % 40);
+            let at = now - Duration::seconds(i);
+            if i % 2 == 0 {
+                click(
+                    &format!("wamid.b{i}"),
+                    &from,
+                    at,
+                    buttons[i as usize % 8 / 2],
+                )
+            } else {
+                text(&format!("wamid.b{i}"), &from, at, "hi")
+            }
+        })
+        .collect();
+    let body = envelope(messages, vec![]);
+    let (status, answer) = stack.deliver(&body).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        answer["data"],
+        json!({"received": 1000, "stored": 1000, "duplicates": 0})
+    );
+    let (_, again) = stack.deliver(&body).await;
+    assert_eq!(
+        again["data"],
+        json!({"received": 1000, "stored": 0, "duplicates": 1000})
+    );
+    let metrics = stack.data("/api/webhook/metrics?days=1").await;
+    assert_eq!(metrics["button_clicks"]["total"], 500);
+    for button in buttons {
+        assert_eq!(
+            metrics["button_clicks"]["by_button"][button], 125,
+            "{button}"
+        );
+    }
+    assert_eq!(metrics["messages"]["text"], 500);
+    let chats = stack
+        .data("/api/webhook/conversations?limit=100&active_minutes=60")
+        .await;
+    assert_eq!(chats["conversations"].as_array().unwrap().len(), 40);
+    assert_eq!(chats["active_conversations"], 40);
+    assert_eq!(chats["daily_chat_volume"], 500);
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn racing_duplicate_deliveries_count_once() {
+    let stack = Stack::start().await;
+    let now = Utc::now();
+    let body = envelope(
+        vec![
+            click("wamid.r1", CUSTOMER, now, "UNLOCK_CONTENT"),
+            text("wamid.r2", CUSTOMER, now, "hi"),
+        ],
+        vec![status("wamid.r3", "delivered", now, CUSTOMER)],
+    );
+    let answers = join_all((0..10).map(|_| stack.deliver(&body))).await;
+    assert!(
+        answers.iter().all(|(status, _)| *status == 200),
+        "{answers:?}"
+    );
+    let stored: i64 = answers
+        .iter()
+        .map(|(_, a)| a["data"]["stored"].as_i64().unwrap())
+        .sum();
+    assert_eq!(stored, 3);
+    let metrics = stack.data("/api/webhook/metrics").await;
+    assert_eq!(metrics["button_clicks"]["by_button"]["UNLOCK_CONTENT"], 1);
+    assert_eq!(metrics["messages"]["total"], 1);
+    assert_eq!(metrics["statuses"]["delivered"], 1);
+    assert_eq!(metrics["delivery_success_rate"], 1.0);
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn late_retries_and_out_of_order_statuses_land_right() {
+    let stack = Stack::start().await;
+    let now = Utc::now();
+    let two_days_ago = now - Duration::days(2);
+    for body in [
+        envelope(vec![], vec![status("wamid.o", "read", now, CUSTOMER)]),
+        envelope(
+            vec![text(
+                "wamid.q",
+                CUSTOMER,
+                now - Duration::minutes(3),
+                "any news?",
+            )],
+            vec![],
+        ),
+        envelope(
+            vec![],
+            vec![status(
+                "wamid.o",
+                "sent",
+                now - Duration::minutes(1),
+                CUSTOMER,
+            )],
+        ),
+        // Another contact, so that this old click does not start the response above.
+        envelope(
+            vec![click(
+                "wamid.old",
+                "447700900123",
+                two_days_ago,
+                "RETRIEVE_CONTENT",
+            )],
+            vec![],
+        ),
+    ] {
+        assert_eq!(stack.deliver(&body).await.0, 200);
+    }
+    let metrics = stack.data("/api/webhook/metrics?days=7").await;
+    let daily = metrics["button_clicks"]["daily"].as_array().unwrap();
+    let late_day = two_days_ago.date_naive().to_string();
+    let day = daily
+        .iter()
+        .find(|d| d["date"] == late_day.as_str())
+        .unwrap();
+    assert_eq!(day["by_button"]["RETRIEVE_CONTENT"], 1, "{daily:?}");
+    assert_eq!(daily.last().unwrap()["total"], 0);
+    assert_eq!(
+        (
+            metrics["statuses"]["sent"].clone(),
+            metrics["statuses"]["read"].clone()
+        ),
+        (json!(1), json!(1))
+    );
+    assert_eq!(
+        metrics["delivery_success_rate"], 1.0,
+        "read counts as delivered"
+    );
+    let rt = &metrics["response_time_ms"];
+    assert_eq!(rt["count"], 1);
+    assert_eq!(
+        rt["avg"], 120_000.0,
+        "from the question to the first sent after it: {rt}"
+    );
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn data_routes_need_the_token_and_check_parameters() {
+    let stack = Stack::start().await;
+    for route in DATA_ROUTES {
+        let response = stack.http.get(stack.url(route)).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 401, "{route}");
+        let wrong = stack
+            .http
+            .get(stack.url(route))
+            .bearer_auth("dev-wrong")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(wrong.status().as_u16(), 401, "{route}");
+        assert_eq!(
+            wrong.json::<Value>().await.unwrap()["error"]["code"],
+            "unauthorized"
+        );
+    }
+    for path in ["/health", "/api/webhook/health"] {
+        let response = stack.http.get(stack.url(path)).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+        let health: Value = response.json().await.unwrap();
+        assert_eq!(health["status"], "healthy");
+        assert_eq!(health["store"]["reachable"], true);
+    }
+    for bad in [
+        "/api/webhook/metrics?days=0",
+        "/api/webhook/metrics?days=91",
+        "/api/webhook/metrics?days=seven",
+        "/api/webhook/conversations?active_minutes=10081",
+        "/api/webhook/conversations?limit=0",
+        "/api/webhook/events/recent?type=bogus",
+        "/api/webhook/events/recent?before=not-a-cursor",
+    ] {
+        let (status, body) = stack.get(bad).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert_eq!(body["error"]["code"], "invalid_parameter", "{bad}");
+    }
+    let (status, body) = stack.get("/api/webhook/metrics?days=90").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body["data"]["button_clicks"]["daily"]
+            .as_array()
+            .unwrap()
+            .len(),
+        90
+    );
+    assert!(chrono::DateTime::parse_from_rfc3339(body["timestamp"].as_str().unwrap()).is_ok());
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn events_filter_by_type_and_text_and_mask_numbers() {
+    let stack = Stack::start().await;
+    let now = Utc::now();
+    let body = envelope(
+        vec![
+            text("wamid.t1", CUSTOMER, now, "Ça va? Need the NAV report"),
+            click("wamid.t2", CUSTOMER, now, "SHARE_WITH_CLIENTS"),
+        ],
+        vec![status("wamid.t3", "failed", now, CUSTOMER)],
+    );
+    assert_eq!(stack.deliver(&body).await.0, 200);
+    let by_type = stack
+        .data("/api/webhook/events/recent?type=button_click")
+        .await;
+    assert_eq!(by_type["events"].as_array().unwrap().len(), 1);
+    assert_eq!(by_type["events"][0]["button_id"], "SHARE_WITH_CLIENTS");
+    assert_eq!(by_type["events"][0]["contact"]["wa_id"], "91•••••3210");
+    let by_text = stack
+        .data("/api/webhook/events/recent?q=%C3%A7A%20VA")
+        .await;
+    assert_eq!(by_text["events"].as_array().unwrap().len(), 1, "{by_text}");
+    let by_name = stack.data("/api/webhook/events/recent?q=asha").await;
+    assert_eq!(by_name["events"].as_array().unwrap().len(), 3);
+    let page = stack.data("/api/webhook/events/recent?limit=2").await;
+    assert_eq!(page["events"].as_array().unwrap().len(), 2);
+    let rest = stack
+        .data(&format!(
+            "/api/webhook/events/recent?limit=2&before={}",
+            page["next"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(rest["events"].as_array().unwrap().len(), 1);
+    assert!(rest.get("next").is_none());
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn a_restart_shows_the_same_data() {
+    let stack = Stack::start().await;
+    let body = envelope(
+        vec![click("wamid.s1", CUSTOMER, Utc::now(), "UNLOCK_CONTENT")],
+        vec![],
+    );
+    assert_eq!(stack.deliver(&body).await.0, 200);
+    let before = stack.data("/api/webhook/metrics").await;
+    let token = stack.setting("DASHBOARD_TOKEN");
+    let data_dir = stack.stop().await;
+    let stack = Stack::start_in(data_dir, StoreKind::Sqlite).await;
+    assert_eq!(
+        stack.setting("DASHBOARD_TOKEN"),
+        token,
+        "generated settings are kept"
+    );
+    assert_eq!(
+        stack.data("/api/webhook/metrics").await["button_clicks"],
+        before["button_clicks"]
+    );
+    let (_, again) = stack.deliver(&body).await;
+    assert_eq!(again["data"]["duplicates"], 1, "dedupe survives a restart");
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn the_dynamodb_mode_serves_the_same_api() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let settings = format!(
+        "AWS_ENDPOINT_URL={}\nEVENTS_TABLE={}\nCONNECTIONS_TABLE={}\n",
+        moto_endpoint(),
+        unique_name("events"),
+        unique_name("connections")
+    );
+    std::fs::write(data_dir.path().join("local.env"), settings).unwrap();
+    let stack = Stack::start_in(data_dir, StoreKind::Dynamodb).await;
+    assert!(
+        stack.stack.store_description.starts_with("DynamoDB"),
+        "{}",
+        stack.stack.store_description
+    );
+    let now = Utc::now();
+    let body = envelope(
+        vec![click("wamid.d1", CUSTOMER, now, "UNLOCK_CONTENT")],
+        vec![status("wamid.d2", "read", now, CUSTOMER)],
+    );
+    assert_eq!(stack.deliver(&body).await.1["data"]["stored"], 2);
+    assert_eq!(stack.deliver(&body).await.1["data"]["duplicates"], 2);
+    let metrics = stack.data("/api/webhook/metrics").await;
+    assert_eq!(metrics["button_clicks"]["by_button"]["UNLOCK_CONTENT"], 1);
+    assert_eq!(metrics["statuses"]["read"], 1);
+    let recent = stack.data("/api/webhook/events/recent").await;
+    assert_eq!(recent["events"].as_array().unwrap().len(), 2);
+    stack.stop().await;
+}
+
+/// The `pulse` binary, built beside this test by `cargo nextest run --workspace`.
+fn pulse_binary() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let binary = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join(format!("pulse{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        binary.exists(),
+        "{} is missing: build the workspace first",
+        binary.display()
+    );
+    binary
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn spawn_pulse(data_dir: &std::path::Path, port: u16) -> Child {
+    let child = Command::new(pulse_binary())
+        .args(["serve", "--http-port", &port.to_string(), "--data-dir"])
+        .arg(data_dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    for _ in 0..100 {
+        if reqwest::get(format!("http://127.0.0.1:{port}/health"))
+            .await
+            .is_ok()
+        {
+            return child;
+        }
+        tokio::time::sleep(StdDuration::from_millis(100)).await;
+    }
+    panic!("pulse did not start on port {port}");
+}
+
+#[tokio::test]
+async fn ctrl_c_stops_the_binary_cleanly_and_loses_nothing() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut pulse = spawn_pulse(data_dir.path(), port).await;
+    let settings = pulse_local::stack::read_env_file(&data_dir.path().join("local.env"));
+    let body = envelope(
+        vec![click("wamid.k1", CUSTOMER, Utc::now(), "RETRIEVE_CONTENT")],
+        vec![],
+    );
+    let response = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/webhook"))
+        .header(
+            "x-hub-signature-256",
+            sign(settings["WHATSAPP_APP_SECRET"].as_bytes(), &body),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let interrupted = Command::new("kill")
+        .args(["-INT", &pulse.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupted.success());
+    let exit = tokio::task::spawn_blocking(move || pulse.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(exit.success(), "pulse exited with {exit:?} on Ctrl-C");
+
+    let port = free_port();
+    let mut pulse = spawn_pulse(data_dir.path(), port).await;
+    let metrics: Value = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{port}/api/webhook/metrics"))
+        .bearer_auth(&settings["DASHBOARD_TOKEN"])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let _ = pulse.kill();
+    let _ = pulse.wait();
+    assert_eq!(
+        metrics["data"]["button_clicks"]["by_button"]["RETRIEVE_CONTENT"],
+        1
+    );
+}

@@ -27,7 +27,9 @@ impl Source for ProcessEnv {
 
 impl<const N: usize> Source for [(&str, &str); N] {
     fn get(&self, name: &str) -> Option<String> {
-        self.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
+        self.iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.to_string())
     }
 }
 
@@ -73,22 +75,29 @@ pub struct MetricsConfig {
 
 impl MetricsConfig {
     pub fn from_source(source: &dyn Source) -> Result<Self, ConfigError> {
-        Ok(Self { dashboard_token: required(source, "DASHBOARD_TOKEN")?, timezone: timezone(source)? })
+        Ok(Self {
+            dashboard_token: required(source, "DASHBOARD_TOKEN")?,
+            timezone: timezone(source)?,
+        })
     }
 }
 
 impl fmt::Debug for MetricsConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MetricsConfig").field("timezone", &self.timezone).finish_non_exhaustive()
+        f.debug_struct("MetricsConfig")
+            .field("timezone", &self.timezone)
+            .finish_non_exhaustive()
     }
 }
 
 /// `PULSE_TIMEZONE`, an IANA name; `UTC` when unset.
 pub fn timezone(source: &dyn Source) -> Result<Tz, ConfigError> {
     let name = source.get("PULSE_TIMEZONE").unwrap_or_else(|| "UTC".into());
-    name.trim()
-        .parse()
-        .map_err(|_| ConfigError(format!("PULSE_TIMEZONE={name:?} is not an IANA time zone name (such as Asia/Kolkata)")))
+    name.trim().parse().map_err(|_| {
+        ConfigError(format!(
+            "PULSE_TIMEZONE={name:?} is not an IANA time zone name (such as Asia/Kolkata)"
+        ))
+    })
 }
 
 /// The events table and how long raw events are kept.
@@ -103,7 +112,9 @@ pub struct StoreConfig {
 impl StoreConfig {
     pub fn from_source(source: &dyn Source) -> Result<Self, ConfigError> {
         Ok(Self {
-            events_table: source.get("EVENTS_TABLE").ok_or_else(|| ConfigError("EVENTS_TABLE is not set".into()))?,
+            events_table: source
+                .get("EVENTS_TABLE")
+                .ok_or_else(|| ConfigError("EVENTS_TABLE is not set".into()))?,
             retention_days: retention_days(source)?,
         })
     }
@@ -118,7 +129,11 @@ pub fn retention_days(source: &dyn Source) -> Result<u32, ConfigError> {
             .parse()
             .ok()
             .filter(|days| (1..=3650).contains(days))
-            .ok_or_else(|| ConfigError(format!("RETENTION_DAYS={text:?} is not a whole number of days from 1 to 3650"))),
+            .ok_or_else(|| {
+                ConfigError(format!(
+                    "RETENTION_DAYS={text:?} is not a whole number of days from 1 to 3650"
+                ))
+            }),
     }
 }
 
@@ -129,7 +144,11 @@ mod tests {
 
     #[test]
     fn reads_and_validates() {
-        let env = [("DASHBOARD_TOKEN", "t"), ("PULSE_TIMEZONE", "Asia/Kolkata"), ("RETENTION_DAYS", "30")];
+        let env = [
+            ("DASHBOARD_TOKEN", "t"),
+            ("PULSE_TIMEZONE", "Asia/Kolkata"),
+            ("RETENTION_DAYS", "30"),
+        ];
         let metrics = MetricsConfig::from_source(&env).unwrap();
         assert_eq!(metrics.dashboard_token.expose_secret(), "t");
         assert_eq!(metrics.timezone, chrono_tz::Asia::Kolkata);
@@ -137,15 +156,28 @@ mod tests {
         assert_eq!(retention_days(&env).unwrap(), 30);
         assert_eq!(retention_days(&[("X", "")]).unwrap(), 90);
         assert!(retention_days(&[("RETENTION_DAYS", "0")]).is_err());
-        assert!(timezone(&[("PULSE_TIMEZONE", "Mars/Olympus")]).unwrap_err().to_string().contains("PULSE_TIMEZONE"));
+        assert!(timezone(&[("PULSE_TIMEZONE", "Mars/Olympus")])
+            .unwrap_err()
+            .to_string()
+            .contains("PULSE_TIMEZONE"));
         let missing = WebhookConfig::from_source(&[("WHATSAPP_APP_SECRET", "s")]).unwrap_err();
-        assert_eq!(missing.to_string(), "configuration: WHATSAPP_VERIFY_TOKEN is not set");
+        assert_eq!(
+            missing.to_string(),
+            "configuration: WHATSAPP_VERIFY_TOKEN is not set"
+        );
     }
 
     #[test]
     fn secrets_do_not_print() {
-        let config = WebhookConfig::from_source(&[("WHATSAPP_APP_SECRET", "hunter2"), ("WHATSAPP_VERIFY_TOKEN", "tok3n")]).unwrap();
+        let config = WebhookConfig::from_source(&[
+            ("WHATSAPP_APP_SECRET", "hunter2"),
+            ("WHATSAPP_VERIFY_TOKEN", "tok3n"),
+        ])
+        .unwrap();
         let shown = format!("{config:?}");
-        assert!(!shown.contains("hunter2") && !shown.contains("tok3n"), "{shown}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("tok3n"),
+            "{shown}"
+        );
     }
 }

@@ -57,8 +57,18 @@ pub struct CounterKey {
 pub struct Deltas(BTreeMap<CounterKey, i64>);
 
 impl Deltas {
-    pub fn add(&mut self, granularity: Granularity, at: DateTime<Utc>, name: impl Into<String>, by: i64) {
-        let key = CounterKey { granularity, slot: granularity.slot_of(at), name: name.into() };
+    pub fn add(
+        &mut self,
+        granularity: Granularity,
+        at: DateTime<Utc>,
+        name: impl Into<String>,
+        by: i64,
+    ) {
+        let key = CounterKey {
+            granularity,
+            slot: granularity.slot_of(at),
+            name: name.into(),
+        };
         let value = self.0.entry(key.clone()).or_default();
         *value += by;
         if *value == 0 {
@@ -74,7 +84,10 @@ impl Deltas {
     pub fn by_slot(&self) -> BTreeMap<(Granularity, i64), Vec<(&str, i64)>> {
         let mut slots: BTreeMap<_, Vec<_>> = BTreeMap::new();
         for (key, value) in &self.0 {
-            slots.entry((key.granularity, key.slot)).or_default().push((key.name.as_str(), *value));
+            slots
+                .entry((key.granularity, key.slot))
+                .or_default()
+                .push((key.name.as_str(), *value));
         }
         slots
     }
@@ -84,7 +97,11 @@ impl Deltas {
     }
 
     pub fn get(&self, granularity: Granularity, at: DateTime<Utc>, name: &str) -> i64 {
-        let key = CounterKey { granularity, slot: granularity.slot_of(at), name: name.into() };
+        let key = CounterKey {
+            granularity,
+            slot: granularity.slot_of(at),
+            name: name.into(),
+        };
         self.0.get(&key).copied().unwrap_or(0)
     }
 }
@@ -178,8 +195,18 @@ mod tests {
     #[test]
     fn slots_align_to_utc_quarters_and_minutes() {
         let at = Utc.with_ymd_and_hms(2026, 3, 1, 10, 44, 59).unwrap();
-        assert_eq!(Granularity::Quarter.slot_of(at), Utc.with_ymd_and_hms(2026, 3, 1, 10, 30, 0).unwrap().timestamp_millis());
-        assert_eq!(Granularity::Minute.slot_of(at), Utc.with_ymd_and_hms(2026, 3, 1, 10, 44, 0).unwrap().timestamp_millis());
+        assert_eq!(
+            Granularity::Quarter.slot_of(at),
+            Utc.with_ymd_and_hms(2026, 3, 1, 10, 30, 0)
+                .unwrap()
+                .timestamp_millis()
+        );
+        assert_eq!(
+            Granularity::Minute.slot_of(at),
+            Utc.with_ymd_and_hms(2026, 3, 1, 10, 44, 0)
+                .unwrap()
+                .timestamp_millis()
+        );
     }
 
     #[test]
@@ -187,7 +214,12 @@ mod tests {
         let at = Utc.with_ymd_and_hms(2026, 3, 1, 10, 0, 0).unwrap();
         let mut d = Deltas::default();
         d.add(Granularity::Quarter, at, "a", 2);
-        d.add(Granularity::Quarter, at + chrono::Duration::minutes(5), "a", 1);
+        d.add(
+            Granularity::Quarter,
+            at + chrono::Duration::minutes(5),
+            "a",
+            1,
+        );
         d.add(Granularity::Quarter, at, "b", 1);
         d.add(Granularity::Quarter, at, "b", -1);
         assert_eq!(d.get(Granularity::Quarter, at, "a"), 3);

@@ -83,7 +83,9 @@ pub enum EventKind {
     },
     /// Anything that is not a message or a status: template, account, phone-number,
     /// calls updates, errors of a messages change, and whatever Meta adds.
-    OtherUpdate { field: String },
+    OtherUpdate {
+        field: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -121,7 +123,10 @@ impl EventKind {
     /// Whether the customer sent it (as opposed to a status of our own message or an
     /// account-level update).
     pub fn is_inbound(&self) -> bool {
-        !matches!(self, EventKind::StatusUpdate { .. } | EventKind::OtherUpdate { .. })
+        !matches!(
+            self,
+            EventKind::StatusUpdate { .. } | EventKind::OtherUpdate { .. }
+        )
     }
 }
 
@@ -131,16 +136,26 @@ impl Event {
     pub fn search_text(&self) -> String {
         let mut parts: Vec<&str> = vec![self.kind.type_name()];
         match &self.kind {
-            EventKind::ButtonClick { button_id, title, .. } => {
+            EventKind::ButtonClick {
+                button_id, title, ..
+            } => {
                 parts.push(button_id);
                 parts.extend(title.as_deref());
             }
-            EventKind::ListSelection { selection_id, title, .. } => {
+            EventKind::ListSelection {
+                selection_id,
+                title,
+                ..
+            } => {
                 parts.push(selection_id);
                 parts.extend(title.as_deref());
             }
             EventKind::TextMessage { body, .. } => parts.push(body),
-            EventKind::MediaMessage { media_type, caption, .. } => {
+            EventKind::MediaMessage {
+                media_type,
+                caption,
+                ..
+            } => {
                 parts.push(media_type);
                 parts.extend(caption.as_deref());
             }
@@ -175,13 +190,18 @@ pub struct PayloadError(#[from] serde_json::Error);
 ///
 /// Fails only when the body is not JSON or has no `entry` array; any change,
 /// message or status of an unknown shape still yields an event.
-pub fn events_from_body(body: &[u8], received_at: DateTime<Utc>) -> Result<Vec<ReceivedEvent>, PayloadError> {
+pub fn events_from_body(
+    body: &[u8],
+    received_at: DateTime<Utc>,
+) -> Result<Vec<ReceivedEvent>, PayloadError> {
     let envelope: Envelope = serde_json::from_slice(body)?;
     let mut events = Vec::new();
     for entry in &envelope.entry {
         let entry_time = entry.time.as_ref().and_then(json_unix_seconds);
         for change in &entry.changes {
-            let Some(value) = change.value.as_deref() else { continue };
+            let Some(value) = change.value.as_deref() else {
+                continue;
+            };
             let field = change.field.as_deref().unwrap_or("unknown");
             let messages = (field == "messages")
                 .then(|| serde_json::from_str::<MessagesValue>(value.get()).ok())
@@ -203,21 +223,35 @@ fn events_from_messages(
     received_at: DateTime<Utc>,
     events: &mut Vec<ReceivedEvent>,
 ) {
-    let phone_number_id = value.metadata.as_ref().and_then(|m| m.phone_number_id.clone());
+    let phone_number_id = value
+        .metadata
+        .as_ref()
+        .and_then(|m| m.phone_number_id.clone());
     let contact = |wa_id: Option<&str>| -> Option<EventContact> {
         let wa_id = wa_id?.to_owned();
         let name = value
             .contacts
             .iter()
             .find(|c| c.wa_id.as_deref() == Some(&wa_id) || c.user_id.as_deref() == Some(&wa_id))
-            .or(if value.contacts.len() == 1 { value.contacts.first() } else { None })
+            .or(if value.contacts.len() == 1 {
+                value.contacts.first()
+            } else {
+                None
+            })
             .and_then(|c| c.profile.as_ref()?.name.clone());
         Some(EventContact { wa_id, name })
     };
     for raw in &value.messages {
         let (message, _) = whatsapp::lenient::<Message>(raw);
-        let message_id = message.id.clone().unwrap_or_else(|| content_digest("message", raw));
-        let seconds = message.timestamp.as_ref().and_then(|t| t.unix_seconds()).or(entry_time);
+        let message_id = message
+            .id
+            .clone()
+            .unwrap_or_else(|| content_digest("message", raw));
+        let seconds = message
+            .timestamp
+            .as_ref()
+            .and_then(|t| t.unix_seconds())
+            .or(entry_time);
         let event = Event {
             id: event_id(&format!("message:{message_id}")),
             occurred_at: occurred_at(seconds, received_at),
@@ -226,13 +260,27 @@ fn events_from_messages(
             contact: contact(message.from.as_deref()),
             kind: message_kind(message, message_id),
         };
-        events.push(ReceivedEvent { event, raw: raw.clone() });
+        events.push(ReceivedEvent {
+            event,
+            raw: raw.clone(),
+        });
     }
     for raw in &value.statuses {
         let (status, _) = whatsapp::lenient::<Status>(raw);
-        let message_id = status.id.clone().unwrap_or_else(|| content_digest("status", raw));
-        let name = status.status.as_deref().unwrap_or("unknown").to_ascii_lowercase();
-        let seconds = status.timestamp.as_ref().and_then(|t| t.unix_seconds()).or(entry_time);
+        let message_id = status
+            .id
+            .clone()
+            .unwrap_or_else(|| content_digest("status", raw));
+        let name = status
+            .status
+            .as_deref()
+            .unwrap_or("unknown")
+            .to_ascii_lowercase();
+        let seconds = status
+            .timestamp
+            .as_ref()
+            .and_then(|t| t.unix_seconds())
+            .or(entry_time);
         let error = status.errors.first().map(|e| StatusError {
             code: e.code.as_ref().and_then(json_unix_seconds),
             title: e.title.clone().or_else(|| e.message.clone()),
@@ -243,9 +291,16 @@ fn events_from_messages(
             received_at,
             phone_number_id: phone_number_id.clone(),
             contact: contact(status.recipient_id.as_deref()),
-            kind: EventKind::StatusUpdate { message_id, status: name, error },
+            kind: EventKind::StatusUpdate {
+                message_id,
+                status: name,
+                error,
+            },
         };
-        events.push(ReceivedEvent { event, raw: raw.clone() });
+        events.push(ReceivedEvent {
+            event,
+            raw: raw.clone(),
+        });
     }
     for raw in &value.errors {
         let mut update = other_update("messages.errors", raw, entry_time, received_at);
@@ -257,7 +312,8 @@ fn events_from_messages(
 fn message_kind(message: Message, message_id: String) -> EventKind {
     let kind = message.kind.unwrap_or_else(|| "unknown".into());
     let context_message_id = message.context.and_then(|c| c.id);
-    let interactive_reply = |reply: Option<whatsapp::Reply>| reply.and_then(|r| Some((r.id?, r.title)));
+    let interactive_reply =
+        |reply: Option<whatsapp::Reply>| reply.and_then(|r| Some((r.id?, r.title)));
     match kind.as_str() {
         "text" => EventKind::TextMessage {
             message_id,
@@ -272,25 +328,42 @@ fn message_kind(message: Message, message_id: String) -> EventKind {
                     context_message_id,
                 }
             }
-            _ => EventKind::OtherMessage { message_id, message_type: kind },
+            _ => EventKind::OtherMessage {
+                message_id,
+                message_type: kind,
+            },
         },
         "interactive" => {
             let interactive = message.interactive.unwrap_or_default();
             let sub_type = interactive.kind.unwrap_or_else(|| "unknown".into());
             match sub_type.as_str() {
                 "button_reply" => match interactive_reply(interactive.button_reply) {
-                    Some((button_id, title)) => {
-                        EventKind::ButtonClick { message_id, button_id, title, context_message_id }
-                    }
-                    None => EventKind::OtherMessage { message_id, message_type: "interactive".into() },
+                    Some((button_id, title)) => EventKind::ButtonClick {
+                        message_id,
+                        button_id,
+                        title,
+                        context_message_id,
+                    },
+                    None => EventKind::OtherMessage {
+                        message_id,
+                        message_type: "interactive".into(),
+                    },
                 },
                 "list_reply" => match interactive_reply(interactive.list_reply) {
-                    Some((selection_id, title)) => {
-                        EventKind::ListSelection { message_id, selection_id, title }
-                    }
-                    None => EventKind::OtherMessage { message_id, message_type: "interactive".into() },
+                    Some((selection_id, title)) => EventKind::ListSelection {
+                        message_id,
+                        selection_id,
+                        title,
+                    },
+                    None => EventKind::OtherMessage {
+                        message_id,
+                        message_type: "interactive".into(),
+                    },
                 },
-                _ => EventKind::OtherMessage { message_id, message_type: format!("interactive.{sub_type}") },
+                _ => EventKind::OtherMessage {
+                    message_id,
+                    message_type: format!("interactive.{sub_type}"),
+                },
             }
         }
         "image" | "audio" | "video" | "document" | "sticker" => {
@@ -302,13 +375,25 @@ fn message_kind(message: Message, message_id: String) -> EventKind {
                 _ => message.sticker,
             };
             let caption = media.and_then(|m| m.caption.or(m.filename));
-            EventKind::MediaMessage { message_id, media_type: kind, caption }
+            EventKind::MediaMessage {
+                message_id,
+                media_type: kind,
+                caption,
+            }
         }
-        _ => EventKind::OtherMessage { message_id, message_type: kind },
+        _ => EventKind::OtherMessage {
+            message_id,
+            message_type: kind,
+        },
     }
 }
 
-fn other_update(field: &str, value: &RawValue, entry_time: Option<i64>, received_at: DateTime<Utc>) -> ReceivedEvent {
+fn other_update(
+    field: &str,
+    value: &RawValue,
+    entry_time: Option<i64>,
+    received_at: DateTime<Utc>,
+) -> ReceivedEvent {
     let seconds = serde_json::from_str::<serde_json::Value>(value.get())
         .ok()
         .and_then(|v| v.get("timestamp").and_then(json_unix_seconds))
@@ -319,9 +404,14 @@ fn other_update(field: &str, value: &RawValue, entry_time: Option<i64>, received
         received_at,
         phone_number_id: None,
         contact: None,
-        kind: EventKind::OtherUpdate { field: field.to_owned() },
+        kind: EventKind::OtherUpdate {
+            field: field.to_owned(),
+        },
     };
-    ReceivedEvent { event, raw: value.to_owned() }
+    ReceivedEvent {
+        event,
+        raw: value.to_owned(),
+    }
 }
 
 /// Unix seconds from a JSON number or numeric string.
@@ -346,7 +436,11 @@ fn content_digest(label: &str, raw: &RawValue) -> String {
     let canonical = serde_json::from_str::<serde_json::Value>(raw.get())
         .map(|v| v.to_string())
         .unwrap_or_else(|_| raw.get().to_owned());
-    let digest = Sha256::new().chain_update(label).chain_update([0]).chain_update(canonical).finalize();
+    let digest = Sha256::new()
+        .chain_update(label)
+        .chain_update([0])
+        .chain_update(canonical)
+        .finalize();
     hex::encode(&digest[..16])
 }
 
@@ -360,7 +454,11 @@ mod tests {
     use super::*;
 
     fn parse(body: &str) -> Vec<Event> {
-        events_from_body(body.as_bytes(), Utc::now()).unwrap().into_iter().map(|r| r.event).collect()
+        events_from_body(body.as_bytes(), Utc::now())
+            .unwrap()
+            .into_iter()
+            .map(|r| r.event)
+            .collect()
     }
 
     fn messages(items: &str) -> String {
@@ -392,8 +490,13 @@ mod tests {
             }
         );
         assert_eq!(events[0].occurred_at.timestamp(), 1_700_000_000);
-        assert_eq!(events[0].contact.as_ref().unwrap().name.as_deref(), Some("Asha"));
-        assert!(matches!(&events[1].kind, EventKind::ButtonClick { button_id, .. } if button_id == "RETRIEVE_CONTENT"));
+        assert_eq!(
+            events[0].contact.as_ref().unwrap().name.as_deref(),
+            Some("Asha")
+        );
+        assert!(
+            matches!(&events[1].kind, EventKind::ButtonClick { button_id, .. } if button_id == "RETRIEVE_CONTENT")
+        );
     }
 
     #[test]
@@ -412,14 +515,25 @@ mod tests {
         let types: Vec<_> = events.iter().map(|e| e.kind.type_name()).collect();
         assert_eq!(
             types,
-            ["text_message", "media_message", "other_message", "list_selection", "other_message", "status_update", "other_update"]
+            [
+                "text_message",
+                "media_message",
+                "other_message",
+                "list_selection",
+                "other_message",
+                "status_update",
+                "other_update"
+            ]
         );
         assert_eq!(
             events[5].kind,
             EventKind::StatusUpdate {
                 message_id: "out1".into(),
                 status: "failed".into(),
-                error: Some(StatusError { code: Some(131047), title: Some("Re-engagement message".into()) }),
+                error: Some(StatusError {
+                    code: Some(131047),
+                    title: Some("Re-engagement message".into())
+                }),
             }
         );
     }
@@ -431,7 +545,10 @@ mod tests {
                "statuses":[{"id":"X","status":"sent","timestamp":"1"},{"id":"X","status":"read","timestamp":"2"}]"#,
         );
         let (a, b) = (parse(&body), parse(&body));
-        assert_eq!(a.iter().map(|e| &e.id).collect::<Vec<_>>(), b.iter().map(|e| &e.id).collect::<Vec<_>>());
+        assert_eq!(
+            a.iter().map(|e| &e.id).collect::<Vec<_>>(),
+            b.iter().map(|e| &e.id).collect::<Vec<_>>()
+        );
         assert_ne!(a[0].id, a[1].id);
         assert_ne!(a[1].id, a[2].id);
     }
@@ -439,12 +556,23 @@ mod tests {
     #[test]
     fn other_fields_are_other_updates_keyed_by_content() {
         let update = |value: &str| {
-            format!(r#"{{"entry":[{{"id":"1","time":1700000000,"changes":[{{"field":"account_update","value":{value}}}]}}]}}"#)
+            format!(
+                r#"{{"entry":[{{"id":"1","time":1700000000,"changes":[{{"field":"account_update","value":{value}}}]}}]}}"#
+            )
         };
-        let a = parse(&update(r#"{"event":"VERIFIED_ACCOUNT","phone_number":"1"}"#));
-        let reordered = parse(&update(r#"{ "phone_number": "1", "event": "VERIFIED_ACCOUNT" }"#));
+        let a = parse(&update(
+            r#"{"event":"VERIFIED_ACCOUNT","phone_number":"1"}"#,
+        ));
+        let reordered = parse(&update(
+            r#"{ "phone_number": "1", "event": "VERIFIED_ACCOUNT" }"#,
+        ));
         let other = parse(&update(r#"{"event":"DISABLED_UPDATE","phone_number":"1"}"#));
-        assert_eq!(a[0].kind, EventKind::OtherUpdate { field: "account_update".into() });
+        assert_eq!(
+            a[0].kind,
+            EventKind::OtherUpdate {
+                field: "account_update".into()
+            }
+        );
         assert_eq!(a[0].occurred_at.timestamp(), 1_700_000_000);
         assert_eq!(a[0].id, reordered[0].id);
         assert_ne!(a[0].id, other[0].id);
@@ -465,7 +593,9 @@ mod tests {
 
     #[test]
     fn raw_update_is_kept_byte_for_byte() {
-        let body = messages(r#""messages":[{"from":"1","id":"m","timestamp":"1","type":"text","text":{"body":"a\/b"}}]"#);
+        let body = messages(
+            r#""messages":[{"from":"1","id":"m","timestamp":"1","type":"text","text":{"body":"a\/b"}}]"#,
+        );
         let received = events_from_body(body.as_bytes(), Utc::now()).unwrap();
         assert!(received[0].raw.get().contains(r#""body":"a\/b""#));
     }

@@ -126,7 +126,11 @@ impl Timeline {
         self.entries.insert(position, (at, side));
         let (after, _) = self.replies();
         self.trim();
-        let removed = before.iter().filter(|r| !after.contains(r)).copied().collect();
+        let removed = before
+            .iter()
+            .filter(|r| !after.contains(r))
+            .copied()
+            .collect();
         let added = after.into_iter().filter(|r| !before.contains(r)).collect();
         (removed, added)
     }
@@ -138,8 +142,19 @@ impl Timeline {
             return;
         }
         let excess = self.entries.len() - Self::CAPACITY;
-        let cut = self.entries.iter().enumerate().skip(excess - 1).find(|(_, e)| e.1 == Side::Out).map(|(i, _)| i + 1);
-        let cut = cut.or_else(|| self.entries.iter().rposition(|e| e.1 == Side::Out).map(|i| i + 1));
+        let cut = self
+            .entries
+            .iter()
+            .enumerate()
+            .skip(excess - 1)
+            .find(|(_, e)| e.1 == Side::Out)
+            .map(|(i, _)| i + 1);
+        let cut = cut.or_else(|| {
+            self.entries
+                .iter()
+                .rposition(|e| e.1 == Side::Out)
+                .map(|i| i + 1)
+        });
         if let Some(cut) = cut {
             self.horizon_ms = Some(self.entries[cut - 1].0);
             self.entries.drain(..cut);
@@ -181,7 +196,10 @@ impl StateKeys {
             EventKind::StatusUpdate { message_id, .. } => Some(message_id.clone()),
             _ => None,
         };
-        Self { contact: event.contact.as_ref().map(|c| c.wa_id.clone()), message }
+        Self {
+            contact: event.contact.as_ref().map(|c| c.wa_id.clone()),
+            message,
+        }
     }
 }
 
@@ -192,11 +210,19 @@ pub fn apply(event: &Event, prior: Prior) -> Effects {
     let ms = at.timestamp_millis();
     let mut deltas = Deltas::default();
     deltas.add(Quarter, at, names::EVENTS, 1);
-    deltas.add(Quarter, at, names::events_of_type(event.kind.type_name()), 1);
+    deltas.add(
+        Quarter,
+        at,
+        names::events_of_type(event.kind.type_name()),
+        1,
+    );
     deltas.add(Minute, at, names::EVENTS, 1);
 
     let mut contact = event.contact.as_ref().map(|c| {
-        let mut state = prior.contact.clone().unwrap_or_else(|| ContactState { wa_id: c.wa_id.clone(), ..Default::default() });
+        let mut state = prior.contact.clone().unwrap_or_else(|| ContactState {
+            wa_id: c.wa_id.clone(),
+            ..Default::default()
+        });
         if event.kind.is_inbound() && c.name.is_some() {
             state.name = c.name.clone();
         } else if state.name.is_none() {
@@ -209,11 +235,18 @@ pub fn apply(event: &Event, prior: Prior) -> Effects {
 
     match &event.kind {
         EventKind::ButtonClick { button_id, .. } => {
-            deltas.add(Quarter, at, format!("{}{button_id}", names::CLICK_PREFIX), 1);
+            deltas.add(
+                Quarter,
+                at,
+                format!("{}{button_id}", names::CLICK_PREFIX),
+                1,
+            );
         }
         EventKind::TextMessage { .. } => deltas.add(Quarter, at, names::TEXT, 1),
         EventKind::MediaMessage { .. } => deltas.add(Quarter, at, names::MEDIA, 1),
-        EventKind::ListSelection { .. } | EventKind::OtherMessage { .. } => deltas.add(Quarter, at, names::OTHER, 1),
+        EventKind::ListSelection { .. } | EventKind::OtherMessage { .. } => {
+            deltas.add(Quarter, at, names::OTHER, 1)
+        }
         EventKind::StatusUpdate { status, .. } => {
             deltas.add(Quarter, at, format!("{}{status}", names::STATUS_PREFIX), 1);
             let reaches = matches!(status.as_str(), "delivered" | "read");
@@ -245,7 +278,9 @@ pub fn apply(event: &Event, prior: Prior) -> Effects {
             if reaches {
                 match state.reached_ms {
                     None => deltas.add(Quarter, at, names::REACHED, 1),
-                    Some(earlier) if ms < earlier => move_count(&mut deltas, names::REACHED, earlier, ms),
+                    Some(earlier) if ms < earlier => {
+                        move_count(&mut deltas, names::REACHED, earlier, ms)
+                    }
                     Some(_) => {}
                 }
                 state.reached_ms = Some(state.reached_ms.map_or(ms, |r| r.min(ms)));
@@ -278,7 +313,11 @@ pub fn apply(event: &Event, prior: Prior) -> Effects {
         }
     }
 
-    Effects { deltas, contact, message }
+    Effects {
+        deltas,
+        contact,
+        message,
+    }
 }
 
 /// Moves one count of `name` from the slot of `from_ms` to that of `to_ms`.
@@ -292,8 +331,17 @@ fn count_response(deltas: &mut Deltas, start_ms: i64, reply_ms: i64, sign: i64) 
     let at = utc(reply_ms);
     let took = reply_ms - start_ms;
     deltas.add(Granularity::Quarter, at, names::RESPONSE_COUNT, sign);
-    deltas.add(Granularity::Quarter, at, names::RESPONSE_SUM_MS, sign * took);
-    let bucket = format!("{}{}", names::RESPONSE_BUCKET_PREFIX, histogram::bucket(took));
+    deltas.add(
+        Granularity::Quarter,
+        at,
+        names::RESPONSE_SUM_MS,
+        sign * took,
+    );
+    let bucket = format!(
+        "{}{}",
+        names::RESPONSE_BUCKET_PREFIX,
+        histogram::bucket(took)
+    );
     deltas.add(Granularity::Quarter, at, bucket, sign);
 }
 
@@ -305,24 +353,42 @@ pub enum Outcome {
     Duplicate,
 }
 
-/// How many times [`record`] re-reads state that moved under it before giving up.
-const MAX_ATTEMPTS: u32 = 8;
+/// How many times [`record`] re-reads state that moved under it before giving up
+/// (the delivery then fails with a 5xx and Meta retries it). Each writer that
+/// loses a round waits a random time up to an exponentially growing cap, so even
+/// dozens of concurrent deliveries for one contact get through.
+const MAX_ATTEMPTS: u32 = 30;
+const BACKOFF_CAP_MS: u64 = 200;
 
 /// Records one event exactly once (see the module docs).
-pub async fn record(store: &dyn Store, received: &ReceivedEvent, retention_days: u32) -> Result<Outcome, StoreError> {
+pub async fn record(
+    store: &dyn Store,
+    received: &ReceivedEvent,
+    retention_days: u32,
+) -> Result<Outcome, StoreError> {
     let keys = StateKeys::of(&received.event);
     for attempt in 0..MAX_ATTEMPTS {
         let snapshot = store.load(&received.event.id, &keys).await?;
         if snapshot.already_stored {
             return Ok(Outcome::Duplicate);
         }
-        let prior = Prior { contact: snapshot.contact.value.clone(), message: snapshot.message.value.clone() };
+        let prior = Prior {
+            contact: snapshot.contact.value.clone(),
+            message: snapshot.message.value.clone(),
+        };
         let effects = apply(&received.event, prior);
         let commit = Commit {
             event: received,
-            expires_at: received.event.received_at + chrono::Duration::days(i64::from(retention_days)),
-            contact: effects.contact.as_ref().map(|state| Versioned { value: Some(state), version: snapshot.contact.version }),
-            message: effects.message.as_ref().map(|state| Versioned { value: Some(state), version: snapshot.message.version }),
+            expires_at: received.event.received_at
+                + chrono::Duration::days(i64::from(retention_days)),
+            contact: effects.contact.as_ref().map(|state| Versioned {
+                value: Some(state),
+                version: snapshot.contact.version,
+            }),
+            message: effects.message.as_ref().map(|state| Versioned {
+                value: Some(state),
+                version: snapshot.message.version,
+            }),
             deltas: &effects.deltas,
         };
         match store.commit(&commit).await? {
@@ -330,8 +396,8 @@ pub async fn record(store: &dyn Store, received: &ReceivedEvent, retention_days:
             Committed::Duplicate => return Ok(Outcome::Duplicate),
             Committed::Conflict => {
                 tracing::debug!(event_id = %received.event.id, attempt, "state moved while recording; retrying");
-                let jitter = rand::random_range(0..=5u64 << attempt.min(6));
-                tokio::time::sleep(Duration::from_millis(jitter)).await;
+                let cap = (2u64 << attempt.min(10)).min(BACKOFF_CAP_MS);
+                tokio::time::sleep(Duration::from_millis(rand::random_range(0..=cap))).await;
             }
         }
     }
@@ -354,14 +420,21 @@ const CONCURRENCY: usize = 16;
 /// Events of the same contact are recorded one after another, in payload order, so
 /// that they do not fight over the contact's state; different contacts go in
 /// parallel.
-pub async fn record_all(store: &dyn Store, events: &[ReceivedEvent], retention_days: u32) -> Result<Summary, StoreError> {
+pub async fn record_all(
+    store: &dyn Store,
+    events: &[ReceivedEvent],
+    retention_days: u32,
+) -> Result<Summary, StoreError> {
     // Groups hold indices into `events`, not references: the futures below must not
     // borrow through their argument to stay `Send` for any caller.
     let mut groups: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     let mut loners = Vec::new();
     for (index, received) in events.iter().enumerate() {
         match received.event.contact.as_ref() {
-            Some(contact) => groups.entry(contact.wa_id.as_str()).or_default().push(index),
+            Some(contact) => groups
+                .entry(contact.wa_id.as_str())
+                .or_default()
+                .push(index),
             None => loners.push(vec![index]),
         }
     }
@@ -376,8 +449,16 @@ pub async fn record_all(store: &dyn Store, events: &[ReceivedEvent], retention_d
         .buffer_unordered(CONCURRENCY)
         .try_collect()
         .await?;
-    let stored = outcomes.iter().flatten().filter(|o| **o == Outcome::Stored).count();
-    Ok(Summary { received: events.len(), stored, duplicates: events.len() - stored })
+    let stored = outcomes
+        .iter()
+        .flatten()
+        .filter(|o| **o == Outcome::Stored)
+        .count();
+    Ok(Summary {
+        received: events.len(),
+        stored,
+        duplicates: events.len() - stored,
+    })
 }
 
 #[cfg(test)]
@@ -393,25 +474,52 @@ mod tests {
             occurred_at: utc(at_ms),
             received_at: utc(at_ms),
             phone_number_id: None,
-            contact: Some(EventContact { wa_id: wa_id.into(), name: Some("N".into()) }),
+            contact: Some(EventContact {
+                wa_id: wa_id.into(),
+                name: Some("N".into()),
+            }),
             kind,
         }
     }
     fn text(at_ms: i64) -> Event {
-        event(EventKind::TextMessage { message_id: format!("in{at_ms}"), body: "hi".into() }, "c", at_ms)
+        event(
+            EventKind::TextMessage {
+                message_id: format!("in{at_ms}"),
+                body: "hi".into(),
+            },
+            "c",
+            at_ms,
+        )
     }
     fn status(id: &str, status: &str, at_ms: i64) -> Event {
-        event(EventKind::StatusUpdate { message_id: id.into(), status: status.into(), error: None }, "c", at_ms)
+        event(
+            EventKind::StatusUpdate {
+                message_id: id.into(),
+                status: status.into(),
+                error: None,
+            },
+            "c",
+            at_ms,
+        )
     }
 
     /// Applies events in the given order, threading state, and sums the deltas.
-    fn run(events: &[Event]) -> (BTreeMap<String, i64>, Option<ContactState>, BTreeMap<String, MessageState>) {
+    fn run(
+        events: &[Event],
+    ) -> (
+        BTreeMap<String, i64>,
+        Option<ContactState>,
+        BTreeMap<String, MessageState>,
+    ) {
         let mut contact = None;
         let mut messages: BTreeMap<String, MessageState> = BTreeMap::new();
         let mut totals: BTreeMap<String, i64> = BTreeMap::new();
         for e in events {
             let keys = StateKeys::of(e);
-            let prior = Prior { contact: contact.clone(), message: keys.message.as_ref().and_then(|m| messages.get(m).cloned()) };
+            let prior = Prior {
+                contact: contact.clone(),
+                message: keys.message.as_ref().and_then(|m| messages.get(m).cloned()),
+            };
             let effects = apply(e, prior);
             for (key, value) in effects.deltas.iter() {
                 if key.granularity == Granularity::Quarter {
@@ -439,7 +547,10 @@ mod tests {
 
         let (totals, _, messages) = run(&[status("f", "failed", T0)]);
         assert_eq!(messages["f"].status, "failed");
-        assert_eq!((totals[names::OUTBOUND], totals.get(names::REACHED)), (1, None));
+        assert_eq!(
+            (totals[names::OUTBOUND], totals.get(names::REACHED)),
+            (1, None)
+        );
     }
 
     #[test]
@@ -452,21 +563,41 @@ mod tests {
         let mut message = None;
         let mut by_slot = Deltas::default();
         for e in &events {
-            let effects = apply(e, Prior { contact: contact.clone(), message: message.clone() });
+            let effects = apply(
+                e,
+                Prior {
+                    contact: contact.clone(),
+                    message: message.clone(),
+                },
+            );
             for (key, value) in effects.deltas.iter() {
                 by_slot.add(key.granularity, utc(key.slot), key.name.clone(), value);
             }
             contact = effects.contact;
             message = effects.message;
         }
-        assert_eq!(by_slot.get(Granularity::Quarter, utc(T0), names::REACHED), 1);
-        assert_eq!(by_slot.get(Granularity::Quarter, utc(T0 + day), names::REACHED), 0);
-        assert_eq!(by_slot.get(Granularity::Quarter, utc(T0), names::OUTBOUND), 1);
+        assert_eq!(
+            by_slot.get(Granularity::Quarter, utc(T0), names::REACHED),
+            1
+        );
+        assert_eq!(
+            by_slot.get(Granularity::Quarter, utc(T0 + day), names::REACHED),
+            0
+        );
+        assert_eq!(
+            by_slot.get(Granularity::Quarter, utc(T0), names::OUTBOUND),
+            1
+        );
     }
 
     #[test]
     fn response_time_runs_from_first_unanswered_to_first_sent() {
-        let (totals, contact, _) = run(&[text(T0), text(T0 + 5_000), status("r", "sent", T0 + 60_000), text(T0 + 90_000)]);
+        let (totals, contact, _) = run(&[
+            text(T0),
+            text(T0 + 5_000),
+            status("r", "sent", T0 + 60_000),
+            text(T0 + 90_000),
+        ]);
         assert_eq!(totals[names::RESPONSE_COUNT], 1);
         assert_eq!(totals[names::RESPONSE_SUM_MS], 60_000);
         let contact = contact.unwrap();
@@ -476,7 +607,13 @@ mod tests {
 
     #[test]
     fn response_time_is_the_same_in_any_arrival_order() {
-        let timeline = [text(T0), text(T0 + 5_000), status("r1", "sent", T0 + 60_000), text(T0 + 70_000), status("r2", "sent", T0 + 100_000)];
+        let timeline = [
+            text(T0),
+            text(T0 + 5_000),
+            status("r1", "sent", T0 + 60_000),
+            text(T0 + 70_000),
+            status("r2", "sent", T0 + 100_000),
+        ];
         let expected = run(&timeline).0;
         assert_eq!(expected[names::RESPONSE_COUNT], 2);
         assert_eq!(expected[names::RESPONSE_SUM_MS], 60_000 + 30_000);
@@ -510,23 +647,51 @@ mod tests {
         let contact = contact.unwrap();
         assert!(contact.timeline.entries.len() <= Timeline::CAPACITY);
         // A late message from before the horizon changes nothing.
-        let late = apply(&text(T0 + 15_000), Prior { contact: Some(contact), message: None });
-        assert_eq!(late.deltas.iter().filter(|(k, _)| k.name.starts_with("rt:")).count(), 0);
+        let late = apply(
+            &text(T0 + 15_000),
+            Prior {
+                contact: Some(contact),
+                message: None,
+            },
+        );
+        assert_eq!(
+            late.deltas
+                .iter()
+                .filter(|(k, _)| k.name.starts_with("rt:"))
+                .count(),
+            0
+        );
     }
 
     #[test]
     fn clicks_count_by_id_and_messages_by_kind() {
         let click = event(
-            EventKind::ButtonClick { message_id: "b".into(), button_id: "UNLOCK_CONTENT".into(), title: None, context_message_id: None },
+            EventKind::ButtonClick {
+                message_id: "b".into(),
+                button_id: "UNLOCK_CONTENT".into(),
+                title: None,
+                context_message_id: None,
+            },
             "c",
             T0,
         );
-        let list = event(EventKind::ListSelection { message_id: "l".into(), selection_id: "x".into(), title: None }, "c", T0);
+        let list = event(
+            EventKind::ListSelection {
+                message_id: "l".into(),
+                selection_id: "x".into(),
+                title: None,
+            },
+            "c",
+            T0,
+        );
         let (totals, contact, _) = run(&[click, list, text(T0)]);
         assert_eq!(totals["click:UNLOCK_CONTENT"], 1);
         assert_eq!(totals[names::OTHER], 1);
         assert_eq!(totals[names::TEXT], 1);
         assert_eq!(totals[names::EVENTS], 3);
-        assert_eq!(contact.unwrap().last_button.as_deref(), Some("UNLOCK_CONTENT"));
+        assert_eq!(
+            contact.unwrap().last_button.as_deref(),
+            Some("UNLOCK_CONTENT")
+        );
     }
 }

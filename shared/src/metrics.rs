@@ -84,25 +84,56 @@ pub struct ResponseTimes {
 pub fn local_day_start(tz: Tz, date: NaiveDate) -> DateTime<Utc> {
     let midnight = date.and_hms_opt(0, 0, 0).expect("midnight exists");
     (0..=24 * 4)
-        .find_map(|quarter| tz.from_local_datetime(&(midnight + Duration::minutes(15 * quarter))).earliest())
+        .find_map(|quarter| {
+            tz.from_local_datetime(&(midnight + Duration::minutes(15 * quarter)))
+                .earliest()
+        })
         .map(|t| t.with_timezone(&Utc))
         .unwrap_or_else(|| Utc.from_utc_datetime(&midnight))
 }
 
 /// `days` local calendar days ending today: (first day, last day, start, end).
-fn local_window(tz: Tz, days: u32, now: DateTime<Utc>) -> (NaiveDate, NaiveDate, DateTime<Utc>, DateTime<Utc>) {
+fn local_window(
+    tz: Tz,
+    days: u32,
+    now: DateTime<Utc>,
+) -> (NaiveDate, NaiveDate, DateTime<Utc>, DateTime<Utc>) {
     let today = now.with_timezone(&tz).date_naive();
     let first = today - Duration::days(i64::from(days) - 1);
-    (first, today, local_day_start(tz, first), local_day_start(tz, today + Duration::days(1)))
+    (
+        first,
+        today,
+        local_day_start(tz, first),
+        local_day_start(tz, today + Duration::days(1)),
+    )
 }
 
 /// Figures of `days` local calendar days (today included) from quarter counters.
-pub fn webhook_metrics_from(slots: &[SlotCounters], tz: Tz, days: u32, now: DateTime<Utc>) -> WebhookMetrics {
+pub fn webhook_metrics_from(
+    slots: &[SlotCounters],
+    tz: Tz,
+    days: u32,
+    now: DateTime<Utc>,
+) -> WebhookMetrics {
     let (first, last, _, _) = local_window(tz, days, now);
-    let known = || KNOWN_BUTTONS.iter().map(|b| (b.to_string(), 0)).collect::<BTreeMap<_, _>>();
+    let known = || {
+        KNOWN_BUTTONS
+            .iter()
+            .map(|b| (b.to_string(), 0))
+            .collect::<BTreeMap<_, _>>()
+    };
     let mut daily: BTreeMap<NaiveDate, DailyClicks> = (0..days)
         .map(|d| first + Duration::days(i64::from(d)))
-        .map(|date| (date, DailyClicks { date, total: 0, by_button: known() }))
+        .map(|date| {
+            (
+                date,
+                DailyClicks {
+                    date,
+                    total: 0,
+                    by_button: known(),
+                },
+            )
+        })
         .collect();
     let mut by_button = known();
     let mut hourly = [0i64; 24];
@@ -111,7 +142,9 @@ pub fn webhook_metrics_from(slots: &[SlotCounters], tz: Tz, days: u32, now: Date
 
     for slot in slots {
         let local = utc_from_ms(slot.slot).with_timezone(&tz);
-        let Some(day) = daily.get_mut(&local.date_naive()) else { continue };
+        let Some(day) = daily.get_mut(&local.date_naive()) else {
+            continue;
+        };
         for (name, &value) in &slot.values {
             if let Some(button) = name.strip_prefix(names::CLICK_PREFIX) {
                 *by_button.entry(button.to_owned()).or_default() += value;
@@ -137,7 +170,12 @@ pub fn webhook_metrics_from(slots: &[SlotCounters], tz: Tz, days: u32, now: Date
     let count = total(names::RESPONSE_COUNT);
     let histogram: Vec<(i64, i64)> = buckets.into_iter().collect();
     WebhookMetrics {
-        window: Window { days, from: first, to: last, timezone: tz.name().to_owned() },
+        window: Window {
+            days,
+            from: first,
+            to: last,
+            timezone: tz.name().to_owned(),
+        },
         button_clicks: ButtonClicks {
             total: by_button.values().sum(),
             by_button,
@@ -145,8 +183,14 @@ pub fn webhook_metrics_from(slots: &[SlotCounters], tz: Tz, days: u32, now: Date
             hourly,
         },
         messages,
-        statuses: StatusCounts { sent: status("sent"), delivered: status("delivered"), read: status("read"), failed: status("failed") },
-        delivery_success_rate: (outbound > 0).then(|| total(names::REACHED) as f64 / outbound as f64),
+        statuses: StatusCounts {
+            sent: status("sent"),
+            delivered: status("delivered"),
+            read: status("read"),
+            failed: status("failed"),
+        },
+        delivery_success_rate: (outbound > 0)
+            .then(|| total(names::REACHED) as f64 / outbound as f64),
         response_time_ms: ResponseTimes {
             count,
             avg: (count > 0).then(|| total(names::RESPONSE_SUM_MS) as f64 / count as f64),
@@ -157,7 +201,12 @@ pub fn webhook_metrics_from(slots: &[SlotCounters], tz: Tz, days: u32, now: Date
 }
 
 /// `GET /api/webhook/metrics?days=N`.
-pub async fn webhook_metrics(store: &dyn Store, tz: Tz, days: u32, now: DateTime<Utc>) -> Result<WebhookMetrics, StoreError> {
+pub async fn webhook_metrics(
+    store: &dyn Store,
+    tz: Tz,
+    days: u32,
+    now: DateTime<Utc>,
+) -> Result<WebhookMetrics, StoreError> {
     let (_, _, start, end) = local_window(tz, days, now);
     let slots = store.counters(Granularity::Quarter, start, end).await?;
     Ok(webhook_metrics_from(&slots, tz, days, now))
@@ -244,15 +293,28 @@ pub struct MinuteCount {
 pub async fn realtime(store: &dyn Store, now: DateTime<Utc>) -> Result<Realtime, StoreError> {
     let current = Granularity::Minute.slot_of(now);
     let first = current - 59 * 60_000;
-    let newest = EventQuery { limit: 1, ..Default::default() };
+    let newest = EventQuery {
+        limit: 1,
+        ..Default::default()
+    };
     let (slots, last) = futures::try_join!(
-        store.counters(Granularity::Minute, utc_from_ms(first), utc_from_ms(current + 60_000)),
+        store.counters(
+            Granularity::Minute,
+            utc_from_ms(first),
+            utc_from_ms(current + 60_000)
+        ),
         store.events(&newest),
     )?;
-    let by_slot: BTreeMap<i64, i64> = slots.iter().map(|s| (s.slot, s.get(names::EVENTS))).collect();
+    let by_slot: BTreeMap<i64, i64> = slots
+        .iter()
+        .map(|s| (s.slot, s.get(names::EVENTS)))
+        .collect();
     let per_minute: Vec<MinuteCount> = (0..60)
         .map(|i| first + i * 60_000)
-        .map(|slot| MinuteCount { minute: utc_from_ms(slot), count: by_slot.get(&slot).copied().unwrap_or(0) })
+        .map(|slot| MinuteCount {
+            minute: utc_from_ms(slot),
+            count: by_slot.get(&slot).copied().unwrap_or(0),
+        })
         .collect();
     let last_n = |n: usize| per_minute.iter().rev().take(n).map(|m| m.count).sum();
     Ok(Realtime {
@@ -292,7 +354,13 @@ pub async fn health(store: &dyn Store) -> Health {
     let ping = store.ping().await;
     let latency_ms = (started.elapsed().as_secs_f64() * 1e4).round() / 10.0;
     let last = match &ping {
-        Ok(()) => store.events(&EventQuery { limit: 1, ..Default::default() }).await.ok(),
+        Ok(()) => store
+            .events(&EventQuery {
+                limit: 1,
+                ..Default::default()
+            })
+            .await
+            .ok(),
         Err(error) => {
             tracing::warn!(%error, "health check: store unreachable");
             None
@@ -300,7 +368,10 @@ pub async fn health(store: &dyn Store) -> Health {
     };
     Health {
         status: if ping.is_ok() { "healthy" } else { "degraded" },
-        store: StoreHealth { reachable: ping.is_ok(), latency_ms },
+        store: StoreHealth {
+            reachable: ping.is_ok(),
+            latency_ms,
+        },
         last_event_at: last.and_then(|page| page.events.first().map(|e| e.occurred_at)),
         version: env!("CARGO_PKG_VERSION"),
     }
@@ -324,7 +395,10 @@ mod tests {
         let now = Utc.with_ymd_and_hms(2026, 5, 2, 12, 0, 0).unwrap();
         let before_midnight = Utc.with_ymd_and_hms(2026, 5, 1, 18, 29, 59).unwrap();
         let after_midnight = Utc.with_ymd_and_hms(2026, 5, 1, 18, 30, 0).unwrap();
-        let slots = [slot(before_midnight, &[("click:UNLOCK_CONTENT", 1)]), slot(after_midnight, &[("click:X", 2)])];
+        let slots = [
+            slot(before_midnight, &[("click:UNLOCK_CONTENT", 1)]),
+            slot(after_midnight, &[("click:X", 2)]),
+        ];
         let m = webhook_metrics_from(&slots, tz, 2, now);
         assert_eq!(m.button_clicks.daily.len(), 2);
         assert_eq!(m.button_clicks.daily[0].date.to_string(), "2026-05-01");
@@ -335,7 +409,10 @@ mod tests {
         assert_eq!(m.button_clicks.by_button["RETRIEVE_CONTENT"], 0);
         assert_eq!(m.button_clicks.by_button["X"], 2);
         assert_eq!(m.button_clicks.total, 3);
-        assert_eq!(local_day_start(tz, NaiveDate::from_ymd_opt(2026, 5, 2).unwrap()), after_midnight);
+        assert_eq!(
+            local_day_start(tz, NaiveDate::from_ymd_opt(2026, 5, 2).unwrap()),
+            after_midnight
+        );
     }
 
     #[test]
@@ -347,7 +424,12 @@ mod tests {
         // A zone whose clocks skip midnight itself (Chile's DST start).
         let santiago: Tz = "America/Santiago".parse().unwrap();
         let skipped = NaiveDate::from_ymd_opt(2026, 9, 6).unwrap();
-        assert_eq!(local_day_start(santiago, skipped).with_timezone(&santiago).hour(), 1);
+        assert_eq!(
+            local_day_start(santiago, skipped)
+                .with_timezone(&santiago)
+                .hour(),
+            1
+        );
     }
 
     #[test]
@@ -372,13 +454,32 @@ mod tests {
         )];
         let m = webhook_metrics_from(&slots, chrono_tz::UTC, 7, now);
         assert_eq!(m.delivery_success_rate, Some(0.75));
-        assert_eq!(m.statuses, StatusCounts { sent: 4, delivered: 0, read: 0, failed: 1 });
-        assert_eq!(m.messages, MessageCounts { text: 2, media: 0, other: 1, total: 3 });
+        assert_eq!(
+            m.statuses,
+            StatusCounts {
+                sent: 4,
+                delivered: 0,
+                read: 0,
+                failed: 1
+            }
+        );
+        assert_eq!(
+            m.messages,
+            MessageCounts {
+                text: 2,
+                media: 0,
+                other: 1,
+                total: 3
+            }
+        );
         assert_eq!(m.response_time_ms.avg, Some(2_000.0));
         let p95 = m.response_time_ms.p95.unwrap();
         assert!((p95 - 3_000.0).abs() < 60.0, "{p95}");
         let empty = webhook_metrics_from(&[], chrono_tz::UTC, 7, now);
-        assert_eq!((empty.delivery_success_rate, empty.response_time_ms.avg), (None, None));
+        assert_eq!(
+            (empty.delivery_success_rate, empty.response_time_ms.avg),
+            (None, None)
+        );
         assert_eq!(empty.button_clicks.daily.len(), 7);
     }
 }

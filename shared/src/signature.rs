@@ -24,17 +24,25 @@ pub enum SignatureError {
 /// Checks `header` against the raw `body` bytes, in constant time.
 pub fn verify(secret: &[u8], body: &[u8], header: Option<&str>) -> Result<(), SignatureError> {
     let header = header.ok_or(SignatureError::Missing)?;
-    let hex_digest = header.trim().strip_prefix("sha256=").ok_or(SignatureError::Malformed)?;
+    let hex_digest = header
+        .trim()
+        .strip_prefix("sha256=")
+        .ok_or(SignatureError::Malformed)?;
     let expected = hex::decode(hex_digest).map_err(|_| SignatureError::Malformed)?;
     if expected.len() != 32 {
         return Err(SignatureError::Malformed);
     }
-    mac(secret, body).verify_slice(&expected).map_err(|_| SignatureError::Mismatch)
+    mac(secret, body)
+        .verify_slice(&expected)
+        .map_err(|_| SignatureError::Mismatch)
 }
 
 /// The header value Meta would send for `body`; for `pulse send` and tests.
 pub fn sign(secret: &[u8], body: &[u8]) -> String {
-    format!("sha256={}", hex::encode(mac(secret, body).finalize().into_bytes()))
+    format!(
+        "sha256={}",
+        hex::encode(mac(secret, body).finalize().into_bytes())
+    )
 }
 
 /// Compares a presented token with the configured one without leaking, through
@@ -57,8 +65,14 @@ mod tests {
     fn known_vector() {
         // RFC 4231 test case 2.
         let header = sign(b"Jefe", b"what do ya want for nothing?");
-        assert_eq!(header, "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
-        assert_eq!(verify(b"Jefe", b"what do ya want for nothing?", Some(&header)), Ok(()));
+        assert_eq!(
+            header,
+            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+        assert_eq!(
+            verify(b"Jefe", b"what do ya want for nothing?", Some(&header)),
+            Ok(())
+        );
     }
 
     #[test]
@@ -66,12 +80,34 @@ mod tests {
         let body = br#"{"entry":[]}"#;
         let good = sign(b"secret", body);
         assert_eq!(verify(b"secret", body, None), Err(SignatureError::Missing));
-        assert_eq!(verify(b"secret", body, Some("md5=abc")), Err(SignatureError::Malformed));
-        assert_eq!(verify(b"secret", body, Some("sha256=zz")), Err(SignatureError::Malformed));
-        assert_eq!(verify(b"secret", body, Some("sha256=abcd")), Err(SignatureError::Malformed));
-        assert_eq!(verify(b"other", body, Some(&good)), Err(SignatureError::Mismatch));
-        assert_eq!(verify(b"secret", br#"{"entry": []}"#, Some(&good)), Err(SignatureError::Mismatch));
-        assert_eq!(verify(b"secret", body, Some(&good.to_uppercase().replace("SHA256=", "sha256="))), Ok(()));
+        assert_eq!(
+            verify(b"secret", body, Some("md5=abc")),
+            Err(SignatureError::Malformed)
+        );
+        assert_eq!(
+            verify(b"secret", body, Some("sha256=zz")),
+            Err(SignatureError::Malformed)
+        );
+        assert_eq!(
+            verify(b"secret", body, Some("sha256=abcd")),
+            Err(SignatureError::Malformed)
+        );
+        assert_eq!(
+            verify(b"other", body, Some(&good)),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            verify(b"secret", br#"{"entry": []}"#, Some(&good)),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            verify(
+                b"secret",
+                body,
+                Some(&good.to_uppercase().replace("SHA256=", "sha256="))
+            ),
+            Ok(())
+        );
     }
 
     #[test]

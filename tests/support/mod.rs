@@ -1,1 +1,238 @@
+//! Shared helpers of Pulse's integration tests: WhatsApp payload builders, the two
+//! stores (SQLite in a temporary folder, DynamoDB on the moto server that
+//! `make test` starts), and a local stack driven over real HTTP.
 
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+use chrono::{DateTime, Utc};
+use pulse_local::stack::{LocalStack, Options, StoreKind};
+use pulse_shared::config::Source;
+use pulse_shared::event::{events_from_body, ReceivedEvent};
+use pulse_shared::signature::{sign, SIGNATURE_HEADER};
+use pulse_shared::store::dynamodb::{create_tables, DynamoStore};
+use pulse_shared::store::sqlite::SqliteStore;
+use pulse_shared::store::Store;
+use serde_json::{json, Value};
+
+/// A customer's number as the payloads carry it, and as the API must never show it.
+pub const CUSTOMER: &str = "919876543210";
+
+// ---------------------------------------------------------------- payloads
+
+/// An inbound text message object.
+pub fn text(id: &str, from: &str, at: DateTime<Utc>, body: &str) -> Value {
+    json!({"from": from, "id": id, "timestamp": at.timestamp().to_string(), "type": "text", "text": {"body": body}})
+}
+
+/// An interactive button click object.
+pub fn click(id: &str, from: &str, at: DateTime<Utc>, button: &str) -> Value {
+    json!({"from": from, "id": id, "timestamp": at.timestamp().to_string(), "type": "interactive",
+           "context": {"from": "15550783881", "id": "wamid.template"},
+           "interactive": {"type": "button_reply", "button_reply": {"id": button, "title": format!("{button} title")}}})
+}
+
+/// A status object of an outbound message.
+pub fn status(id: &str, status: &str, at: DateTime<Utc>, recipient: &str) -> Value {
+    json!({"id": id, "status": status, "timestamp": at.timestamp().to_string(), "recipient_id": recipient})
+}
+
+/// A webhook body with one `messages` change holding these messages and statuses.
+pub fn envelope(messages: Vec<Value>, statuses: Vec<Value>) -> Vec<u8> {
+    let mut value = json!({
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": "15550783881", "phone_number_id": "106540352242922"},
+        "contacts": [{"profile": {"name": "Asha Mehta"}, "wa_id": CUSTOMER}],
+    });
+    if !messages.is_empty() {
+        value["messages"] = json!(messages);
+    }
+    if !statuses.is_empty() {
+        value["statuses"] = json!(statuses);
+    }
+    serde_json::to_vec(&json!({"object": "whatsapp_business_account",
+        "entry": [{"id": "102290129340398", "changes": [{"field": "messages", "value": value}]}]}))
+    .unwrap()
+}
+
+/// The events a body yields, received now.
+pub fn events(body: &[u8]) -> Vec<ReceivedEvent> {
+    events_from_body(body, Utc::now()).expect("test payloads are webhooks")
+}
+
+/// Every payload of the conformance corpus (`../shared/whatsapp-payloads`), as
+/// (name, bytes); files that hold several named payloads are split into them.
+/// Files that are not JSON are returned whole, to be refused.
+pub fn corpus() -> Vec<(String, Vec<u8>)> {
+    let root = std::env::var("PULSE_PAYLOAD_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/whatsapp-payloads")
+        });
+    assert!(
+        root.is_dir(),
+        "the payload corpus is not at {} (set PULSE_PAYLOAD_CORPUS)",
+        root.display()
+    );
+    let mut files = Vec::new();
+    let mut folders = vec![root.clone()];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                folders.push(path);
+            } else if path.extension().is_some_and(|e| e == "json") {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    let mut payloads = Vec::new();
+    for path in files {
+        let name = path.strip_prefix(&root).unwrap().display().to_string();
+        let bytes = std::fs::read(&path).unwrap();
+        match serde_json::from_slice::<Value>(&bytes) {
+            Ok(Value::Object(map))
+                if !map.contains_key("entry") && map.values().all(|v| v.get("entry").is_some()) =>
+            {
+                for (key, payload) in map {
+                    payloads.push((
+                        format!("{name}#{key}"),
+                        serde_json::to_vec(&payload).unwrap(),
+                    ));
+                }
+            }
+            _ => payloads.push((name, bytes)),
+        }
+    }
+    payloads
+}
+
+// ---------------------------------------------------------------- stores
+
+/// A fresh SQLite store in its own temporary folder (kept alive by the guard).
+pub fn sqlite_store() -> (Arc<dyn Store>, tempfile::TempDir) {
+    let folder = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(folder.path().join("pulse.db")).unwrap();
+    (Arc::new(store), folder)
+}
+
+/// The moto server `make test` started. Never skipped: without it the test fails.
+pub fn moto_endpoint() -> String {
+    std::env::var("PULSE_TEST_DYNAMODB_ENDPOINT").unwrap_or_else(|_| {
+        panic!("PULSE_TEST_DYNAMODB_ENDPOINT is not set: run the tests with `make test`, which starts moto")
+    })
+}
+
+pub fn moto_client() -> aws_sdk_dynamodb::Client {
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .endpoint_url(moto_endpoint())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
+        .build();
+    aws_sdk_dynamodb::Client::from_conf(config)
+}
+
+/// A unique table name, so tests sharing one moto never see each other's data.
+pub fn unique_name(prefix: &str) -> String {
+    format!("{prefix}-{:016x}", rand::random::<u64>())
+}
+
+/// A fresh DynamoDB store on moto, with its own tables.
+pub async fn dynamodb_store() -> Arc<dyn Store> {
+    let client = moto_client();
+    let table = unique_name("events");
+    create_tables(&client, &table, &unique_name("connections"))
+        .await
+        .unwrap();
+    Arc::new(DynamoStore::new(client, table, 90))
+}
+
+// ---------------------------------------------------------------- local stack
+
+/// A local stack on a free port with its own data folder, and an HTTP client.
+pub struct Stack {
+    pub stack: LocalStack,
+    pub data_dir: tempfile::TempDir,
+    pub http: reqwest::Client,
+}
+
+impl Stack {
+    pub async fn start() -> Self {
+        Self::start_in(tempfile::tempdir().unwrap(), StoreKind::Sqlite).await
+    }
+
+    pub async fn start_in(data_dir: tempfile::TempDir, store: StoreKind) -> Self {
+        let options = Options {
+            http_addr: "127.0.0.1:0".parse().unwrap(),
+            data_dir: data_dir.path().to_path_buf(),
+            store,
+            create_tables: true,
+        };
+        let stack = LocalStack::start(options)
+            .await
+            .expect("the local stack starts");
+        Self {
+            stack,
+            data_dir,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// Stops the stack and hands back its data folder, for a restart.
+    pub async fn stop(self) -> tempfile::TempDir {
+        self.stack.stop().await.unwrap();
+        self.data_dir
+    }
+
+    pub fn setting(&self, name: &str) -> String {
+        self.stack.settings.get(name).unwrap()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        self.stack.url(path)
+    }
+
+    /// POSTs a body signed with the stack's app secret.
+    pub async fn deliver(&self, body: &[u8]) -> (u16, Value) {
+        let signature = sign(self.setting("WHATSAPP_APP_SECRET").as_bytes(), body);
+        self.post_webhook(body.to_vec(), Some(&signature)).await
+    }
+
+    pub async fn post_webhook(&self, body: Vec<u8>, signature: Option<&str>) -> (u16, Value) {
+        let mut request = self
+            .http
+            .post(self.url("/webhook"))
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(signature) = signature {
+            request = request.header(SIGNATURE_HEADER, signature);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// GETs a metrics route with the dashboard token; returns status and body.
+    pub async fn get(&self, path_and_query: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .get(self.url(path_and_query))
+            .bearer_auth(self.setting("DASHBOARD_TOKEN"))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// `data` of a metrics route that must succeed.
+    pub async fn data(&self, path_and_query: &str) -> Value {
+        let (status, body) = self.get(path_and_query).await;
+        assert_eq!(status, 200, "{path_and_query}: {body}");
+        assert_eq!(body["success"], true);
+        body["data"].clone()
+    }
+}

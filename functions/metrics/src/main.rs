@@ -13,5 +13,8 @@ async fn main() -> Result<(), Error> {
     telemetry::init();
     let store = Arc::new(DynamoStore::from_env(&StoreConfig::from_source(&ProcessEnv)?).await);
     let handler = MetricsHandler::new(MetricsConfig::from_source(&ProcessEnv)?, store);
-    run(service_fn(|request: Request| async { Ok::<_, Error>(handler.handle(request).await) })).await
+    run(service_fn(|request: Request| async {
+        Ok::<_, Error>(handler.handle(request).await)
+    }))
+    .await
 }

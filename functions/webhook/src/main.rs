@@ -13,6 +13,13 @@ async fn main() -> Result<(), Error> {
     telemetry::init();
     let store_config = StoreConfig::from_source(&ProcessEnv)?;
     let store = Arc::new(DynamoStore::from_env(&store_config).await);
-    let handler = WebhookHandler::new(WebhookConfig::from_source(&ProcessEnv)?, store, store_config.retention_days);
-    run(service_fn(|request: Request| async { Ok::<_, Error>(handler.handle(request).await) })).await
+    let handler = WebhookHandler::new(
+        WebhookConfig::from_source(&ProcessEnv)?,
+        store,
+        store_config.retention_days,
+    );
+    run(service_fn(|request: Request| async {
+        Ok::<_, Error>(handler.handle(request).await)
+    }))
+    .await
 }

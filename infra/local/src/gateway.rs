@@ -36,7 +36,9 @@ fn route(method: &str, path: &str) -> Option<(Target, String)> {
     match (method, path) {
         ("GET" | "POST", "/webhook") => Some((Target::Webhook, format!("{method} /webhook"))),
         ("GET", "/health") => Some((Target::Metrics, "GET /health".into())),
-        ("GET", p) if p.starts_with("/api/webhook/") => Some((Target::Metrics, "GET /api/webhook/{proxy+}".into())),
+        ("GET", p) if p.starts_with("/api/webhook/") => {
+            Some((Target::Metrics, "GET /api/webhook/{proxy+}".into()))
+        }
         _ => None,
     }
 }
@@ -70,10 +72,20 @@ pub async fn handle(
 }
 
 /// The payload-2.0 event API Gateway builds for a request.
-pub fn api_gateway_event(parts: &http::request::Parts, route_key: &str, body: &[u8], source_ip: &str) -> Value {
+pub fn api_gateway_event(
+    parts: &http::request::Parts,
+    route_key: &str,
+    body: &[u8],
+    source_ip: &str,
+) -> Value {
     let mut headers = serde_json::Map::new();
     for name in parts.headers.keys() {
-        let values: Vec<&str> = parts.headers.get_all(name).iter().filter_map(|v| v.to_str().ok()).collect();
+        let values: Vec<&str> = parts
+            .headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
         headers.insert(name.as_str().to_owned(), json!(values.join(",")));
     }
     let raw_query = parts.uri.query().unwrap_or_default();
@@ -93,14 +105,23 @@ pub fn api_gateway_event(parts: &http::request::Parts, route_key: &str, body: &[
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split("; "))
         .collect();
-    let textual = std::str::from_utf8(body).ok().filter(|_| is_text(&parts.headers));
+    let textual = std::str::from_utf8(body)
+        .ok()
+        .filter(|_| is_text(&parts.headers));
     let (body_field, is_base64) = match (body.is_empty(), textual) {
         (true, _) => (Value::Null, false),
         (false, Some(text)) => (json!(text), false),
-        (false, None) => (json!(base64::engine::general_purpose::STANDARD.encode(body)), true),
+        (false, None) => (
+            json!(base64::engine::general_purpose::STANDARD.encode(body)),
+            true,
+        ),
     };
     let now = Utc::now();
-    let host = parts.headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1");
+    let host = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1");
     let request_id = format!("{:032x}", rand::random::<u128>());
     json!({
         "version": "2.0",
@@ -135,10 +156,15 @@ pub fn api_gateway_event(parts: &http::request::Parts, route_key: &str, body: &[
 
 /// API Gateway passes these content types as text; everything else as base64.
 fn is_text(headers: &HeaderMap) -> bool {
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     content_type.is_empty()
         || content_type.starts_with("text/")
-        || ["json", "xml", "javascript", "x-www-form-urlencoded", "yaml"].iter().any(|t| content_type.contains(t))
+        || ["json", "xml", "javascript", "x-www-form-urlencoded", "yaml"]
+            .iter()
+            .any(|t| content_type.contains(t))
 }
 
 /// A handler's response as API Gateway returns it.
@@ -158,5 +184,10 @@ fn into_http(response: lambda_http::Response<Body>) -> Response {
 
 /// An answer of API Gateway itself, in its own shape.
 fn gateway_error(status: StatusCode, message: &str) -> Response {
-    (status, [(header::CONTENT_TYPE, "application/json")], json!({"message": message}).to_string()).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        json!({"message": message}).to_string(),
+    )
+        .into_response()
 }

@@ -7,12 +7,18 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use pulse_local::send::send_files;
-use pulse_local::stack::{read_env_file, LocalStack, Options, StoreKind, LOCAL_ENV_FILE, SECRET_SETTINGS};
+use pulse_local::stack::{
+    read_env_file, LocalStack, Options, StoreKind, LOCAL_ENV_FILE, SECRET_SETTINGS,
+};
 use pulse_shared::config::Source;
 use pulse_shared::telemetry;
 
 #[derive(Parser)]
-#[command(name = "pulse", version, about = "Pulse: WhatsApp webhooks to durable events and live metrics")]
+#[command(
+    name = "pulse",
+    version,
+    about = "Pulse: WhatsApp webhooks to durable events and live metrics"
+)]
 #[command(args_conflicts_with_subcommands = true)]
 struct Cli {
     #[command(subcommand)]
@@ -92,7 +98,9 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         store: args.store,
         create_tables: args.create_tables,
     };
-    let stack = LocalStack::start(options).await.map_err(|e| e.to_string())?;
+    let stack = LocalStack::start(options)
+        .await
+        .map_err(|e| e.to_string())?;
     print_banner(&stack, args.ws_port);
     tokio::signal::ctrl_c().await.map_err(|e| e.to_string())?;
     println!("\nStopping: finishing requests in flight…");
@@ -112,21 +120,42 @@ fn print_banner(stack: &LocalStack, ws_port: u16) {
         stack.url("/webhook")
     );
     println!("  Health     GET  {}", stack.url("/health"));
-    println!("  Metrics    GET  {}?days=7", stack.url("/api/webhook/metrics"));
-    println!("  Chats      GET  {}", stack.url("/api/webhook/conversations"));
-    println!("  Realtime   GET  {}", stack.url("/api/webhook/stats/realtime"));
-    println!("  Events     GET  {}?limit=20", stack.url("/api/webhook/events/recent"));
+    println!(
+        "  Metrics    GET  {}?days=7",
+        stack.url("/api/webhook/metrics")
+    );
+    println!(
+        "  Chats      GET  {}",
+        stack.url("/api/webhook/conversations")
+    );
+    println!(
+        "  Realtime   GET  {}",
+        stack.url("/api/webhook/stats/realtime")
+    );
+    println!(
+        "  Events     GET  {}?limit=20",
+        stack.url("/api/webhook/events/recent")
+    );
     println!("  WebSocket  ws://127.0.0.1:{ws_port} (arrives with live updates)");
     println!();
     if settings.generated.is_empty() {
-        println!("Settings: from the environment and {}", settings.file.display());
+        println!(
+            "Settings: from the environment and {}",
+            settings.file.display()
+        );
     } else {
-        println!("Generated development settings (kept in {}):", settings.file.display());
+        println!(
+            "Generated development settings (kept in {}):",
+            settings.file.display()
+        );
     }
     for name in SECRET_SETTINGS {
         println!("  {name}={}", value(name));
     }
-    println!("  PULSE_TIMEZONE={}", value("PULSE_TIMEZONE").if_empty("UTC"));
+    println!(
+        "  PULSE_TIMEZONE={}",
+        value("PULSE_TIMEZONE").if_empty("UTC")
+    );
     println!();
     println!("Try, in another terminal:");
     println!("  cargo run --release -- send events/whatsapp/button_click.json");
@@ -145,7 +174,11 @@ trait IfEmpty {
 
 impl IfEmpty for String {
     fn if_empty(self, default: &str) -> String {
-        if self.is_empty() { default.to_owned() } else { self }
+        if self.is_empty() {
+            default.to_owned()
+        } else {
+            self
+        }
     }
 }
 
@@ -163,13 +196,21 @@ async fn send(args: SendArgs) -> Result<(), String> {
     let sent = send_files(&args.url, &secret, &args.files, args.keep_timestamps).await?;
     let mut failed = 0;
     for outcome in &sent {
-        println!("{} → {} {}", outcome.file.display(), outcome.status, outcome.body);
+        println!(
+            "{} → {} {}",
+            outcome.file.display(),
+            outcome.status,
+            outcome.body
+        );
         if !(200..300).contains(&outcome.status) {
             failed += 1;
         }
     }
     if failed > 0 {
-        return Err(format!("{failed} of {} deliveries were not accepted", sent.len()));
+        return Err(format!(
+            "{failed} of {} deliveries were not accepted",
+            sent.len()
+        ));
     }
     Ok(())
 }

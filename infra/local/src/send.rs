@@ -15,11 +15,17 @@ pub struct Sent {
 
 /// Posts each file with its `X-Hub-Signature-256`: the exact bytes with
 /// `keep_timestamps`, else with its times moved to now (see [`shift_to_now`]).
-pub async fn send_files(url: &str, secret: &str, files: &[PathBuf], keep_timestamps: bool) -> Result<Vec<Sent>, String> {
+pub async fn send_files(
+    url: &str,
+    secret: &str,
+    files: &[PathBuf],
+    keep_timestamps: bool,
+) -> Result<Vec<Sent>, String> {
     let client = reqwest::Client::new();
     let mut sent = Vec::with_capacity(files.len());
     for file in files {
-        let mut body = std::fs::read(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+        let mut body =
+            std::fs::read(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
         if !keep_timestamps {
             body = shift_to_now(&body, chrono::Utc::now().timestamp()).unwrap_or(body);
         }
@@ -33,7 +39,11 @@ pub async fn send_files(url: &str, secret: &str, files: &[PathBuf], keep_timesta
             .map_err(|e| format!("cannot reach {url}: {e} (is `pulse serve` running?)"))?;
         let status = response.status().as_u16();
         let body = response.text().await.unwrap_or_default();
-        sent.push(Sent { file: file.clone(), status, body });
+        sent.push(Sent {
+            file: file.clone(),
+            status,
+            body,
+        });
     }
     Ok(sent)
 }
@@ -74,7 +84,9 @@ fn visit_times(value: &mut Value, is_entry: bool, f: &mut impl FnMut(&mut i64)) 
                 }
             }
         }
-        Value::Array(items) => items.iter_mut().for_each(|item| visit_times(item, is_entry, f)),
+        Value::Array(items) => items
+            .iter_mut()
+            .for_each(|item| visit_times(item, is_entry, f)),
         _ => {}
     }
 }
@@ -89,13 +101,18 @@ mod tests {
         let body = json!({"entry": [{"time": 900, "changes": [{"value": {
             "messages": [{"timestamp": "1000"}, {"timestamp": "1060"}],
             "statuses": [{"timestamp": 1030, "conversation": {"expiration_timestamp": "5"}}]}}]}]});
-        let shifted: serde_json::Value = serde_json::from_slice(&shift_to_now(body.to_string().as_bytes(), 10_060).unwrap()).unwrap();
+        let shifted: serde_json::Value =
+            serde_json::from_slice(&shift_to_now(body.to_string().as_bytes(), 10_060).unwrap())
+                .unwrap();
         let value = &shifted["entry"][0]["changes"][0]["value"];
         assert_eq!(shifted["entry"][0]["time"], 9_900);
         assert_eq!(value["messages"][0]["timestamp"], "10000");
         assert_eq!(value["messages"][1]["timestamp"], "10060");
         assert_eq!(value["statuses"][0]["timestamp"], 10_030);
-        assert_eq!(value["statuses"][0]["conversation"]["expiration_timestamp"], "5");
+        assert_eq!(
+            value["statuses"][0]["conversation"]["expiration_timestamp"],
+            "5"
+        );
         assert_eq!(shift_to_now(b"not json", 1), None);
         assert_eq!(shift_to_now(br#"{"entry": []}"#, 1), None);
     }

@@ -22,16 +22,18 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, Put, ScalarAttributeType, Select, StreamSpecification, StreamViewType, TimeToLiveSpecification,
-    TransactGetItem, TransactWriteItem, Update, Get,
+    AttributeDefinition, AttributeValue, BillingMode, Get, GlobalSecondaryIndex, KeySchemaElement,
+    KeyType, Projection, ProjectionType, Put, ScalarAttributeType, Select, StreamSpecification,
+    StreamViewType, TimeToLiveSpecification, TransactGetItem, TransactWriteItem, Update,
 };
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
 use futures::future::try_join_all;
 use sha2::{Digest, Sha256};
 
-use super::{Commit, Committed, Cursor, EventPage, EventQuery, Snapshot, Store, StoreError, Versioned};
+use super::{
+    Commit, Committed, Cursor, EventPage, EventQuery, Snapshot, Store, StoreError, Versioned,
+};
 use crate::counters::{Granularity, SlotCounters};
 use crate::event::Event;
 use crate::ingest::{ContactState, StateKeys};
@@ -46,6 +48,10 @@ const MINUTE_COUNTERS_KEPT_SECONDS: i64 = 2 * 86_400;
 const COUNTER_PREFIX: &str = "c:";
 /// Feed days queried at once when walking back through the events.
 const FEED_DAYS_AT_ONCE: i64 = 7;
+/// Feed days one request walks at most. A page that is not full by then ends
+/// with a cursor to go on from, so that a rare filter costs a bounded number of
+/// queries per request rather than a walk back to the retention horizon.
+const FEED_DAYS_PER_REQUEST: i64 = 14;
 /// WhatsApp times can predate arrival (Meta retries for days): the feed is walked
 /// this much further back than the retention.
 const FEED_LATE_DAYS: i64 = 7;
@@ -84,7 +90,10 @@ fn key(pk: String, sk: &str) -> HashMap<String, AttributeValue> {
     HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
 }
 
-fn string_attr<'a>(item: &'a HashMap<String, AttributeValue>, name: &str) -> Result<&'a str, StoreError> {
+fn string_attr<'a>(
+    item: &'a HashMap<String, AttributeValue>,
+    name: &str,
+) -> Result<&'a str, StoreError> {
     item.get(name)
         .and_then(|v| v.as_s().ok())
         .map(String::as_str)
@@ -92,10 +101,14 @@ fn string_attr<'a>(item: &'a HashMap<String, AttributeValue>, name: &str) -> Res
 }
 
 fn number_attr(item: &HashMap<String, AttributeValue>, name: &str) -> Option<i64> {
-    item.get(name).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok())
+    item.get(name)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
 }
 
-fn parse<T: serde::de::DeserializeOwned>(item: &HashMap<String, AttributeValue>) -> Result<T, StoreError> {
+fn parse<T: serde::de::DeserializeOwned>(
+    item: &HashMap<String, AttributeValue>,
+) -> Result<T, StoreError> {
     serde_json::from_str(string_attr(item, "data")?).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
@@ -106,7 +119,11 @@ fn to_json(value: &impl serde::Serialize) -> String {
 impl DynamoStore {
     /// A store on `table`, whose raw events expire after `retention_days`.
     pub fn new(client: Client, table: impl Into<String>, retention_days: u32) -> Self {
-        Self { client, table: table.into(), retention_days }
+        Self {
+            client,
+            table: table.into(),
+            retention_days,
+        }
     }
 
     /// A client from the environment (`AWS_REGION`, credentials, and
@@ -118,22 +135,33 @@ impl DynamoStore {
 
     /// The store a Lambda function uses: its client and table from the environment.
     pub async fn from_env(config: &crate::config::StoreConfig) -> Self {
-        Self::new(Self::client_from_env().await, &config.events_table, config.retention_days)
+        Self::new(
+            Self::client_from_env().await,
+            &config.events_table,
+            config.retention_days,
+        )
     }
 
     pub fn client(&self) -> &Client {
         &self.client
     }
 
-    fn versioned_put(&self, mut item: HashMap<String, AttributeValue>, version: u64) -> Result<TransactWriteItem, StoreError> {
+    fn versioned_put(
+        &self,
+        mut item: HashMap<String, AttributeValue>,
+        version: u64,
+    ) -> Result<TransactWriteItem, StoreError> {
         item.insert("version".into(), n(version + 1));
         let put = Put::builder().table_name(&self.table).set_item(Some(item));
         let put = if version == 0 {
             put.condition_expression("attribute_not_exists(pk)")
         } else {
-            put.condition_expression("version = :version").expression_attribute_values(":version", n(version))
+            put.condition_expression("version = :version")
+                .expression_attribute_values(":version", n(version))
         };
-        Ok(TransactWriteItem::builder().put(put.build().map_err(unavailable)?).build())
+        Ok(TransactWriteItem::builder()
+            .put(put.build().map_err(unavailable)?)
+            .build())
     }
 
     /// Queries one partition of the index newest first, following pages, keeping the
@@ -158,17 +186,23 @@ impl DynamoStore {
                 .set_exclusive_start_key(start.take())
                 .limit((wanted as i32).clamp(1, 1000));
             query = match &before {
-                Some(before) => query.key_condition_expression("gsi1pk = :p AND gsi1sk < :b").expression_attribute_values(":b", s(before)),
+                Some(before) => query
+                    .key_condition_expression("gsi1pk = :p AND gsi1sk < :b")
+                    .expression_attribute_values(":b", s(before)),
                 None => query.key_condition_expression("gsi1pk = :p"),
             };
             let mut conditions = Vec::new();
             if let Some(event_type) = &filter.event_type {
                 conditions.push("#type = :type");
-                query = query.expression_attribute_names("#type", "type").expression_attribute_values(":type", s(event_type));
+                query = query
+                    .expression_attribute_names("#type", "type")
+                    .expression_attribute_values(":type", s(event_type));
             }
             if let Some(text) = &filter.text {
-                conditions.push("contains(search, :text)");
-                query = query.expression_attribute_values(":text", s(text));
+                conditions.push("contains(#search, :text)");
+                query = query
+                    .expression_attribute_names("#search", "search")
+                    .expression_attribute_values(":text", s(text));
             }
             if !conditions.is_empty() {
                 query = query.filter_expression(conditions.join(" AND "));
@@ -196,28 +230,55 @@ struct EventFilter {
 impl Store for DynamoStore {
     async fn load(&self, event_id: &str, keys: &StateKeys) -> Result<Snapshot, StoreError> {
         let mut wanted = vec![key(format!("EVENT#{event_id}"), "EVENT")];
-        wanted.extend(keys.contact.as_ref().map(|c| key(format!("CONTACT#{c}"), "STATE")));
-        wanted.extend(keys.message.as_ref().map(|m| key(format!("MESSAGE#{m}"), "STATE")));
+        wanted.extend(
+            keys.contact
+                .as_ref()
+                .map(|c| key(format!("CONTACT#{c}"), "STATE")),
+        );
+        wanted.extend(
+            keys.message
+                .as_ref()
+                .map(|m| key(format!("MESSAGE#{m}"), "STATE")),
+        );
         let gets = wanted
             .into_iter()
             .map(|k| {
-                let get = Get::builder().table_name(&self.table).set_key(Some(k)).projection_expression("pk, version, #d")
-                    .expression_attribute_names("#d", "data").build().map_err(unavailable)?;
+                let get = Get::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(k))
+                    .projection_expression("pk, version, #d")
+                    .expression_attribute_names("#d", "data")
+                    .build()
+                    .map_err(unavailable)?;
                 Ok(TransactGetItem::builder().get(get).build())
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
-        let output = self.client.transact_get_items().set_transact_items(Some(gets)).send().await.map_err(unavailable)?;
+        let output = self
+            .client
+            .transact_get_items()
+            .set_transact_items(Some(gets))
+            .send()
+            .await
+            .map_err(unavailable)?;
         let mut snapshot = Snapshot::default();
         for response in output.responses.unwrap_or_default() {
-            let Some(item) = response.item.filter(|i| !i.is_empty()) else { continue };
+            let Some(item) = response.item.filter(|i| !i.is_empty()) else {
+                continue;
+            };
             let pk = string_attr(&item, "pk")?;
             let version = number_attr(&item, "version").unwrap_or(0) as u64;
             if pk.starts_with("EVENT#") {
                 snapshot.already_stored = true;
             } else if pk.starts_with("CONTACT#") {
-                snapshot.contact = Versioned { value: Some(parse(&item)?), version };
+                snapshot.contact = Versioned {
+                    value: Some(parse(&item)?),
+                    version,
+                };
             } else if pk.starts_with("MESSAGE#") {
-                snapshot.message = Versioned { value: Some(parse(&item)?), version };
+                snapshot.message = Versioned {
+                    value: Some(parse(&item)?),
+                    version,
+                };
             }
         }
         Ok(snapshot)
@@ -237,8 +298,17 @@ impl Store for DynamoStore {
             ("data".to_owned(), s(to_json(event))),
             ("raw".to_owned(), s(commit.event.raw.get())),
             ("expires_at".to_owned(), n(expires_at)),
-            ("gsi1pk".to_owned(), s(format!("FEED#{}#{shard}", event.occurred_at.format("%Y-%m-%d")))),
-            ("gsi1sk".to_owned(), s(format!("{}#{}", padded(occurred_ms), event.id))),
+            (
+                "gsi1pk".to_owned(),
+                s(format!(
+                    "FEED#{}#{shard}",
+                    event.occurred_at.format("%Y-%m-%d")
+                )),
+            ),
+            (
+                "gsi1sk".to_owned(),
+                s(format!("{}#{}", padded(occurred_ms), event.id)),
+            ),
         ]);
         let put_event = Put::builder()
             .table_name(&self.table)
@@ -249,12 +319,26 @@ impl Store for DynamoStore {
         let mut items = vec![TransactWriteItem::builder().put(put_event).build()];
         let mut versions = Vec::new();
 
-        if let Some(Versioned { value: Some(state), version }) = &commit.contact {
+        if let Some(Versioned {
+            value: Some(state),
+            version,
+        }) = &commit.contact
+        {
             let mut item = key(format!("CONTACT#{}", state.wa_id), "STATE");
             item.extend([
                 ("data".to_owned(), s(to_json(state))),
-                ("gsi1pk".to_owned(), s(format!("CONTACTS#{}", shard_of(&state.wa_id)))),
-                ("gsi1sk".to_owned(), s(format!("{}#{}", padded(state.last_activity_ms), state.wa_id))),
+                (
+                    "gsi1pk".to_owned(),
+                    s(format!("CONTACTS#{}", shard_of(&state.wa_id))),
+                ),
+                (
+                    "gsi1sk".to_owned(),
+                    s(format!(
+                        "{}#{}",
+                        padded(state.last_activity_ms),
+                        state.wa_id
+                    )),
+                ),
             ]);
             if let Some(inbound_ms) = state.last_inbound_ms {
                 item.insert("inbound_ms".into(), n(inbound_ms));
@@ -262,16 +346,27 @@ impl Store for DynamoStore {
             items.push(self.versioned_put(item, *version)?);
             versions.push(*version);
         }
-        if let (Some(Versioned { value: Some(state), version }), Some(id)) = (&commit.message, StateKeys::of(event).message) {
+        if let (
+            Some(Versioned {
+                value: Some(state),
+                version,
+            }),
+            Some(id),
+        ) = (&commit.message, StateKeys::of(event).message)
+        {
             let mut item = key(format!("MESSAGE#{id}"), "STATE");
-            item.extend([("data".to_owned(), s(to_json(state))), ("expires_at".to_owned(), n(expires_at))]);
+            item.extend([
+                ("data".to_owned(), s(to_json(state))),
+                ("expires_at".to_owned(), n(expires_at)),
+            ]);
             items.push(self.versioned_put(item, *version)?);
             versions.push(*version);
         }
         for ((granularity, slot), counters) in commit.deltas.by_slot() {
-            let mut update = Update::builder()
-                .table_name(&self.table)
-                .set_key(Some(key(format!("COUNTERS#{}#{shard}", granularity.code()), &padded(slot))));
+            let mut update = Update::builder().table_name(&self.table).set_key(Some(key(
+                format!("COUNTERS#{}#{shard}", granularity.code()),
+                &padded(slot),
+            )));
             let mut adds = Vec::new();
             for (i, (name, value)) in counters.iter().enumerate() {
                 adds.push(format!("#c{i} :c{i}"));
@@ -285,13 +380,28 @@ impl Store for DynamoStore {
                 let expires = slot / 1000 + MINUTE_COUNTERS_KEPT_SECONDS;
                 update = update.expression_attribute_values(":expires", n(expires));
             }
-            items.push(TransactWriteItem::builder().update(update.update_expression(expression).build().map_err(unavailable)?).build());
+            items.push(
+                TransactWriteItem::builder()
+                    .update(
+                        update
+                            .update_expression(expression)
+                            .build()
+                            .map_err(unavailable)?,
+                    )
+                    .build(),
+            );
         }
 
         // Makes the SDK's own retries of this request idempotent for ten minutes.
         let token_source = format!("{}:{versions:?}", event.id);
         let token = hex::encode(&Sha256::digest(token_source.as_bytes())[..18]);
-        let result = self.client.transact_write_items().set_transact_items(Some(items)).client_request_token(token).send().await;
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .client_request_token(token)
+            .send()
+            .await;
         match result {
             Ok(_) => Ok(Committed::Stored),
             Err(SdkError::ServiceError(context)) => match context.err() {
@@ -300,19 +410,34 @@ impl Store for DynamoStore {
                     let code = |i: usize| reasons.get(i).and_then(|r| r.code()).unwrap_or("None");
                     if code(0) == "ConditionalCheckFailed" {
                         Ok(Committed::Duplicate)
-                    } else if reasons.iter().all(|r| matches!(r.code(), None | Some("None" | "ConditionalCheckFailed" | "TransactionConflict"))) {
+                    } else if reasons.iter().all(|r| {
+                        matches!(
+                            r.code(),
+                            None | Some("None" | "ConditionalCheckFailed" | "TransactionConflict")
+                        )
+                    }) {
                         Ok(Committed::Conflict)
                     } else {
-                        Err(StoreError::Unavailable(format!("transaction cancelled: {:?}", reasons.iter().map(|r| r.code()).collect::<Vec<_>>())))
+                        Err(StoreError::Unavailable(format!(
+                            "transaction cancelled: {:?}",
+                            reasons.iter().map(|r| r.code()).collect::<Vec<_>>()
+                        )))
                     }
                 }
-                other => Err(StoreError::Unavailable(DisplayErrorContext(other).to_string())),
+                other => Err(StoreError::Unavailable(
+                    DisplayErrorContext(other).to_string(),
+                )),
             },
             Err(other) => Err(unavailable(other)),
         }
     }
 
-    async fn counters(&self, granularity: Granularity, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Vec<SlotCounters>, StoreError> {
+    async fn counters(
+        &self,
+        granularity: Granularity,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<SlotCounters>, StoreError> {
         let (from_ms, to_ms) = (from.timestamp_millis(), to.timestamp_millis());
         if to_ms <= from_ms {
             return Ok(Vec::new());
@@ -324,7 +449,10 @@ impl Store for DynamoStore {
                 .query()
                 .table_name(&self.table)
                 .key_condition_expression("pk = :p AND sk BETWEEN :from AND :to")
-                .expression_attribute_values(":p", s(format!("COUNTERS#{}#{shard}", granularity.code())))
+                .expression_attribute_values(
+                    ":p",
+                    s(format!("COUNTERS#{}#{shard}", granularity.code())),
+                )
                 .expression_attribute_values(":from", s(padded(from_ms)))
                 .expression_attribute_values(":to", s(padded(to_ms - 1)))
                 .into_paginator()
@@ -337,37 +465,64 @@ impl Store for DynamoStore {
         });
         let mut slots: BTreeMap<i64, SlotCounters> = BTreeMap::new();
         for item in try_join_all(shards).await?.into_iter().flatten() {
-            let slot: i64 = string_attr(&item, "sk")?.parse().map_err(|_| StoreError::Corrupt("counter slot".into()))?;
-            let counters = slots.entry(slot).or_insert_with(|| SlotCounters { slot, values: Default::default() });
+            let slot: i64 = string_attr(&item, "sk")?
+                .parse()
+                .map_err(|_| StoreError::Corrupt("counter slot".into()))?;
+            let counters = slots.entry(slot).or_insert_with(|| SlotCounters {
+                slot,
+                values: Default::default(),
+            });
             for (name, value) in &item {
                 if let (Some(name), Ok(value)) = (name.strip_prefix(COUNTER_PREFIX), value.as_n()) {
-                    *counters.values.entry(name.to_owned()).or_default() += value.parse::<i64>().unwrap_or(0);
+                    *counters.values.entry(name.to_owned()).or_default() +=
+                        value.parse::<i64>().unwrap_or(0);
                 }
             }
         }
-        Ok(slots.into_values().filter(|s| s.values.values().any(|v| *v != 0)).collect())
+        Ok(slots
+            .into_values()
+            .filter(|s| s.values.values().any(|v| *v != 0))
+            .collect())
     }
 
     async fn events(&self, query: &EventQuery) -> Result<EventPage, StoreError> {
-        let filter = EventFilter { event_type: query.event_type.clone(), text: query.text.as_ref().map(|t| t.to_lowercase()) };
+        let filter = EventFilter {
+            event_type: query.event_type.clone(),
+            text: query.text.as_ref().map(|t| t.to_lowercase()),
+        };
         let wanted = query.limit + 1;
         let start = query.before.clone();
-        let before_key = start.as_ref().map(|c| format!("{}#{}", padded(c.occurred_ms), c.id));
+        let before_key = start
+            .as_ref()
+            .map(|c| format!("{}#{}", padded(c.occurred_ms), c.id));
+        // A cursor without id marks a day boundary: go on from the day before it.
         let first_day = start
             .as_ref()
-            .and_then(|c| DateTime::from_timestamp_millis(c.occurred_ms))
+            .and_then(|c| {
+                DateTime::from_timestamp_millis(c.occurred_ms - i64::from(c.id.is_empty()))
+            })
             .unwrap_or_else(|| Utc::now() + chrono::Duration::days(1))
             .date_naive();
-        let days_back = i64::from(self.retention_days) + FEED_LATE_DAYS + 1;
+        let horizon = (Utc::now()
+            - chrono::Duration::days(i64::from(self.retention_days) + FEED_LATE_DAYS))
+        .date_naive();
+        let days_back = ((first_day - horizon).num_days() + 1).clamp(0, FEED_DAYS_PER_REQUEST);
         let mut found: Vec<Event> = Vec::new();
         for window in (0..days_back).step_by(FEED_DAYS_AT_ONCE as usize) {
             let remaining = wanted - found.len();
-            let partitions = (window..(window + FEED_DAYS_AT_ONCE).min(days_back)).flat_map(|back| {
-                let day = first_day - chrono::Duration::days(back);
-                let before = if back == 0 { before_key.clone() } else { None };
-                (0..SHARDS).map(move |shard| (format!("FEED#{}#{shard}", day.format("%Y-%m-%d")), before.clone()))
-            });
-            let queries = partitions.map(|(partition, before)| self.query_index(partition, before, &filter, remaining));
+            let partitions =
+                (window..(window + FEED_DAYS_AT_ONCE).min(days_back)).flat_map(|back| {
+                    let day = first_day - chrono::Duration::days(back);
+                    let before = if back == 0 { before_key.clone() } else { None };
+                    (0..SHARDS).map(move |shard| {
+                        (
+                            format!("FEED#{}#{shard}", day.format("%Y-%m-%d")),
+                            before.clone(),
+                        )
+                    })
+                });
+            let queries = partitions
+                .map(|(partition, before)| self.query_index(partition, before, &filter, remaining));
             let mut window_events = Vec::new();
             for item in try_join_all(queries).await?.into_iter().flatten() {
                 window_events.push(parse::<Event>(&item)?);
@@ -378,11 +533,26 @@ impl Store for DynamoStore {
                 break;
             }
         }
-        let next = (found.len() > query.limit).then(|| {
+        let oldest_walked = first_day - chrono::Duration::days(days_back - 1);
+        let next = if found.len() > query.limit {
             found.truncate(query.limit);
-            Cursor::after(found.last().expect("limit is at least 1"))
-        });
-        Ok(EventPage { events: found, next })
+            Some(Cursor::after(found.last().expect("limit is at least 1")))
+        } else if oldest_walked > horizon {
+            let boundary = oldest_walked
+                .and_hms_opt(0, 0, 0)
+                .expect("midnight exists")
+                .and_utc();
+            Some(Cursor {
+                occurred_ms: boundary.timestamp_millis(),
+                id: String::new(),
+            })
+        } else {
+            None
+        };
+        Ok(EventPage {
+            events: found,
+            next,
+        })
     }
 
     async fn event(&self, id: &str) -> Result<Option<(Event, String)>, StoreError> {
@@ -395,17 +565,28 @@ impl Store for DynamoStore {
             .send()
             .await
             .map_err(unavailable)?;
-        output.item.map(|item| Ok((parse(&item)?, string_attr(&item, "raw")?.to_owned()))).transpose()
+        output
+            .item
+            .map(|item| Ok((parse(&item)?, string_attr(&item, "raw")?.to_owned())))
+            .transpose()
     }
 
     async fn contacts(&self, limit: usize) -> Result<Vec<ContactState>, StoreError> {
-        let no_filter = EventFilter { event_type: None, text: None };
-        let shards = (0..SHARDS).map(|shard| self.query_index(format!("CONTACTS#{shard}"), None, &no_filter, limit));
+        let no_filter = EventFilter {
+            event_type: None,
+            text: None,
+        };
+        let shards = (0..SHARDS)
+            .map(|shard| self.query_index(format!("CONTACTS#{shard}"), None, &no_filter, limit));
         let mut contacts = Vec::new();
         for item in try_join_all(shards).await?.into_iter().flatten() {
             contacts.push(parse::<ContactState>(&item)?);
         }
-        contacts.sort_by(|a, b| b.last_activity_ms.cmp(&a.last_activity_ms).then_with(|| a.wa_id.cmp(&b.wa_id)));
+        contacts.sort_by(|a, b| {
+            b.last_activity_ms
+                .cmp(&a.last_activity_ms)
+                .then_with(|| a.wa_id.cmp(&b.wa_id))
+        });
         contacts.truncate(limit);
         Ok(contacts)
     }
@@ -449,12 +630,32 @@ impl Store for DynamoStore {
 
 /// Creates the events table (with its index, stream and TTL) and the connections
 /// table, as `template.yaml` declares them; tables that exist are left alone.
-pub async fn create_tables(client: &Client, events_table: &str, connections_table: &str) -> Result<(), StoreError> {
-    let existing = client.list_tables().send().await.map_err(unavailable)?.table_names.unwrap_or_default();
+pub async fn create_tables(
+    client: &Client,
+    events_table: &str,
+    connections_table: &str,
+) -> Result<(), StoreError> {
+    let existing = client
+        .list_tables()
+        .send()
+        .await
+        .map_err(unavailable)?
+        .table_names
+        .unwrap_or_default();
     let attribute = |name: &str| {
-        AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build().map_err(unavailable)
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .map_err(unavailable)
     };
-    let key_element = |name: &str, key_type: KeyType| KeySchemaElement::builder().attribute_name(name).key_type(key_type).build().map_err(unavailable);
+    let key_element = |name: &str, key_type: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(key_type)
+            .build()
+            .map_err(unavailable)
+    };
     if !existing.iter().any(|t| t == events_table) {
         let index = GlobalSecondaryIndex::builder()
             .index_name(INDEX)
@@ -463,7 +664,11 @@ pub async fn create_tables(client: &Client, events_table: &str, connections_tabl
             .projection(
                 Projection::builder()
                     .projection_type(ProjectionType::Include)
-                    .set_non_key_attributes(Some(["data", "type", "search", "inbound_ms"].map(String::from).to_vec()))
+                    .set_non_key_attributes(Some(
+                        ["data", "type", "search", "inbound_ms"]
+                            .map(String::from)
+                            .to_vec(),
+                    ))
                     .build(),
             )
             .build()
@@ -479,7 +684,13 @@ pub async fn create_tables(client: &Client, events_table: &str, connections_tabl
             .key_schema(key_element("pk", KeyType::Hash)?)
             .key_schema(key_element("sk", KeyType::Range)?)
             .global_secondary_indexes(index)
-            .stream_specification(StreamSpecification::builder().stream_enabled(true).stream_view_type(StreamViewType::NewImage).build().map_err(unavailable)?)
+            .stream_specification(
+                StreamSpecification::builder()
+                    .stream_enabled(true)
+                    .stream_view_type(StreamViewType::NewImage)
+                    .build()
+                    .map_err(unavailable)?,
+            )
             .send()
             .await
             .map_err(unavailable)?;
@@ -504,7 +715,13 @@ async fn enable_ttl(client: &Client, table: &str) -> Result<(), StoreError> {
     client
         .update_time_to_live()
         .table_name(table)
-        .time_to_live_specification(TimeToLiveSpecification::builder().enabled(true).attribute_name("expires_at").build().map_err(unavailable)?)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .enabled(true)
+                .attribute_name("expires_at")
+                .build()
+                .map_err(unavailable)?,
+        )
         .send()
         .await
         .map_err(unavailable)?;

@@ -27,7 +27,10 @@ pub struct Versioned<T> {
 
 impl<T> Default for Versioned<T> {
     fn default() -> Self {
-        Self { value: None, version: 0 }
+        Self {
+            value: None,
+            version: 0,
+        }
     }
 }
 
@@ -75,12 +78,15 @@ pub struct EventQuery {
 
 #[derive(Debug, Clone, Default)]
 pub struct EventPage {
+    /// At most the limit asked for; a page may be shorter and still have a next
+    /// one (a store bounds the work of one request).
     pub events: Vec<Event>,
     /// Where the next page starts; `None` on the last page.
     pub next: Option<Cursor>,
 }
 
 /// A position in the newest-first order of events: (time, id) of the last one seen.
+/// An empty id stands before every event of that millisecond.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Cursor {
     pub occurred_ms: i64,
@@ -89,21 +95,30 @@ pub struct Cursor {
 
 impl Cursor {
     pub fn after(event: &Event) -> Self {
-        Self { occurred_ms: event.occurred_at.timestamp_millis(), id: event.id.clone() }
+        Self {
+            occurred_ms: event.occurred_at.timestamp_millis(),
+            id: event.id.clone(),
+        }
     }
 
     /// An opaque token for the API.
     pub fn encode(&self) -> String {
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{}:{}", self.occurred_ms, self.id))
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(format!("{}:{}", self.occurred_ms, self.id))
     }
 
     pub fn decode(token: &str) -> Option<Self> {
-        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token.trim()).ok()?;
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(token.trim())
+            .ok()?;
         let text = String::from_utf8(bytes).ok()?;
         let (ms, id) = text.split_once(':')?;
         let id_ok = id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric());
         let occurred_ms = ms.parse().ok()?;
-        id_ok.then(|| Self { occurred_ms, id: id.to_owned() })
+        id_ok.then(|| Self {
+            occurred_ms,
+            id: id.to_owned(),
+        })
     }
 }
 
@@ -130,7 +145,12 @@ pub trait Store: Send + Sync {
     async fn commit(&self, commit: &Commit<'_>) -> Result<Committed, StoreError>;
 
     /// Counters of the slots in `[from, to)`, one entry per slot that has any.
-    async fn counters(&self, granularity: Granularity, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Vec<SlotCounters>, StoreError>;
+    async fn counters(
+        &self,
+        granularity: Granularity,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<SlotCounters>, StoreError>;
 
     /// Events newest first (by WhatsApp time, then id), filtered.
     async fn events(&self, query: &EventQuery) -> Result<EventPage, StoreError>;
@@ -154,7 +174,10 @@ mod tests {
 
     #[test]
     fn cursor_round_trips_and_rejects_garbage() {
-        let cursor = Cursor { occurred_ms: 1_700_000_000_123, id: "0a1b".into() };
+        let cursor = Cursor {
+            occurred_ms: 1_700_000_000_123,
+            id: "0a1b".into(),
+        };
         assert_eq!(Cursor::decode(&cursor.encode()), Some(cursor));
         for bad in ["", "!!!", "bm9jb2xvbg", "YWJjOmRlZg", "MTIzOmEtYg"] {
             assert_eq!(Cursor::decode(bad), None, "{bad}");

@@ -12,7 +12,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
-use super::{Commit, Committed, Cursor, EventPage, EventQuery, Snapshot, Store, StoreError, Versioned};
+use super::{
+    Commit, Committed, Cursor, EventPage, EventQuery, Snapshot, Store, StoreError, Versioned,
+};
 use crate::counters::{Granularity, SlotCounters};
 use crate::event::Event;
 use crate::ingest::{ContactState, StateKeys};
@@ -76,10 +78,15 @@ impl SqliteStore {
         let path = path.as_ref().to_path_buf();
         let connection = Connection::open(&path).map_err(unavailable)?;
         connection
-            .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;")
+            .execute_batch(
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;",
+            )
             .map_err(unavailable)?;
         connection.execute_batch(SCHEMA).map_err(unavailable)?;
-        Ok(Self { connection: Arc::new(Mutex::new(connection)), path })
+        Ok(Self {
+            connection: Arc::new(Mutex::new(connection)),
+            path,
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -93,7 +100,9 @@ impl SqliteStore {
     ) -> Result<T, StoreError> {
         let connection = Arc::clone(&self.connection);
         tokio::task::spawn_blocking(move || {
-            let mut guard = connection.lock().map_err(|_| unavailable("a previous store call panicked"))?;
+            let mut guard = connection
+                .lock()
+                .map_err(|_| unavailable("a previous store call panicked"))?;
             work(&mut guard)
         })
         .await
@@ -105,7 +114,9 @@ impl SqliteStore {
     pub async fn purge_expired(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
         let now_ms = now.timestamp_millis();
         self.with(move |c| {
-            let events = c.execute("DELETE FROM events WHERE expires_ms < ?1", [now_ms]).map_err(unavailable)?;
+            let events = c
+                .execute("DELETE FROM events WHERE expires_ms < ?1", [now_ms])
+                .map_err(unavailable)?;
             c.execute(
                 "DELETE FROM counters WHERE granularity = 'M' AND slot < ?1",
                 [now_ms - MINUTE_COUNTERS_KEPT_MS],
@@ -131,16 +142,28 @@ impl Store for SqliteStore {
         let (event_id, keys) = (event_id.to_owned(), keys.clone());
         self.with(move |c| {
             let already_stored = c
-                .query_row("SELECT 1 FROM events WHERE id = ?1", [&event_id], |_| Ok(()))
+                .query_row(
+                    "SELECT 1 FROM events WHERE id = ?1",
+                    [&event_id],
+                    |_| Ok(()),
+                )
                 .optional()
                 .map_err(unavailable)?
                 .is_some();
-            let mut snapshot = Snapshot { already_stored, ..Default::default() };
+            let mut snapshot = Snapshot {
+                already_stored,
+                ..Default::default()
+            };
             if let Some(wa_id) = &keys.contact {
-                snapshot.contact = read_versioned(c, "SELECT version, data FROM contacts WHERE wa_id = ?1", wa_id)?;
+                snapshot.contact = read_versioned(
+                    c,
+                    "SELECT version, data FROM contacts WHERE wa_id = ?1",
+                    wa_id,
+                )?;
             }
             if let Some(id) = &keys.message {
-                snapshot.message = read_versioned(c, "SELECT version, data FROM messages WHERE id = ?1", id)?;
+                snapshot.message =
+                    read_versioned(c, "SELECT version, data FROM messages WHERE id = ?1", id)?;
             }
             Ok(snapshot)
         })
@@ -161,11 +184,23 @@ impl Store for SqliteStore {
         );
         let contact = commit.contact.as_ref().and_then(|v| {
             let state = v.value?;
-            Some((v.version, state.wa_id.clone(), state.last_activity_ms, state.last_inbound_ms, to_json(state)))
+            Some((
+                v.version,
+                state.wa_id.clone(),
+                state.last_activity_ms,
+                state.last_inbound_ms,
+                to_json(state),
+            ))
         });
-        let message = commit.message.as_ref().and_then(|v| Some((v.version, event_message_id(event)?, to_json(v.value?))));
-        let deltas: Vec<(&'static str, i64, String, i64)> =
-            commit.deltas.iter().map(|(k, v)| (k.granularity.code(), k.slot, k.name.clone(), v)).collect();
+        let message = commit
+            .message
+            .as_ref()
+            .and_then(|v| Some((v.version, event_message_id(event)?, to_json(v.value?))));
+        let deltas: Vec<(&'static str, i64, String, i64)> = commit
+            .deltas
+            .iter()
+            .map(|(k, v)| (k.granularity.code(), k.slot, k.name.clone(), v))
+            .collect();
 
         self.with(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(unavailable)?;
@@ -223,7 +258,12 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn counters(&self, granularity: Granularity, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Vec<SlotCounters>, StoreError> {
+    async fn counters(
+        &self,
+        granularity: Granularity,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<SlotCounters>, StoreError> {
         let (from_ms, to_ms) = (from.timestamp_millis(), to.timestamp_millis());
         self.with(move |c| {
             let mut query = c
@@ -250,7 +290,10 @@ impl Store for SqliteStore {
     async fn events(&self, query: &EventQuery) -> Result<EventPage, StoreError> {
         let query = query.clone();
         self.with(move |c| {
-            let (before_ms, before_id) = query.before.map(|b| (b.occurred_ms, b.id)).unwrap_or((i64::MAX, String::new()));
+            let (before_ms, before_id) = query
+                .before
+                .map(|b| (b.occurred_ms, b.id))
+                .unwrap_or((i64::MAX, String::new()));
             let mut statement = c
                 .prepare_cached(
                     "SELECT data FROM events
@@ -262,7 +305,16 @@ impl Store for SqliteStore {
                 .map_err(unavailable)?;
             let text = query.text.map(|t| t.to_lowercase());
             let rows = statement
-                .query_map(params![before_ms, before_id, query.event_type, text, query.limit as i64 + 1], |r| r.get::<_, String>(0))
+                .query_map(
+                    params![
+                        before_ms,
+                        before_id,
+                        query.event_type,
+                        text,
+                        query.limit as i64 + 1
+                    ],
+                    |r| r.get::<_, String>(0),
+                )
                 .map_err(unavailable)?;
             let mut events = Vec::new();
             for row in rows {
@@ -281,10 +333,13 @@ impl Store for SqliteStore {
         let id = id.to_owned();
         self.with(move |c| {
             let row = c
-                .query_row("SELECT data, raw FROM events WHERE id = ?1", [&id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+                .query_row("SELECT data, raw FROM events WHERE id = ?1", [&id], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                })
                 .optional()
                 .map_err(unavailable)?;
-            row.map(|(data, raw)| Ok((from_json(&data)?, raw))).transpose()
+            row.map(|(data, raw)| Ok((from_json(&data)?, raw)))
+                .transpose()
         })
         .await
     }
@@ -292,10 +347,15 @@ impl Store for SqliteStore {
     async fn contacts(&self, limit: usize) -> Result<Vec<ContactState>, StoreError> {
         self.with(move |c| {
             let mut statement = c
-                .prepare_cached("SELECT data FROM contacts ORDER BY activity_ms DESC, wa_id LIMIT ?1")
+                .prepare_cached(
+                    "SELECT data FROM contacts ORDER BY activity_ms DESC, wa_id LIMIT ?1",
+                )
                 .map_err(unavailable)?;
-            let rows = statement.query_map([limit as i64], |r| r.get::<_, String>(0)).map_err(unavailable)?;
-            rows.map(|row| from_json(&row.map_err(unavailable)?)).collect()
+            let rows = statement
+                .query_map([limit as i64], |r| r.get::<_, String>(0))
+                .map_err(unavailable)?;
+            rows.map(|row| from_json(&row.map_err(unavailable)?))
+                .collect()
         })
         .await
     }
@@ -303,15 +363,20 @@ impl Store for SqliteStore {
     async fn active_contacts(&self, since: DateTime<Utc>) -> Result<u64, StoreError> {
         let since_ms = since.timestamp_millis();
         self.with(move |c| {
-            c.query_row("SELECT count(*) FROM contacts WHERE inbound_ms >= ?1", [since_ms], |r| r.get::<_, i64>(0))
-                .map(|n| n as u64)
-                .map_err(unavailable)
+            c.query_row(
+                "SELECT count(*) FROM contacts WHERE inbound_ms >= ?1",
+                [since_ms],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n as u64)
+            .map_err(unavailable)
         })
         .await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        self.with(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(unavailable)).await
+        self.with(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(unavailable))
+            .await
     }
 }
 
@@ -319,13 +384,22 @@ fn event_message_id(event: &Event) -> Option<String> {
     StateKeys::of(event).message
 }
 
-fn read_versioned<T: serde::de::DeserializeOwned>(c: &Connection, sql: &str, key: &str) -> Result<Versioned<T>, StoreError> {
+fn read_versioned<T: serde::de::DeserializeOwned>(
+    c: &Connection,
+    sql: &str,
+    key: &str,
+) -> Result<Versioned<T>, StoreError> {
     let row = c
-        .query_row(sql, [key], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))
+        .query_row(sql, [key], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+        })
         .optional()
         .map_err(unavailable)?;
     match row {
         None => Ok(Versioned::default()),
-        Some((version, data)) => Ok(Versioned { value: Some(from_json(&data)?), version: version as u64 }),
+        Some((version, data)) => Ok(Versioned {
+            value: Some(from_json(&data)?),
+            version: version as u64,
+        }),
     }
 }

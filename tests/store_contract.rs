@@ -1,0 +1,404 @@
+//! The store contract: one suite, run against the SQLite store and against the
+//! DynamoDB store on a real DynamoDB-compatible server (moto). Both must behave
+//! the same.
+
+use std::sync::Arc;
+
+use chrono::{Duration, DurationRound, Utc};
+use futures::future::join_all;
+use pulse_shared::counters::{names, Granularity};
+use pulse_shared::ingest::{record, record_all, Outcome};
+use pulse_shared::metrics;
+use pulse_shared::store::{EventQuery, Store};
+use pulse_tests::*;
+
+/// Runs each case against both stores, as `<case>::sqlite` and `<case>::dynamodb`.
+macro_rules! contract {
+    ($($case:ident),* $(,)?) => {$(
+        mod $case {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn sqlite() {
+                let (store, _folder) = pulse_tests::sqlite_store();
+                super::$case(store).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn dynamodb() {
+                super::$case(pulse_tests::dynamodb_store().await).await;
+            }
+        }
+    )*};
+}
+
+contract!(
+    stores_once_and_reports_duplicates,
+    racing_deliveries_count_once,
+    concurrent_events_of_one_contact_all_count,
+    counters_are_read_by_window,
+    pages_newest_first_with_filters,
+    keeps_the_raw_update,
+    contacts_newest_first_and_active_count,
+    statuses_out_of_order_and_late_retries,
+);
+
+async fn quarter_total(store: &dyn Store, name: &str) -> i64 {
+    let now = Utc::now();
+    let slots = store
+        .counters(
+            Granularity::Quarter,
+            now - Duration::days(30),
+            now + Duration::days(1),
+        )
+        .await
+        .unwrap();
+    slots.iter().map(|s| s.get(name)).sum()
+}
+
+async fn stores_once_and_reports_duplicates(store: Arc<dyn Store>) {
+    let now = Utc::now();
+    let body = envelope(
+        vec![
+            text("wamid.a", CUSTOMER, now, "hi"),
+            click("wamid.b", CUSTOMER, now, "UNLOCK_CONTENT"),
+        ],
+        vec![],
+    );
+    let first = record_all(store.as_ref(), &events(&body), 90)
+        .await
+        .unwrap();
+    assert_eq!((first.received, first.stored, first.duplicates), (2, 2, 0));
+    let again = record_all(store.as_ref(), &events(&body), 90)
+        .await
+        .unwrap();
+    assert_eq!((again.stored, again.duplicates), (0, 2));
+    assert_eq!(quarter_total(store.as_ref(), names::EVENTS).await, 2);
+    assert_eq!(
+        quarter_total(store.as_ref(), "click:UNLOCK_CONTENT").await,
+        1
+    );
+    assert_eq!(quarter_total(store.as_ref(), names::TEXT).await, 1);
+    let contacts = store.contacts(10).await.unwrap();
+    assert_eq!(contacts.len(), 1);
+    assert_eq!(contacts[0].inbound, 2);
+}
+
+async fn racing_deliveries_count_once(store: Arc<dyn Store>) {
+    let now = Utc::now();
+    let body = envelope(
+        vec![text("wamid.race", CUSTOMER, now, "once")],
+        vec![status("wamid.out", "sent", now, CUSTOMER)],
+    );
+    let deliveries = (0..12).map(|_| {
+        let store = Arc::clone(&store);
+        let received = events(&body);
+        tokio::spawn(async move { record_all(store.as_ref(), &received, 90).await.unwrap() })
+    });
+    let summaries: Vec<_> = join_all(deliveries)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        summaries.iter().map(|s| s.stored).sum::<usize>(),
+        2,
+        "{summaries:?}"
+    );
+    assert_eq!(quarter_total(store.as_ref(), names::EVENTS).await, 2);
+    assert_eq!(quarter_total(store.as_ref(), names::OUTBOUND).await, 1);
+    let contact = &store.contacts(1).await.unwrap()[0];
+    assert_eq!((contact.inbound, contact.outbound), (1, 1));
+}
+
+async fn concurrent_events_of_one_contact_all_count(store: Arc<dyn Store>) {
+    // Separate deliveries touching the same contact state at once: optimistic
+    // concurrency must retry, not lose an update.
+    let now = Utc::now();
+    let tasks = (0..16).map(|i| {
+        let store = Arc::clone(&store);
+        let body = envelope(
+            vec![text(
+                &format!("wamid.c{i}"),
+                CUSTOMER,
+                now + Duration::seconds(i),
+                "x",
+            )],
+            vec![],
+        );
+        tokio::spawn(async move {
+            let received = events(&body);
+            record(store.as_ref(), &received[0], 90).await.unwrap()
+        })
+    });
+    let outcomes: Vec<_> = join_all(tasks)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert!(outcomes.iter().all(|o| *o == Outcome::Stored));
+    assert_eq!(store.contacts(1).await.unwrap()[0].inbound, 16);
+    assert_eq!(quarter_total(store.as_ref(), names::TEXT).await, 16);
+}
+
+async fn counters_are_read_by_window(store: Arc<dyn Store>) {
+    let today = Utc::now().duration_trunc(Duration::days(1)).unwrap() + Duration::hours(1);
+    let days_ago = |d| today - Duration::days(d);
+    let body = envelope(
+        vec![
+            text("wamid.w0", CUSTOMER, days_ago(0), "a"),
+            text("wamid.w3", CUSTOMER, days_ago(3), "b"),
+            text("wamid.w9", CUSTOMER, days_ago(9), "c"),
+        ],
+        vec![],
+    );
+    record_all(store.as_ref(), &events(&body), 90)
+        .await
+        .unwrap();
+    let slots = store
+        .counters(Granularity::Quarter, days_ago(5), today + Duration::days(1))
+        .await
+        .unwrap();
+    assert_eq!(slots.iter().map(|s| s.get(names::TEXT)).sum::<i64>(), 2);
+    assert!(
+        slots.windows(2).all(|w| w[0].slot < w[1].slot),
+        "slots come in time order"
+    );
+    let week = metrics::webhook_metrics(store.as_ref(), chrono_tz::UTC, 7, Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(week.messages.text, 2);
+    let long = metrics::webhook_metrics(store.as_ref(), chrono_tz::UTC, 10, Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(long.messages.text, 3);
+}
+
+/// Every event a query matches, following `next` to the end.
+async fn all_pages(store: &dyn Store, mut query: EventQuery) -> Vec<pulse_shared::event::Event> {
+    let mut events = Vec::new();
+    for _ in 0..100 {
+        let page = store.events(&query).await.unwrap();
+        assert!(page.events.len() <= query.limit);
+        events.extend(page.events);
+        match page.next {
+            Some(next) => query.before = Some(next),
+            None => return events,
+        }
+    }
+    panic!("paging did not end");
+}
+
+async fn pages_newest_first_with_filters(store: Arc<dyn Store>) {
+    let start = Utc::now() - Duration::hours(30); // spans two UTC days on the DynamoDB feed
+    let mut messages = Vec::new();
+    for i in 0..25 {
+        let at = start + Duration::hours(i);
+        messages.push(if i % 5 == 0 {
+            click(&format!("wamid.p{i}"), CUSTOMER, at, "SHARE_WITH_CLIENTS")
+        } else {
+            text(
+                &format!("wamid.p{i}"),
+                CUSTOMER,
+                at,
+                &format!("Übersicht École {i}"),
+            )
+        });
+    }
+    record_all(store.as_ref(), &events(&envelope(messages, vec![])), 90)
+        .await
+        .unwrap();
+
+    let first = store
+        .events(&EventQuery {
+            limit: 7,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(first.events.len(), 7, "a page is full while there is more");
+    let seen = all_pages(
+        store.as_ref(),
+        EventQuery {
+            limit: 7,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(seen.len(), 25, "every event once across pages");
+    assert!(
+        seen.windows(2)
+            .all(|w| w[0].occurred_at >= w[1].occurred_at),
+        "newest first"
+    );
+    let mut ids: Vec<_> = seen.iter().map(|e| e.id.clone()).collect();
+    ids.dedup();
+    assert_eq!(ids.len(), 25);
+
+    let clicks = all_pages(
+        store.as_ref(),
+        EventQuery {
+            limit: 50,
+            event_type: Some("button_click".into()),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(clicks.len(), 5);
+    let found = all_pages(
+        store.as_ref(),
+        EventQuery {
+            limit: 50,
+            text: Some("ÜBERSICHT ÉCOLE 2".into()),
+            ..Default::default()
+        },
+    )
+    .await;
+    let bodies: Vec<_> = found.iter().map(|e| e.search_text()).collect();
+    assert_eq!(
+        found.len(),
+        5,
+        "École 2, 21, 22, 23, 24 (20 is a click): {bodies:?}"
+    );
+    let by_name = all_pages(
+        store.as_ref(),
+        EventQuery {
+            limit: 50,
+            text: Some("asha".into()),
+            event_type: Some("button_click".into()),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(by_name.len(), 5);
+}
+
+async fn keeps_the_raw_update(store: Arc<dyn Store>) {
+    let body = br#"{"entry":[{"id":"1","changes":[{"field":"messages","value":{"messages":[{"from":"1","id":"wamid.raw","timestamp":"1767261600","type":"text","text":{"body":"a\/b \u00e9"}}]}}]}]}"#;
+    let received = events(body);
+    record_all(store.as_ref(), &received, 90).await.unwrap();
+    let (event, raw) = store.event(&received[0].event.id).await.unwrap().unwrap();
+    assert_eq!(event, received[0].event);
+    assert_eq!(
+        raw,
+        r#"{"from":"1","id":"wamid.raw","timestamp":"1767261600","type":"text","text":{"body":"a\/b \u00e9"}}"#
+    );
+    assert!(store.event("0000").await.unwrap().is_none());
+}
+
+async fn contacts_newest_first_and_active_count(store: Arc<dyn Store>) {
+    let now = Utc::now();
+    let body = envelope(
+        vec![
+            text("wamid.old", "111111111111", now - Duration::hours(3), "old"),
+            text(
+                "wamid.mid",
+                "222222222222",
+                now - Duration::minutes(20),
+                "mid",
+            ),
+            text(
+                "wamid.new",
+                "333333333333",
+                now - Duration::minutes(1),
+                "new",
+            ),
+        ],
+        vec![status("wamid.only-out", "sent", now, "444444444444")],
+    );
+    record_all(store.as_ref(), &events(&body), 90)
+        .await
+        .unwrap();
+    let contacts = store.contacts(10).await.unwrap();
+    let order: Vec<_> = contacts.iter().map(|c| c.wa_id.as_str()).collect();
+    assert_eq!(
+        order,
+        [
+            "444444444444",
+            "333333333333",
+            "222222222222",
+            "111111111111"
+        ]
+    );
+    assert_eq!(store.contacts(2).await.unwrap().len(), 2);
+    assert_eq!(
+        store
+            .active_contacts(now - Duration::minutes(30))
+            .await
+            .unwrap(),
+        2,
+        "outbound-only contacts are not active"
+    );
+    assert_eq!(
+        store
+            .active_contacts(now - Duration::hours(4))
+            .await
+            .unwrap(),
+        3
+    );
+}
+
+async fn statuses_out_of_order_and_late_retries(store: Arc<dyn Store>) {
+    let now = Utc::now();
+    let two_days_ago = now - Duration::days(2);
+    // read arrives first, then delivered, then a late sent; and an inbound message
+    // from two days ago, delivered late.
+    for body in [
+        envelope(vec![], vec![status("wamid.o1", "read", now, CUSTOMER)]),
+        envelope(
+            vec![],
+            vec![status(
+                "wamid.o1",
+                "delivered",
+                now - Duration::seconds(5),
+                CUSTOMER,
+            )],
+        ),
+        envelope(
+            vec![],
+            vec![status(
+                "wamid.o1",
+                "sent",
+                now - Duration::seconds(10),
+                CUSTOMER,
+            )],
+        ),
+        envelope(vec![], vec![status("wamid.o2", "read", now, CUSTOMER)]),
+        envelope(vec![], vec![status("wamid.o3", "failed", now, CUSTOMER)]),
+        envelope(
+            vec![text("wamid.late", CUSTOMER, two_days_ago, "late")],
+            vec![],
+        ),
+    ] {
+        record_all(store.as_ref(), &events(&body), 90)
+            .await
+            .unwrap();
+    }
+    let m = metrics::webhook_metrics(store.as_ref(), chrono_tz::UTC, 7, now)
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            m.statuses.sent,
+            m.statuses.delivered,
+            m.statuses.read,
+            m.statuses.failed
+        ),
+        (1, 1, 2, 1)
+    );
+    let rate = m.delivery_success_rate.unwrap();
+    assert!((rate - 2.0 / 3.0).abs() < 1e-9, "{rate}");
+    let late_day = two_days_ago.date_naive();
+    let day = m
+        .button_clicks
+        .daily
+        .iter()
+        .position(|d| d.date == late_day)
+        .unwrap();
+    assert_eq!(
+        day, 4,
+        "the late message counts on its own day, two days back"
+    );
+    let today = metrics::webhook_metrics(store.as_ref(), chrono_tz::UTC, 1, now)
+        .await
+        .unwrap();
+    assert_eq!(today.messages.text, 0);
+    assert_eq!(m.messages.text, 1);
+}
