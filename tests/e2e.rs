@@ -489,7 +489,8 @@ async fn the_dynamodb_mode_serves_the_same_api() {
     stack.stop().await;
 }
 
-/// The `pulse` binary, built beside this test by `cargo nextest run --workspace`.
+/// The `pulse` binary, built beside this test by `cargo build --workspace --bins`
+/// (which `make test` runs first).
 fn pulse_binary() -> std::path::PathBuf {
     let exe = std::env::current_exe().unwrap();
     let binary = exe

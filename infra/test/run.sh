@@ -41,6 +41,11 @@ export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-eas
 export PULSE_PAYLOAD_CORPUS="${PULSE_PAYLOAD_CORPUS:-$root/../shared/whatsapp-payloads}"
 
 # 3. Everything: unit tests, the store contract on both stores, end-to-end tests.
+# The end-to-end tests also run the `pulse` binary itself, which test builds do
+# not produce: build the binaries first.
+say "building"
+cargo build --workspace --bins
+
 say "running the tests"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --all-targets --no-fail-fast --profile ci

@@ -17,6 +17,8 @@
 //! (`expires_at`); quarter counters and contacts stay.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
@@ -62,6 +64,8 @@ pub struct DynamoStore {
     client: Client,
     table: String,
     retention_days: u32,
+    /// Counter items read since this store was made (for benchmarks and logs).
+    counter_items_read: Arc<AtomicU64>,
 }
 
 fn unavailable<E: std::error::Error + 'static>(error: E) -> StoreError {
@@ -119,11 +123,12 @@ fn to_json(value: &impl serde::Serialize) -> String {
 impl DynamoStore {
     /// A store on `table`, whose raw events expire after `retention_days`.
     pub fn new(client: Client, table: impl Into<String>, retention_days: u32) -> Self {
-        Self {
-            client,
-            table: table.into(),
-            retention_days,
-        }
+        Self { client, table: table.into(), retention_days, counter_items_read: Arc::default() }
+    }
+
+    /// How many counter items metrics queries have read from this store.
+    pub fn counter_items_read(&self) -> u64 {
+        self.counter_items_read.load(Ordering::Relaxed)
     }
 
     /// A client from the environment (`AWS_REGION`, credentials, and
@@ -464,7 +469,9 @@ impl Store for DynamoStore {
             Ok::<_, StoreError>(items)
         });
         let mut slots: BTreeMap<i64, SlotCounters> = BTreeMap::new();
-        for item in try_join_all(shards).await?.into_iter().flatten() {
+        let items: Vec<_> = try_join_all(shards).await?.into_iter().flatten().collect();
+        self.counter_items_read.fetch_add(items.len() as u64, Ordering::Relaxed);
+        for item in items {
             let slot: i64 = string_attr(&item, "sk")?
                 .parse()
                 .map_err(|_| StoreError::Corrupt("counter slot".into()))?;
