@@ -501,7 +501,7 @@ fn pulse_binary() -> std::path::PathBuf {
         .join(format!("pulse{}", std::env::consts::EXE_SUFFIX));
     assert!(
         binary.exists(),
-        "{} is missing: build the workspace first",
+        "{} is missing: run `make test`, or `cargo build --workspace --bins` first",
         binary.display()
     );
     binary
