@@ -123,7 +123,12 @@ fn to_json(value: &impl serde::Serialize) -> String {
 impl DynamoStore {
     /// A store on `table`, whose raw events expire after `retention_days`.
     pub fn new(client: Client, table: impl Into<String>, retention_days: u32) -> Self {
-        Self { client, table: table.into(), retention_days, counter_items_read: Arc::default() }
+        Self {
+            client,
+            table: table.into(),
+            retention_days,
+            counter_items_read: Arc::default(),
+        }
     }
 
     /// How many counter items metrics queries have read from this store.
@@ -470,7 +475,8 @@ impl Store for DynamoStore {
         });
         let mut slots: BTreeMap<i64, SlotCounters> = BTreeMap::new();
         let items: Vec<_> = try_join_all(shards).await?.into_iter().flatten().collect();
-        self.counter_items_read.fetch_add(items.len() as u64, Ordering::Relaxed);
+        self.counter_items_read
+            .fetch_add(items.len() as u64, Ordering::Relaxed);
         for item in items {
             let slot: i64 = string_attr(&item, "sk")?
                 .parse()
@@ -541,25 +547,19 @@ impl Store for DynamoStore {
             }
         }
         let oldest_walked = first_day - chrono::Duration::days(days_back - 1);
-        let next = if found.len() > query.limit {
-            found.truncate(query.limit);
-            Some(Cursor::after(found.last().expect("limit is at least 1")))
-        } else if oldest_walked > horizon {
+        let mut page = EventPage::from_overfetch(found, query.limit);
+        if page.next.is_none() && oldest_walked > horizon {
+            // Not full, but only because this request's walk ended: go on from there.
             let boundary = oldest_walked
                 .and_hms_opt(0, 0, 0)
                 .expect("midnight exists")
                 .and_utc();
-            Some(Cursor {
+            page.next = Some(Cursor {
                 occurred_ms: boundary.timestamp_millis(),
                 id: String::new(),
-            })
-        } else {
-            None
-        };
-        Ok(EventPage {
-            events: found,
-            next,
-        })
+            });
+        }
+        Ok(page)
     }
 
     async fn event(&self, id: &str) -> Result<Option<(Event, String)>, StoreError> {

@@ -85,6 +85,18 @@ pub struct EventPage {
     pub next: Option<Cursor>,
 }
 
+impl EventPage {
+    /// A page from up to `limit + 1` matches fetched newest first: the extra one
+    /// only tells that there is a next page, which starts after the last kept.
+    pub fn from_overfetch(mut events: Vec<Event>, limit: usize) -> Self {
+        let next = (events.len() > limit).then(|| {
+            events.truncate(limit);
+            Cursor::after(events.last().expect("limit is at least 1"))
+        });
+        Self { events, next }
+    }
+}
+
 /// A position in the newest-first order of events: (time, id) of the last one seen.
 /// An empty id stands before every event of that millisecond.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]

@@ -12,9 +12,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
-use super::{
-    Commit, Committed, Cursor, EventPage, EventQuery, Snapshot, Store, StoreError, Versioned,
-};
+use super::{Commit, Committed, EventPage, EventQuery, Snapshot, Store, StoreError, Versioned};
 use crate::counters::{Granularity, SlotCounters};
 use crate::event::Event;
 use crate::ingest::{ContactState, StateKeys};
@@ -320,11 +318,7 @@ impl Store for SqliteStore {
             for row in rows {
                 events.push(from_json::<Event>(&row.map_err(unavailable)?)?);
             }
-            let next = (events.len() > query.limit).then(|| {
-                events.truncate(query.limit);
-                Cursor::after(events.last().expect("limit is at least 1"))
-            });
-            Ok(EventPage { events, next })
+            Ok(EventPage::from_overfetch(events, query.limit))
         })
         .await
     }

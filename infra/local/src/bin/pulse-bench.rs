@@ -34,7 +34,12 @@ struct Args {
     dynamodb_endpoint: Option<String>,
 }
 
-const BUTTONS: [&str; 4] = ["RETRIEVE_CONTENT", "UNLOCK_CONTENT", "SHARE_WITH_CLIENTS", "OTHER_CTA"];
+const BUTTONS: [&str; 4] = [
+    "RETRIEVE_CONTENT",
+    "UNLOCK_CONTENT",
+    "SHARE_WITH_CLIENTS",
+    "OTHER_CTA",
+];
 
 /// One delivery of `count` updates, the `first`-th to the (first+count)-th of `total`.
 fn delivery(first: usize, count: usize, total: usize) -> Vec<u8> {
@@ -43,7 +48,9 @@ fn delivery(first: usize, count: usize, total: usize) -> Vec<u8> {
     let mut messages = Vec::new();
     let mut statuses = Vec::new();
     for i in first..first + count {
-        let at = (now - Duration::seconds((i * span / total.max(1)) as i64)).timestamp().to_string();
+        let at = (now - Duration::seconds((i * span / total.max(1)) as i64))
+            .timestamp()
+            .to_string();
         let from = format!("9190{:08}", i % 5000);
         match i % 3 {
             0 => messages.push(json!({"from": from, "id": format!("wamid.c{i}"), "timestamp": at, "type": "interactive",
@@ -52,8 +59,10 @@ fn delivery(first: usize, count: usize, total: usize) -> Vec<u8> {
             _ => statuses.push(json!({"id": format!("wamid.o{i}"), "status": "delivered", "timestamp": at, "recipient_id": from})),
         }
     }
-    serde_json::to_vec(&json!({"entry": [{"id": "1", "changes": [{"field": "messages",
-        "value": {"messages": messages, "statuses": statuses}}]}]}))
+    serde_json::to_vec(
+        &json!({"entry": [{"id": "1", "changes": [{"field": "messages",
+        "value": {"messages": messages, "statuses": statuses}}]}]}),
+    )
     .unwrap()
 }
 
@@ -66,7 +75,10 @@ async fn fill(store: &dyn Store, total: usize) -> StdDuration {
         record_all(store, &events, 90).await.unwrap();
         done += count;
         if done % 50_000 == 0 {
-            eprintln!("  stored {done}/{total} ({:.0} events/s)", done as f64 / started.elapsed().as_secs_f64());
+            eprintln!(
+                "  stored {done}/{total} ({:.0} events/s)",
+                done as f64 / started.elapsed().as_secs_f64()
+            );
         }
     }
     started.elapsed()
@@ -77,7 +89,9 @@ async fn time_queries(store: &dyn Store, runs: usize) -> (f64, f64) {
     let mut times = Vec::with_capacity(runs);
     for _ in 0..runs {
         let started = Instant::now();
-        let metrics = webhook_metrics(store, chrono_tz::UTC, 30, Utc::now()).await.unwrap();
+        let metrics = webhook_metrics(store, chrono_tz::UTC, 30, Utc::now())
+            .await
+            .unwrap();
         times.push(started.elapsed().as_secs_f64() * 1000.0);
         std::hint::black_box(metrics);
     }
@@ -103,19 +117,31 @@ async fn main() {
         let fill_time = fill(&store, events).await;
         let now = Utc::now();
         let rows: usize = store
-            .counters(Granularity::Quarter, now - Duration::days(31), now + Duration::days(1))
+            .counters(
+                Granularity::Quarter,
+                now - Duration::days(31),
+                now + Duration::days(1),
+            )
             .await
             .unwrap()
             .iter()
             .map(|slot| slot.values.len())
             .sum();
-        report("SQLite", events, fill_time, time_queries(&store, args.runs).await, rows as u64);
+        report(
+            "SQLite",
+            events,
+            fill_time,
+            time_queries(&store, args.runs).await,
+            rows as u64,
+        );
 
         if let Some(endpoint) = &args.dynamodb_endpoint {
             let config = aws_config::from_env().endpoint_url(endpoint).load().await;
             let client = aws_sdk_dynamodb::Client::new(&config);
             let table = format!("bench-{:x}", rand::random::<u32>());
-            create_tables(&client, &table, &format!("{table}-connections")).await.unwrap();
+            create_tables(&client, &table, &format!("{table}-connections"))
+                .await
+                .unwrap();
             let store = Arc::new(DynamoStore::new(client, &table, 90));
             let fill_time = fill(store.as_ref(), events).await;
             let before = store.counter_items_read();
