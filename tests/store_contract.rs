@@ -9,7 +9,7 @@ use futures::future::join_all;
 use pulse_shared::counters::{names, Granularity};
 use pulse_shared::ingest::{record, record_all, Outcome};
 use pulse_shared::metrics;
-use pulse_shared::store::{EventQuery, Store};
+use pulse_shared::store::{Connection, ConnectionStore, EventQuery, Store};
 use pulse_tests::*;
 
 /// Runs each case against both stores, as `<case>::sqlite` and `<case>::dynamodb`.
@@ -401,4 +401,91 @@ async fn statuses_out_of_order_and_late_retries(store: Arc<dyn Store>) {
         .unwrap();
     assert_eq!(today.messages.text, 0);
     assert_eq!(m.messages.text, 1);
+}
+
+/// Runs each case of the connections table against both stores.
+macro_rules! connections_contract {
+    ($($case:ident),* $(,)?) => {$(
+        mod $case {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let (store, _folder) = pulse_tests::sqlite_connections();
+                super::$case(store).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn dynamodb() {
+                super::$case(pulse_tests::dynamodb_connections().await).await;
+            }
+        }
+    )*};
+}
+
+connections_contract!(connections_page_subscribe_and_expire);
+
+async fn connections_page_subscribe_and_expire(store: Arc<dyn ConnectionStore>) {
+    let now = Utc::now();
+    let connection = |id: &str, expires_in: Duration| Connection {
+        id: id.to_owned(),
+        connected_at: now - Duration::minutes(1),
+        expires_at: now + expires_in,
+        types: None,
+    };
+    for id in ["c1=", "c2=", "c3=", "c4=", "c5="] {
+        store
+            .add(&connection(id, Duration::hours(2)))
+            .await
+            .unwrap();
+    }
+    store
+        .add(&connection("expired=", -Duration::minutes(5)))
+        .await
+        .unwrap();
+
+    let all_pages = || async {
+        let mut seen = Vec::new();
+        let mut after = None;
+        loop {
+            let page = store
+                .connections(after.as_deref(), 2, Utc::now())
+                .await
+                .unwrap();
+            assert!(page.connections.len() <= 2);
+            seen.extend(page.connections);
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break seen,
+            }
+        }
+    };
+    let mut ids: Vec<String> = all_pages().await.into_iter().map(|c| c.id).collect();
+    ids.sort();
+    assert_eq!(
+        ids,
+        ["c1=", "c2=", "c3=", "c4=", "c5="],
+        "every live connection once, page by page; none expired"
+    );
+
+    let types = vec!["button_click".to_owned(), "text_message".to_owned()];
+    assert!(store.subscribe("c2=", &types).await.unwrap());
+    assert!(!store.subscribe("nobody=", &types).await.unwrap());
+    let c2 = all_pages()
+        .await
+        .into_iter()
+        .find(|c| c.id == "c2=")
+        .unwrap();
+    assert_eq!(c2.types, Some(types));
+    assert_eq!(
+        c2.connected_at.timestamp(),
+        (now - Duration::minutes(1)).timestamp()
+    );
+
+    store.remove("c3=").await.unwrap();
+    store.remove("never-there=").await.unwrap();
+    assert!(!store
+        .subscribe("c3=", &["text_message".to_owned()])
+        .await
+        .unwrap());
+    let ids: Vec<String> = all_pages().await.into_iter().map(|c| c.id).collect();
+    assert_eq!(ids.len(), 4);
+    assert!(!ids.contains(&"c3=".to_owned()));
 }

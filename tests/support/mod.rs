@@ -11,9 +11,9 @@ use pulse_local::stack::{LocalStack, Options, StoreKind};
 use pulse_shared::config::Source;
 use pulse_shared::event::{events_from_body, ReceivedEvent};
 use pulse_shared::signature::{sign, SIGNATURE_HEADER};
-use pulse_shared::store::dynamodb::{create_tables, DynamoStore};
+use pulse_shared::store::dynamodb::{create_tables, DynamoConnections, DynamoStore};
 use pulse_shared::store::sqlite::SqliteStore;
-use pulse_shared::store::Store;
+use pulse_shared::store::{ConnectionStore, Store};
 use serde_json::{json, Value};
 
 /// A customer's number as the payloads carry it, and as the API must never show it.
@@ -148,6 +148,23 @@ pub async fn dynamodb_store() -> Arc<dyn Store> {
         .await
         .unwrap();
     Arc::new(DynamoStore::new(client, table, 90))
+}
+
+/// A fresh connections table in SQLite (kept alive by the guard).
+pub fn sqlite_connections() -> (Arc<dyn ConnectionStore>, tempfile::TempDir) {
+    let folder = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(folder.path().join("pulse.db")).unwrap();
+    (Arc::new(store), folder)
+}
+
+/// A fresh connections table on moto.
+pub async fn dynamodb_connections() -> Arc<dyn ConnectionStore> {
+    let client = moto_client();
+    let connections = unique_name("connections");
+    create_tables(&client, &unique_name("events"), &connections)
+        .await
+        .unwrap();
+    Arc::new(DynamoConnections::new(client, connections))
 }
 
 // ---------------------------------------------------------------- local stack

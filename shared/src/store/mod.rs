@@ -146,6 +146,49 @@ pub enum StoreError {
     Contention(String),
 }
 
+/// A dashboard's live WebSocket connection, as the connections table keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Connection {
+    /// API Gateway's connection id.
+    pub id: String,
+    pub connected_at: DateTime<Utc>,
+    /// When API Gateway will have ended it at the latest; the record expires then.
+    pub expires_at: DateTime<Utc>,
+    /// The event types it receives; `None`: every type.
+    pub types: Option<Vec<String>>,
+}
+
+/// A page of live connections, in the store's own order.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectionPage {
+    /// At most the limit asked for; may be shorter and still have a next page.
+    pub connections: Vec<Connection>,
+    /// Where the next page starts; `None` on the last page.
+    pub next: Option<String>,
+}
+
+/// The connections table (`CONNECTIONS_TABLE`): who receives live events.
+#[async_trait]
+pub trait ConnectionStore: Send + Sync {
+    /// Stores a new connection (or replaces one with the same id).
+    async fn add(&self, connection: &Connection) -> Result<(), StoreError>;
+
+    /// Forgets a connection; forgetting an unknown one is not an error.
+    async fn remove(&self, id: &str) -> Result<(), StoreError>;
+
+    /// Sets the event types a connection receives. `false`: no such connection.
+    async fn subscribe(&self, id: &str, types: &[String]) -> Result<bool, StoreError>;
+
+    /// Connections not expired at `now`, page by page: the first page with
+    /// `after: None`, the next ones with the previous page's `next`.
+    async fn connections(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+        now: DateTime<Utc>,
+    ) -> Result<ConnectionPage, StoreError>;
+}
+
 /// The operations Pulse needs from a store.
 #[async_trait]
 pub trait Store: Send + Sync {

@@ -37,8 +37,11 @@ use super::{
     Commit, Committed, Cursor, EventPage, EventQuery, Snapshot, Store, StoreError, Versioned,
 };
 use crate::counters::{Granularity, SlotCounters};
-use crate::event::Event;
+use crate::event::{Event, ReceivedEvent};
 use crate::ingest::{ContactState, StateKeys};
+
+mod connections;
+pub use connections::DynamoConnections;
 
 /// Partitions that counters, the event feed and the contact list are spread over.
 pub const SHARDS: u8 = 4;
@@ -118,6 +121,47 @@ fn parse<T: serde::de::DeserializeOwned>(
 
 fn to_json(value: &impl serde::Serialize) -> String {
     serde_json::to_string(value).expect("state serialises")
+}
+
+/// The item an event is stored as. Its new image in the table's stream is what the
+/// broadcast function reads back with [`event_from_item`].
+pub fn event_item(
+    received: &ReceivedEvent,
+    expires_at: DateTime<Utc>,
+) -> HashMap<String, AttributeValue> {
+    let event = &received.event;
+    let occurred_ms = event.occurred_at.timestamp_millis();
+    let shard = shard_of(&event.id);
+    let mut item = key(format!("EVENT#{}", event.id), "EVENT");
+    item.extend([
+        ("type".to_owned(), s(event.kind.type_name())),
+        ("occurred_ms".to_owned(), n(occurred_ms)),
+        ("search".to_owned(), s(event.search_text())),
+        ("data".to_owned(), s(to_json(event))),
+        ("raw".to_owned(), s(received.raw.get())),
+        ("expires_at".to_owned(), n(expires_at.timestamp())),
+        (
+            "gsi1pk".to_owned(),
+            s(format!(
+                "FEED#{}#{shard}",
+                event.occurred_at.format("%Y-%m-%d")
+            )),
+        ),
+        (
+            "gsi1sk".to_owned(),
+            s(format!("{}#{}", padded(occurred_ms), event.id)),
+        ),
+    ]);
+    item
+}
+
+/// The event an item of the events table holds; `None` for any other item
+/// (state, counters).
+pub fn event_from_item(
+    item: &HashMap<String, AttributeValue>,
+) -> Option<Result<Event, StoreError>> {
+    let pk = item.get("pk")?.as_s().ok()?;
+    pk.starts_with("EVENT#").then(|| parse(item))
 }
 
 impl DynamoStore {
@@ -296,30 +340,9 @@ impl Store for DynamoStore {
 
     async fn commit(&self, commit: &Commit<'_>) -> Result<Committed, StoreError> {
         let event = &commit.event.event;
-        let occurred_ms = event.occurred_at.timestamp_millis();
+        let event_item = event_item(commit.event, commit.expires_at);
         let shard = shard_of(&event.id);
         let expires_at = commit.expires_at.timestamp();
-
-        let mut event_item = key(format!("EVENT#{}", event.id), "EVENT");
-        event_item.extend([
-            ("type".to_owned(), s(event.kind.type_name())),
-            ("occurred_ms".to_owned(), n(occurred_ms)),
-            ("search".to_owned(), s(event.search_text())),
-            ("data".to_owned(), s(to_json(event))),
-            ("raw".to_owned(), s(commit.event.raw.get())),
-            ("expires_at".to_owned(), n(expires_at)),
-            (
-                "gsi1pk".to_owned(),
-                s(format!(
-                    "FEED#{}#{shard}",
-                    event.occurred_at.format("%Y-%m-%d")
-                )),
-            ),
-            (
-                "gsi1sk".to_owned(),
-                s(format!("{}#{}", padded(occurred_ms), event.id)),
-            ),
-        ]);
         let put_event = Put::builder()
             .table_name(&self.table)
             .set_item(Some(event_item))
