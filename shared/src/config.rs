@@ -76,7 +76,7 @@ pub struct MetricsConfig {
 impl MetricsConfig {
     pub fn from_source(source: &dyn Source) -> Result<Self, ConfigError> {
         Ok(Self {
-            dashboard_token: required(source, "DASHBOARD_TOKEN")?,
+            dashboard_token: dashboard_token(source)?,
             timezone: timezone(source)?,
         })
     }
@@ -87,6 +87,34 @@ impl fmt::Debug for MetricsConfig {
         f.debug_struct("MetricsConfig")
             .field("timezone", &self.timezone)
             .finish_non_exhaustive()
+    }
+}
+
+/// `DASHBOARD_TOKEN`: what the metrics API and the WebSocket API ask of callers.
+pub fn dashboard_token(source: &dyn Source) -> Result<SecretString, ConfigError> {
+    required(source, "DASHBOARD_TOKEN")
+}
+
+/// `CONNECTIONS_TABLE`: the DynamoDB table of live WebSocket connections.
+pub fn connections_table(source: &dyn Source) -> Result<String, ConfigError> {
+    source
+        .get("CONNECTIONS_TABLE")
+        .ok_or_else(|| ConfigError("CONNECTIONS_TABLE is not set".into()))
+}
+
+/// `WEBSOCKET_ENDPOINT`: the WebSocket API's management endpoint that the broadcast
+/// function posts to, `https://{api-id}.execute-api.{region}.amazonaws.com/{stage}`.
+pub fn websocket_endpoint(source: &dyn Source) -> Result<String, ConfigError> {
+    let endpoint = source
+        .get("WEBSOCKET_ENDPOINT")
+        .ok_or_else(|| ConfigError("WEBSOCKET_ENDPOINT is not set".into()))?;
+    if endpoint.starts_with("https://") || endpoint.starts_with("http://") {
+        Ok(endpoint.trim_end_matches('/').to_owned())
+    } else {
+        Err(ConfigError(format!(
+            "WEBSOCKET_ENDPOINT={endpoint:?} is not an http(s) URL such as \
+             https://abc123.execute-api.eu-west-1.amazonaws.com/live"
+        )))
     }
 }
 

@@ -8,8 +8,11 @@
 //! - [`store`]: the store trait and its SQLite and DynamoDB implementations;
 //! - [`metrics`]: the dashboard's figures, computed from counters;
 //! - [`http`]: the Lambda handlers of the webhook and metrics functions;
+//! - [`websocket`]: the Lambda handlers of the WebSocket API's routes;
+//! - [`broadcast`]: sending newly stored events to live connections;
 //! - [`config`], [`mask`], [`telemetry`]: settings, phone masking, logging.
 
+pub mod broadcast;
 pub mod config;
 pub mod counters;
 pub mod event;
@@ -20,4 +23,5 @@ pub mod metrics;
 pub mod signature;
 pub mod store;
 pub mod telemetry;
+pub mod websocket;
 pub mod whatsapp;

@@ -1,0 +1,336 @@
+//! The broadcast function: each event newly stored in the events table, read from
+//! the table's DynamoDB stream, goes to every live connection subscribed to its
+//! type, in the same masked JSON as `GET /api/webhook/events/recent`.
+//!
+//! A stream batch goes out as few messages per connection as fit under API
+//! Gateway's 128 KB limit: `{"type":"events","events":[…]}`. Connections are read
+//! page by page and posted to concurrently, with a bound. A connection API Gateway
+//! says is gone (410) is deleted; any other failed post is logged and delivery to
+//! the rest goes on. Records that cannot be broadcast at all are returned as batch
+//! item failures, so that Lambda retries just those.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use aws_lambda_events::event::dynamodb;
+use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use aws_sdk_apigatewaymanagement::primitives::Blob;
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::Utc;
+use futures::StreamExt;
+use serde_json::value::RawValue;
+
+use crate::event::Event;
+use crate::metrics::public_event;
+use crate::store::dynamodb::event_from_item;
+use crate::store::{Connection, ConnectionStore};
+
+/// API Gateway's limit on one message to a WebSocket client.
+pub const MAX_MESSAGE_BYTES: usize = 128 * 1024;
+/// Connections read from the table at a time.
+pub const CONNECTIONS_PER_PAGE: usize = 200;
+/// Posts in flight at once.
+pub const CONCURRENT_POSTS: usize = 32;
+
+/// Why a post to a connection failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PostError {
+    /// The client is no longer connected (API Gateway's 410 GoneException).
+    #[error("the connection is gone")]
+    Gone,
+    #[error("posting failed: {0}")]
+    Failed(String),
+}
+
+/// Sends a message to one connection: API Gateway's `PostToConnection`.
+#[async_trait]
+pub trait Push: Send + Sync {
+    async fn post(&self, connection_id: &str, message: Vec<u8>) -> Result<(), PostError>;
+}
+
+/// The API Gateway Management API, through the AWS SDK.
+pub struct ManagementApi(aws_sdk_apigatewaymanagement::Client);
+
+impl ManagementApi {
+    pub fn new(client: aws_sdk_apigatewaymanagement::Client) -> Self {
+        Self(client)
+    }
+
+    /// A client of the API at `endpoint` (`WEBSOCKET_ENDPOINT`), with credentials
+    /// and region from the environment.
+    pub async fn from_env(endpoint: &str) -> Self {
+        let config = aws_config::load_from_env().await;
+        let config = aws_sdk_apigatewaymanagement::config::Builder::from(&config)
+            .endpoint_url(endpoint)
+            .build();
+        Self(aws_sdk_apigatewaymanagement::Client::from_conf(config))
+    }
+}
+
+#[async_trait]
+impl Push for ManagementApi {
+    async fn post(&self, connection_id: &str, message: Vec<u8>) -> Result<(), PostError> {
+        match self
+            .0
+            .post_to_connection()
+            .connection_id(connection_id)
+            .data(Blob::new(message))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_gone_exception()) =>
+            {
+                Err(PostError::Gone)
+            }
+            Err(error) => Err(PostError::Failed(
+                aws_sdk_apigatewaymanagement::error::DisplayErrorContext(error).to_string(),
+            )),
+        }
+    }
+}
+
+/// What one stream batch did, for the log and for tests.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// New events in the batch.
+    pub events: usize,
+    /// Live connections seen.
+    pub connections: usize,
+    /// Messages posted.
+    pub posted: usize,
+    /// Connections deleted because API Gateway said they were gone.
+    pub gone: usize,
+    /// Posts that failed otherwise.
+    pub failed: usize,
+    /// Sequence numbers of the records to retry.
+    pub retry: Vec<String>,
+}
+
+/// The broadcast function's handler.
+pub struct Broadcaster {
+    connections: Arc<dyn ConnectionStore>,
+    push: Arc<dyn Push>,
+}
+
+/// An event ready to send: its type, and its masked JSON.
+struct Outgoing {
+    event_type: &'static str,
+    json: Box<RawValue>,
+}
+
+impl Broadcaster {
+    pub fn new(connections: Arc<dyn ConnectionStore>, push: Arc<dyn Push>) -> Self {
+        Self { connections, push }
+    }
+
+    /// Handles one stream batch, answering with the records Lambda should retry.
+    pub async fn handle(&self, batch: dynamodb::Event) -> DynamoDbEventResponse {
+        let report = self.broadcast(batch).await;
+        tracing::info!(
+            events = report.events,
+            connections = report.connections,
+            posted = report.posted,
+            gone = report.gone,
+            failed = report.failed,
+            retried = report.retry.len(),
+            "broadcast"
+        );
+        let mut response = DynamoDbEventResponse::default();
+        response.batch_item_failures = report
+            .retry
+            .into_iter()
+            .map(|sequence_number| {
+                let mut failure = DynamoDbBatchItemFailure::default();
+                failure.item_identifier = Some(sequence_number);
+                failure
+            })
+            .collect();
+        response
+    }
+
+    pub async fn broadcast(&self, batch: dynamodb::Event) -> Report {
+        let mut report = Report::default();
+        let mut outgoing = Vec::new();
+        let mut sequence_numbers = Vec::new();
+        for record in batch.records {
+            // Only new items: not counter and state updates, nor TTL deletions.
+            if record.event_name != "INSERT" {
+                continue;
+            }
+            let sequence_number = record.change.sequence_number.clone().unwrap_or_default();
+            let item: HashMap<String, AttributeValue> = record.change.new_image.into();
+            match event_from_item(&item) {
+                None => {}
+                Some(Ok(event)) => {
+                    outgoing.push(outgoing_event(event));
+                    sequence_numbers.push(sequence_number);
+                }
+                Some(Err(error)) => {
+                    tracing::error!(%error, sequence_number, "stream record holds no readable event");
+                    report.retry.push(sequence_number);
+                }
+            }
+        }
+        report.events = outgoing.len();
+        if outgoing.is_empty() {
+            return report;
+        }
+
+        let now = Utc::now();
+        let mut after: Option<String> = None;
+        loop {
+            let page = match self
+                .connections
+                .connections(after.as_deref(), CONNECTIONS_PER_PAGE, now)
+                .await
+            {
+                Ok(page) => page,
+                Err(error) => {
+                    // Nothing can go out without the connections: retry the batch.
+                    tracing::error!(%error, "reading the connections failed");
+                    report.retry.extend(sequence_numbers);
+                    return report;
+                }
+            };
+            report.connections += page.connections.len();
+            let outcomes: Vec<Delivery> = futures::stream::iter(page.connections)
+                .map(|connection| self.deliver(connection, &outgoing))
+                .buffer_unordered(CONCURRENT_POSTS)
+                .collect()
+                .await;
+            for outcome in outcomes {
+                report.posted += outcome.posted;
+                report.failed += outcome.failed;
+                report.gone += usize::from(outcome.gone);
+            }
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        report
+    }
+
+    /// Sends one connection the events it subscribed to.
+    async fn deliver(&self, connection: Connection, events: &[Outgoing]) -> Delivery {
+        let mut delivery = Delivery::default();
+        let wanted = events.iter().filter(|e| {
+            connection
+                .types
+                .as_ref()
+                .is_none_or(|types| types.iter().any(|t| t == e.event_type))
+        });
+        for message in messages(wanted) {
+            match self.push.post(&connection.id, message).await {
+                Ok(()) => delivery.posted += 1,
+                Err(PostError::Gone) => {
+                    delivery.gone = true;
+                    if let Err(error) = self.connections.remove(&connection.id).await {
+                        tracing::warn!(%error, connection_id = connection.id, "deleting a gone connection failed");
+                    }
+                    break;
+                }
+                Err(error) => {
+                    delivery.failed += 1;
+                    tracing::warn!(%error, connection_id = connection.id, "post to a connection failed");
+                }
+            }
+        }
+        delivery
+    }
+}
+
+#[derive(Default)]
+struct Delivery {
+    posted: usize,
+    failed: usize,
+    gone: bool,
+}
+
+fn outgoing_event(event: Event) -> Outgoing {
+    let event_type = event.kind.type_name();
+    let json = serde_json::value::to_raw_value(&public_event(event)).expect("events serialise");
+    Outgoing { event_type, json }
+}
+
+const MESSAGE_START: &str = r#"{"type":"events","events":["#;
+const MESSAGE_END: &str = "]}";
+
+/// `{"type":"events","events":[…]}` messages holding the events in order, each
+/// under [`MAX_MESSAGE_BYTES`] (an event too big on its own goes alone).
+fn messages<'a>(events: impl Iterator<Item = &'a Outgoing>) -> Vec<Vec<u8>> {
+    let mut messages = Vec::new();
+    let mut current = String::new();
+    for event in events {
+        let json = event.json.get();
+        let fits = current.len() + 1 + json.len() + MESSAGE_END.len() <= MAX_MESSAGE_BYTES;
+        if !current.is_empty() && !fits {
+            current.push_str(MESSAGE_END);
+            messages.push(std::mem::take(&mut current).into_bytes());
+        }
+        if current.is_empty() {
+            current.push_str(MESSAGE_START);
+        } else {
+            current.push(',');
+        }
+        current.push_str(json);
+    }
+    if !current.is_empty() {
+        current.push_str(MESSAGE_END);
+        messages.push(current.into_bytes());
+    }
+    messages
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outgoing(body: &str) -> Outgoing {
+        Outgoing {
+            event_type: "text_message",
+            json: serde_json::value::to_raw_value(&serde_json::json!({"body": body})).unwrap(),
+        }
+    }
+
+    #[test]
+    fn messages_stay_under_the_limit_and_keep_every_event_in_order() {
+        let events: Vec<Outgoing> = (0..40)
+            .map(|i| outgoing(&format!("{i}:{}", "x".repeat(10_000))))
+            .collect();
+        let sent = messages(events.iter());
+        assert!(sent.len() > 1);
+        let mut seen = Vec::new();
+        for message in &sent {
+            assert!(message.len() <= MAX_MESSAGE_BYTES, "{}", message.len());
+            let value: serde_json::Value = serde_json::from_slice(message).unwrap();
+            assert_eq!(value["type"], "events");
+            for event in value["events"].as_array().unwrap() {
+                seen.push(
+                    event["body"]
+                        .as_str()
+                        .unwrap()
+                        .split(':')
+                        .next()
+                        .unwrap()
+                        .to_owned(),
+                );
+            }
+        }
+        let expected: Vec<String> = (0..40).map(|i| i.to_string()).collect();
+        assert_eq!(seen, expected);
+
+        assert!(messages([].iter()).is_empty());
+        let huge = [outgoing(&"y".repeat(MAX_MESSAGE_BYTES))];
+        assert_eq!(
+            messages(huge.iter()).len(),
+            1,
+            "an oversized event still goes, alone"
+        );
+    }
+}
