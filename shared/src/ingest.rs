@@ -223,9 +223,8 @@ pub fn apply(event: &Event, prior: Prior) -> Effects {
             wa_id: c.wa_id.clone(),
             ..Default::default()
         });
-        if event.kind.is_inbound() && c.name.is_some() {
-            state.name = c.name.clone();
-        } else if state.name.is_none() {
+        // An inbound profile name is the freshest; otherwise keep the one we have.
+        if (event.kind.is_inbound() && c.name.is_some()) || state.name.is_none() {
             state.name = c.name.clone();
         }
         state.last_activity_ms = state.last_activity_ms.max(ms);
