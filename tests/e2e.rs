@@ -515,9 +515,10 @@ fn free_port() -> u16 {
         .port()
 }
 
-async fn spawn_pulse(data_dir: &std::path::Path, port: u16) -> Child {
+async fn spawn_pulse(data_dir: &std::path::Path, port: u16, ws_port: u16) -> Child {
     let child = Command::new(pulse_binary())
-        .args(["serve", "--http-port", &port.to_string(), "--data-dir"])
+        .args(["serve", "--http-port", &port.to_string()])
+        .args(["--ws-port", &ws_port.to_string(), "--data-dir"])
         .arg(data_dir)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -538,8 +539,8 @@ async fn spawn_pulse(data_dir: &std::path::Path, port: u16) -> Child {
 #[tokio::test]
 async fn ctrl_c_stops_the_binary_cleanly_and_loses_nothing() {
     let data_dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let mut pulse = spawn_pulse(data_dir.path(), port).await;
+    let (port, ws_port) = (free_port(), free_port());
+    let mut pulse = spawn_pulse(data_dir.path(), port, ws_port).await;
     let settings = pulse_local::stack::read_env_file(&data_dir.path().join("local.env"));
     let body = envelope(
         vec![click("wamid.k1", CUSTOMER, Utc::now(), "RETRIEVE_CONTENT")],
@@ -556,6 +557,12 @@ async fn ctrl_c_stops_the_binary_cleanly_and_loses_nothing() {
         .await
         .unwrap();
     assert_eq!(response.status().as_u16(), 200);
+    let mut dashboard = ws_connect(&format!(
+        "ws://127.0.0.1:{ws_port}/local?token={}",
+        settings["DASHBOARD_TOKEN"]
+    ))
+    .await
+    .expect("the dashboard connects");
     let interrupted = Command::new("kill")
         .args(["-INT", &pulse.id().to_string()])
         .status()
@@ -565,9 +572,13 @@ async fn ctrl_c_stops_the_binary_cleanly_and_loses_nothing() {
         .await
         .unwrap();
     assert!(exit.success(), "pulse exited with {exit:?} on Ctrl-C");
+    assert!(
+        closed(&mut dashboard).await,
+        "a connected dashboard is closed, not left hanging"
+    );
 
     let port = free_port();
-    let mut pulse = spawn_pulse(data_dir.path(), port).await;
+    let mut pulse = spawn_pulse(data_dir.path(), port, free_port()).await;
     let metrics: Value = reqwest::Client::new()
         .get(format!("http://127.0.0.1:{port}/api/webhook/metrics"))
         .bearer_auth(&settings["DASHBOARD_TOKEN"])

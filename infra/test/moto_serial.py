@@ -7,12 +7,18 @@ transactions can then both pass a condition, or one can undo the other's
 writes. Serialising requests gives moto DynamoDB's isolation; the clients still
 race, which is what the tests exercise.
 
+It also shows what was posted to a WebSocket connection through moto's
+API Gateway Management API, which moto keeps but its API does not return:
+GET /_pulse/posts/{connection_id}.
+
 Usage: python moto_serial.py HOST PORT
 """
 
 import sys
 import threading
 
+from moto.apigatewaymanagementapi.models import apigatewaymanagementapi_backends
+from moto.core import DEFAULT_ACCOUNT_ID
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import run_simple
 
@@ -20,8 +26,23 @@ app = DomainDispatcherApplication(create_backend_app)
 lock = threading.Lock()
 
 
+POSTS = "/_pulse/posts/"
+
+
+def posted(connection_id, start_response):
+    data = b""
+    for backend in apigatewaymanagementapi_backends[DEFAULT_ACCOUNT_ID].values():
+        if connection_id in backend.connections:
+            data += backend.connections[connection_id].data
+    start_response("200 OK", [("Content-Type", "application/octet-stream")])
+    return [data]
+
+
 def serialised(environ, start_response):
     with lock:
+        path = environ.get("PATH_INFO", "")
+        if environ["REQUEST_METHOD"] == "GET" and path.startswith(POSTS):
+            return posted(path[len(POSTS):], start_response)
         # Consume the whole response inside the lock: moto does its work lazily.
         return list(app(environ, start_response))
 

@@ -184,6 +184,7 @@ impl Stack {
     pub async fn start_in(data_dir: tempfile::TempDir, store: StoreKind) -> Self {
         let options = Options {
             http_addr: "127.0.0.1:0".parse().unwrap(),
+            ws_addr: "127.0.0.1:0".parse().unwrap(),
             data_dir: data_dir.path().to_path_buf(),
             store,
             create_tables: true,
@@ -210,6 +211,12 @@ impl Stack {
 
     pub fn url(&self, path: &str) -> String {
         self.stack.url(path)
+    }
+
+    /// The WebSocket URL with the dashboard token, or with `token` instead.
+    pub fn ws_url(&self, token: Option<&str>) -> String {
+        let token = token.map_or_else(|| self.setting("DASHBOARD_TOKEN"), str::to_owned);
+        format!("{}?token={token}", self.stack.ws_url())
     }
 
     /// POSTs a body signed with the stack's app secret.
@@ -251,5 +258,123 @@ impl Stack {
         assert_eq!(status, 200, "{path_and_query}: {body}");
         assert_eq!(body["success"], true);
         body["data"].clone()
+    }
+}
+
+// ---------------------------------------------------------------- WebSocket clients
+
+pub type WsClient =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+pub use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
+
+pub async fn ws_connect(url: &str) -> Result<WsClient, WsError> {
+    tokio_tungstenite::connect_async(url)
+        .await
+        .map(|(ws, _)| ws)
+}
+
+/// The HTTP status of a refused WebSocket handshake.
+pub fn refusal_status(error: &WsError) -> Option<u16> {
+    match error {
+        WsError::Http(response) => Some(response.status().as_u16()),
+        _ => None,
+    }
+}
+
+/// Sends a JSON message and returns the next reply that is not a broadcast.
+pub async fn ws_request(client: &mut WsClient, message: &str) -> Value {
+    use futures::{SinkExt, StreamExt};
+    client.send(WsMessage::text(message)).await.unwrap();
+    loop {
+        let frame = tokio::time::timeout(std::time::Duration::from_secs(5), client.next())
+            .await
+            .expect("a reply within 5 s")
+            .expect("the connection stays open")
+            .unwrap();
+        if let WsMessage::Text(text) = frame {
+            let value: Value = serde_json::from_str(&text).unwrap();
+            if value["type"] != "events" {
+                return value;
+            }
+        }
+    }
+}
+
+/// Whether the server closes the connection within 5 s.
+pub async fn closed(client: &mut WsClient) -> bool {
+    use futures::StreamExt;
+    let ends = async {
+        loop {
+            match client.next().await {
+                None | Some(Err(_)) | Some(Ok(WsMessage::Close(_))) => return,
+                Some(Ok(_)) => {}
+            }
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(5), ends)
+        .await
+        .is_ok()
+}
+
+/// A dashboard reading live events in the background.
+pub struct Dashboard {
+    /// Every event received, in order of receipt.
+    pub events: Arc<std::sync::Mutex<Vec<Value>>>,
+    /// Messages that were not `{"type":"events"}` or not JSON.
+    pub other: Arc<std::sync::Mutex<Vec<String>>>,
+    reader: tokio::task::JoinHandle<()>,
+}
+
+impl Dashboard {
+    pub fn listen(client: WsClient) -> Self {
+        use futures::StreamExt;
+        let events = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let other = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (events_seen, other_seen) = (Arc::clone(&events), Arc::clone(&other));
+        let reader = tokio::spawn(async move {
+            let mut client = client;
+            while let Some(Ok(frame)) = client.next().await {
+                let WsMessage::Text(text) = frame else {
+                    continue;
+                };
+                match serde_json::from_str::<Value>(&text) {
+                    Ok(value) if value["type"] == "events" => events_seen
+                        .lock()
+                        .unwrap()
+                        .extend(value["events"].as_array().cloned().unwrap_or_default()),
+                    _ => other_seen.lock().unwrap().push(text.to_string()),
+                }
+            }
+        });
+        Self {
+            events,
+            other,
+            reader,
+        }
+    }
+
+    /// Ids of the events received so far, in order.
+    pub fn ids(&self) -> Vec<String> {
+        self.events
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|e| e["id"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+
+    /// Waits until `count` events have arrived (or 10 s went by).
+    pub async fn wait_for(&self, count: usize) {
+        for _ in 0..500 {
+            if self.events.lock().unwrap().len() >= count {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Drops the connection without a close handshake, as a vanishing client does.
+    pub fn vanish(self) {
+        self.reader.abort();
     }
 }

@@ -4,3 +4,5 @@
 pub mod gateway;
 pub mod send;
 pub mod stack;
+pub mod stream;
+pub mod websocket;

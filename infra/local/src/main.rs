@@ -41,7 +41,7 @@ struct ServeArgs {
     /// Port of the HTTP API (webhook and metrics), on 127.0.0.1.
     #[arg(long, default_value_t = 3000)]
     http_port: u16,
-    /// Port of the WebSocket API, on 127.0.0.1 (served once live updates land).
+    /// Port of the WebSocket API (and its Management API), on 127.0.0.1.
     #[arg(long, default_value_t = 3001)]
     ws_port: u16,
     /// Folder of the embedded store and of the generated development settings.
@@ -94,6 +94,7 @@ async fn main() -> ExitCode {
 async fn serve(args: ServeArgs) -> Result<(), String> {
     let options = Options {
         http_addr: SocketAddr::from((Ipv4Addr::LOCALHOST, args.http_port)),
+        ws_addr: SocketAddr::from((Ipv4Addr::LOCALHOST, args.ws_port)),
         data_dir: args.data_dir,
         store: args.store,
         create_tables: args.create_tables,
@@ -101,7 +102,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let stack = LocalStack::start(options)
         .await
         .map_err(|e| e.to_string())?;
-    print_banner(&stack, args.ws_port);
+    print_banner(&stack);
     tokio::signal::ctrl_c().await.map_err(|e| e.to_string())?;
     println!("\nStopping: finishing requests in flight…");
     stack.stop().await.map_err(|e| e.to_string())?;
@@ -109,7 +110,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     Ok(())
 }
 
-fn print_banner(stack: &LocalStack, ws_port: u16) {
+fn print_banner(stack: &LocalStack) {
     let settings = &stack.settings;
     let value = |name: &str| settings.get(name).unwrap_or_default();
     println!("Pulse is running. Store: {}", stack.store_description);
@@ -136,7 +137,14 @@ fn print_banner(stack: &LocalStack, ws_port: u16) {
         "  Events     GET  {}?limit=20",
         stack.url("/api/webhook/events/recent")
     );
-    println!("  WebSocket  ws://127.0.0.1:{ws_port} (arrives with live updates)");
+    println!(
+        "  Live       {}?token=$DASHBOARD_TOKEN  (send {{\"type\":\"ping\"}} or {{\"type\":\"subscribe\",\"types\":[…]}})",
+        stack.ws_url()
+    );
+    println!(
+        "  Management {}/@connections/{{id}}  (API Gateway's, for the broadcast function)",
+        stack.management_endpoint()
+    );
     println!();
     if settings.generated.is_empty() {
         println!(
@@ -158,6 +166,11 @@ fn print_banner(stack: &LocalStack, ws_port: u16) {
     );
     println!();
     println!("Try, in another terminal:");
+    println!(
+        "  npx wscat -c '{}?token={}'",
+        stack.ws_url(),
+        value("DASHBOARD_TOKEN")
+    );
     println!("  cargo run --release -- send events/whatsapp/button_click.json");
     println!(
         "  curl -s -H 'Authorization: Bearer {}' '{}?days=7' | jq .data.button_clicks",

@@ -9,17 +9,20 @@ use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
+use pulse_shared::broadcast::{Broadcaster, ManagementApi};
 use pulse_shared::config::{self, MetricsConfig, ProcessEnv, Source, WebhookConfig};
 use pulse_shared::http::{MetricsHandler, WebhookHandler};
-use pulse_shared::store::dynamodb::{create_tables, DynamoStore};
-
+use pulse_shared::store::dynamodb::{create_tables, DynamoConnections, DynamoStore};
 use pulse_shared::store::sqlite::SqliteStore;
-use pulse_shared::store::Store;
+use pulse_shared::store::{ConnectionStore, Store};
+use pulse_shared::websocket::WebSocketHandler;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::gateway::{self, Functions};
+use crate::stream::{feed_broadcast, poll_dynamodb_stream, StreamingStore};
+use crate::websocket::{WebSocketGateway, STAGE};
 
 /// The settings the Lambdas read from their environment; generated here when absent.
 pub const SECRET_SETTINGS: [&str; 3] = [
@@ -41,6 +44,8 @@ pub enum StoreKind {
 #[derive(Debug, Clone)]
 pub struct Options {
     pub http_addr: SocketAddr,
+    /// Where the WebSocket API (and its Management API) listens.
+    pub ws_addr: SocketAddr,
     pub data_dir: PathBuf,
     pub store: StoreKind,
     pub create_tables: bool,
@@ -131,11 +136,13 @@ fn write_env_file(path: &Path, values: &HashMap<String, String>) -> Result<(), S
 /// A running local stack.
 pub struct LocalStack {
     pub http_addr: SocketAddr,
+    pub ws_addr: SocketAddr,
     pub settings: Settings,
     pub store_description: String,
-    shutdown: oneshot::Sender<()>,
-    server: JoinHandle<std::io::Result<()>>,
-    housekeeping: Option<JoinHandle<()>>,
+    websockets: Arc<WebSocketGateway>,
+    stopping: watch::Sender<bool>,
+    servers: Vec<JoinHandle<std::io::Result<()>>>,
+    background: Vec<JoinHandle<()>>,
 }
 
 impl LocalStack {
@@ -149,13 +156,23 @@ impl LocalStack {
         })?;
         let settings = Settings::load_or_generate(&options.data_dir)?;
         let retention_days = config::retention_days(&settings)?;
-        let mut housekeeping = None;
-        let (store, store_description): (Arc<dyn Store>, String) = match options.store {
+        let (stopping, stopped) = watch::channel(false);
+        let (records, stream) = mpsc::unbounded_channel();
+        let mut background = Vec::new();
+        let (store, connections, store_description): (
+            Arc<dyn Store>,
+            Arc<dyn ConnectionStore>,
+            String,
+        ) = match options.store {
             StoreKind::Sqlite => {
                 let path = options.data_dir.join("pulse.db");
                 let store = SqliteStore::open(&path)?;
-                housekeeping = Some(tokio::spawn(purge_hourly(store.clone())));
-                (Arc::new(store), format!("SQLite at {}", path.display()))
+                background.push(tokio::spawn(purge_hourly(store.clone())));
+                (
+                    Arc::new(StreamingStore::new(Arc::new(store.clone()), records)),
+                    Arc::new(store),
+                    format!("SQLite at {}", path.display()),
+                )
             }
             StoreKind::Dynamodb => {
                 let table = settings
@@ -169,18 +186,42 @@ impl LocalStack {
                 if let Some(endpoint) = &endpoint {
                     aws = aws.endpoint_url(endpoint);
                 }
-                let client = aws_sdk_dynamodb::Client::new(&aws.load().await);
+                let aws = aws.load().await;
+                let client = aws_sdk_dynamodb::Client::new(&aws);
                 if options.create_tables {
                     create_tables(&client, &table, &connections).await?;
                 }
+                background.push(tokio::spawn(poll_dynamodb_stream(
+                    client.clone(),
+                    aws_sdk_dynamodbstreams::Client::new(&aws),
+                    table.clone(),
+                    records,
+                )));
                 let endpoint = endpoint.unwrap_or_else(|| "AWS".into());
                 (
-                    Arc::new(DynamoStore::new(client, &table, retention_days)),
+                    Arc::new(DynamoStore::new(client.clone(), &table, retention_days)),
+                    Arc::new(DynamoConnections::new(client, connections)),
                     format!("DynamoDB table {table} at {endpoint}"),
                 )
             }
         };
         store.ping().await?;
+
+        let ws_listener = bind(options.ws_addr).await?;
+        let ws_addr = ws_listener
+            .local_addr()
+            .map_err(|e| StackError::Io(e.to_string()))?;
+        let dashboard_token = config::dashboard_token(&settings)?;
+        let websockets = WebSocketGateway::new(
+            WebSocketHandler::new(dashboard_token, Arc::clone(&connections)),
+            stopped.clone(),
+        );
+        let broadcaster = Broadcaster::new(
+            connections,
+            Arc::new(ManagementApi::new(management_client(ws_addr))),
+        );
+        background.push(tokio::spawn(feed_broadcast(Arc::new(broadcaster), stream)));
+
         let functions = Arc::new(Functions {
             webhook: WebhookHandler::new(
                 WebhookConfig::from_source(&settings)?,
@@ -193,46 +234,107 @@ impl LocalStack {
             .fallback(gateway::handle)
             .layer(DefaultBodyLimit::disable())
             .with_state(functions);
-        let listener = TcpListener::bind(options.http_addr)
-            .await
-            .map_err(|e| StackError::Io(format!("cannot listen on {}: {e}", options.http_addr)))?;
-        let http_addr = listener
+        let http_listener = bind(options.http_addr).await?;
+        let http_addr = http_listener
             .local_addr()
             .map_err(|e| StackError::Io(e.to_string()))?;
-        let (shutdown, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(async move {
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(async {
-                let _ = stopped.await;
-            })
-            .await
-        });
+        let servers = vec![
+            serve(http_listener, app, stopped.clone()),
+            serve(ws_listener, websockets.router(), stopped),
+        ];
         Ok(Self {
             http_addr,
+            ws_addr,
             settings,
             store_description,
-            shutdown,
-            server,
-            housekeeping,
+            websockets,
+            stopping,
+            servers,
+            background,
         })
     }
 
-    /// Stops accepting connections and waits for requests in flight to finish, so
-    /// that every acknowledged webhook is stored.
+    /// Stops accepting connections, closes WebSockets (each gets its
+    /// `$disconnect`) and waits for requests in flight to finish, so that every
+    /// acknowledged webhook is stored.
     pub async fn stop(self) -> std::io::Result<()> {
-        let _ = self.shutdown.send(());
-        if let Some(task) = self.housekeeping {
+        let _ = self.stopping.send(true);
+        for server in self.servers {
+            server.await.map_err(std::io::Error::other)??;
+        }
+        // Sockets close on their own once told; give their $disconnect a moment.
+        for _ in 0..50 {
+            if self.websockets.connected() == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        for task in self.background {
             task.abort();
         }
-        self.server.await.map_err(std::io::Error::other)?
+        Ok(())
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.http_addr)
     }
+
+    /// The WebSocket URL a dashboard connects to (add `?token=`).
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/{STAGE}", self.ws_addr)
+    }
+
+    /// The Management API endpoint, as `WEBSOCKET_ENDPOINT` would name it in AWS.
+    pub fn management_endpoint(&self) -> String {
+        format!("http://{}/{STAGE}", self.ws_addr)
+    }
+
+    /// How many WebSocket clients are connected.
+    pub fn websocket_clients(&self) -> usize {
+        self.websockets.connected()
+    }
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, StackError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| StackError::Io(format!("cannot listen on {addr}: {e}")))
+}
+
+fn serve(
+    listener: TcpListener,
+    app: Router,
+    mut stopped: watch::Receiver<bool>,
+) -> JoinHandle<std::io::Result<()>> {
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = stopped.wait_for(|stopped| *stopped).await;
+        })
+        .await
+    })
+}
+
+/// The AWS SDK's Management API client, pointed at the local WebSocket gateway
+/// (which, like moto, accepts any credentials).
+fn management_client(ws_addr: SocketAddr) -> aws_sdk_apigatewaymanagement::Client {
+    use aws_sdk_apigatewaymanagement::config::{BehaviorVersion, Credentials, Region};
+    let config = aws_sdk_apigatewaymanagement::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .endpoint_url(format!("http://{ws_addr}/{STAGE}"))
+        .region(Region::new("local"))
+        .credentials_provider(Credentials::new(
+            "local",
+            "local",
+            None,
+            None,
+            "pulse-local",
+        ))
+        .build();
+    aws_sdk_apigatewaymanagement::Client::from_conf(config)
 }
 
 /// Deletes expired raw events once an hour, as DynamoDB's TTL does in AWS.
