@@ -1,0 +1,137 @@
+"""Checks template.yaml against what the code expects, beyond what cfn-lint sees.
+
+cfn-lint validates CloudFormation; it does not know that the WebSocket API must
+be a WEBSOCKET one, that the tables must have exactly the keys, index and stream
+the store uses, or that each function must name a binary of this workspace.
+Exit status 1 with every mismatch listed; 0 when the template agrees.
+
+Usage: python check_template.py TEMPLATE WORKSPACE_ROOT
+"""
+
+import pathlib
+import sys
+import tomllib
+
+from cfnlint.decode import decode
+
+problems = []
+
+
+def expect(condition, message):
+    if not condition:
+        problems.append(message)
+
+
+def ref(value):
+    """The logical id a !Ref, !GetAtt or 'integrations/${X}' !Sub points at."""
+    if isinstance(value, dict):
+        if "Ref" in value:
+            return value["Ref"]
+        if "Fn::GetAtt" in value:
+            target = value["Fn::GetAtt"]
+            return (target if isinstance(target, list) else target.split("."))[0]
+        if "Fn::Sub" in value:
+            names = [part.split("}", 1)[0].split(".")[0] for part in value["Fn::Sub"].split("${")[1:]]
+            return next((n for n in names if not n.startswith("AWS::")), None)
+    return value
+
+
+def main(template_path, root):
+    template, matches = decode(template_path)
+    if matches:
+        sys.exit(f"{template_path} does not parse: {matches}")
+    resources = template["Resources"]
+    of_type = lambda t: {k: v for k, v in resources.items() if v["Type"] == t}
+
+    # Tables: exactly what store::dynamodb creates (create_tables).
+    tables = of_type("AWS::DynamoDB::Table")
+    events = tables.get("EventsTable", {}).get("Properties", {})
+    expect([k["AttributeName"] for k in events.get("KeySchema", [])] == ["pk", "sk"], "events table keys are pk, sk")
+    indexes = {i["IndexName"]: i for i in events.get("GlobalSecondaryIndexes", [])}
+    gsi1 = indexes.get("gsi1", {})
+    expect([k["AttributeName"] for k in gsi1.get("KeySchema", [])] == ["gsi1pk", "gsi1sk"], "index gsi1 on gsi1pk, gsi1sk")
+    expect(gsi1.get("Projection", {}).get("ProjectionType") == "INCLUDE", "gsi1 projects INCLUDE")
+    expect(sorted(gsi1.get("Projection", {}).get("NonKeyAttributes", [])) == ["data", "inbound_ms", "search", "type"],
+           "gsi1 includes data, type, search, inbound_ms")
+    expect(events.get("StreamSpecification", {}).get("StreamViewType") == "NEW_IMAGE", "events stream is NEW_IMAGE")
+    expect(events.get("TimeToLiveSpecification") == {"AttributeName": "expires_at", "Enabled": True}, "events TTL on expires_at")
+    expect(events.get("PointInTimeRecoverySpecification", {}).get("PointInTimeRecoveryEnabled") is True, "events table has PITR")
+    expect(events.get("BillingMode") == "PAY_PER_REQUEST", "events table is on-demand")
+    connections = tables.get("ConnectionsTable", {}).get("Properties", {})
+    expect([k["AttributeName"] for k in connections.get("KeySchema", [])] == ["connection_id"], "connections keyed by connection_id")
+    expect(connections.get("TimeToLiveSpecification") == {"AttributeName": "expires_at", "Enabled": True}, "connections TTL on expires_at")
+
+    # Functions: every one a binary of this workspace, built and run the same way.
+    members = tomllib.loads((root / "Cargo.toml").read_text())["workspace"]["members"]
+    binaries = {tomllib.loads((root / m / "Cargo.toml").read_text())["package"]["name"] for m in members if m.startswith("functions/")}
+    functions = of_type("AWS::Serverless::Function")
+    built = {f["Metadata"]["BuildProperties"]["Binary"]: name for name, f in functions.items()
+             if f.get("Metadata", {}).get("BuildMethod") == "rust-cargolambda"}
+    expect(set(built) == binaries, f"functions build exactly the workspace's {sorted(binaries)}, got {sorted(built)}")
+    globals_ = template.get("Globals", {}).get("Function", {})
+    for name, function in functions.items():
+        props = {**globals_, **function["Properties"]}
+        expect(props.get("Runtime") == "provided.al2023", f"{name} runs on provided.al2023")
+        expect(props.get("Architectures") == ["arm64"], f"{name} is arm64")
+        expect(props.get("LoggingConfig", {}).get("LogFormat") == "JSON", f"{name} logs JSON")
+        expect("LogGroup" in props.get("LoggingConfig", {}), f"{name} logs to a group with retention")
+
+    # HTTP routes: those of the local gateway (infra/local/src/gateway.rs).
+    routes = set()
+    for name, function in functions.items():
+        for event in function["Properties"].get("Events", {}).values():
+            if event["Type"] == "HttpApi":
+                routes.add((event["Properties"]["Method"], event["Properties"]["Path"], name))
+    expect(routes == {("GET", "/webhook", "WebhookFunction"), ("POST", "/webhook", "WebhookFunction"),
+                      ("GET", "/health", "MetricsFunction"), ("GET", "/api/webhook/{proxy+}", "MetricsFunction")},
+           f"HTTP routes match the local gateway's, got {sorted(routes)}")
+
+    # The WebSocket API: cfn-lint accepts any ProtocolType.
+    apis = of_type("AWS::ApiGatewayV2::Api")
+    expect(len(apis) == 1 and next(iter(apis.values()))["Properties"].get("ProtocolType") == "WEBSOCKET",
+           "one ApiGatewayV2 Api, with ProtocolType WEBSOCKET")
+    integrations = of_type("AWS::ApiGatewayV2::Integration")
+    permissions = {ref(p["Properties"]["FunctionName"]): p["Properties"] for p in of_type("AWS::Lambda::Permission").values()}
+    want = {"$connect": "ws-connect", "$disconnect": "ws-disconnect", "$default": "ws-default"}
+    got = {}
+    for name, route in of_type("AWS::ApiGatewayV2::Route").items():
+        integration = integrations.get(ref(route["Properties"]["Target"]), {}).get("Properties", {})
+        expect(integration.get("IntegrationType") == "AWS_PROXY", f"{name} is a Lambda proxy integration")
+        function = ref(integration.get("IntegrationUri"))
+        got[route["Properties"]["RouteKey"]] = functions.get(function, {}).get("Metadata", {}).get("BuildProperties", {}).get("Binary")
+        permission = permissions.get(function, {})
+        expect(permission.get("Principal") == "apigateway.amazonaws.com", f"API Gateway may invoke {function}")
+    expect(got == want, f"WebSocket routes go to {want}, got {got}")
+    default = [r for r in of_type("AWS::ApiGatewayV2::Route").values() if r["Properties"]["RouteKey"] == "$default"]
+    expect(default and default[0]["Properties"].get("RouteResponseSelectionExpression") == "$default",
+           "$default has a route response, so that its answer reaches the client")
+    expect(of_type("AWS::ApiGatewayV2::RouteResponse"), "a RouteResponse for $default")
+    expect(of_type("AWS::ApiGatewayV2::Stage") and of_type("AWS::ApiGatewayV2::Deployment"), "a stage and a deployment")
+
+    # The broadcast function on the stream, as the issue lists.
+    stream = [e["Properties"] for e in functions.get("BroadcastFunction", {}).get("Properties", {}).get("Events", {}).values()
+              if e["Type"] == "DynamoDB"]
+    expect(len(stream) == 1, "broadcast runs on one DynamoDB stream")
+    if stream:
+        s = stream[0]
+        expect(ref(s.get("Stream")) == "EventsTable", "broadcast reads the events table's stream")
+        for key in ["BatchSize", "MaximumBatchingWindowInSeconds", "MaximumRetryAttempts", "DestinationConfig"]:
+            expect(key in s, f"broadcast's stream sets {key}")
+        expect(s.get("BisectBatchOnFunctionError") is True, "bisect on error")
+        expect(s.get("FunctionResponseTypes") == ["ReportBatchItemFailures"], "partial batch responses")
+
+    # Secrets never have a default in the repo.
+    for name in ["WhatsAppAppSecret", "WhatsAppVerifyToken", "DashboardToken"]:
+        parameter = template["Parameters"].get(name, {})
+        expect(parameter.get("NoEcho") is True and "Default" not in parameter, f"{name} is NoEcho without a default")
+    for output in ["WebhookUrl", "ApiUrl", "WebSocketUrl"]:
+        expect(output in template.get("Outputs", {}), f"output {output}")
+
+    for problem in problems:
+        print(f"template.yaml: {problem}")
+    print(f"template.yaml: {'agrees with the code' if not problems else f'{len(problems)} problem(s)'}")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1], pathlib.Path(sys.argv[2])))
