@@ -1,0 +1,211 @@
+//! The built functions under a Lambda runtime emulator (`cargo lambda watch
+//! --only-lambda-apis`, started by `make test`): each binary is started as Lambda
+//! starts it (`AWS_LAMBDA_RUNTIME_API` and its settings in the environment),
+//! invoked with its `events/` files through the Lambda invoke API, against moto.
+//! This proves the binaries, the runtime client and the events'
+//! (de)serialisation end to end, not just the handlers.
+
+use std::process::{Child, Command, Stdio};
+
+use pulse_shared::store::dynamodb::{create_tables, DynamoStore};
+use pulse_shared::store::{EventQuery, Store};
+use pulse_tests::*;
+use serde_json::Value;
+
+/// The emulator `make test` started. Never skipped: without it the test fails.
+fn invoke_endpoint() -> String {
+    std::env::var("PULSE_TEST_LAMBDA_ENDPOINT").unwrap_or_else(|_| {
+        panic!("PULSE_TEST_LAMBDA_ENDPOINT is not set: run the tests with `make test`, which starts `cargo lambda watch`")
+    })
+}
+
+/// The functions, started into the emulator; stopped when dropped.
+struct Functions(Vec<Child>);
+
+impl Functions {
+    fn start(events_table: &str, connections_table: &str) -> Self {
+        let binaries = std::env::current_exe().unwrap();
+        let binaries = binaries.parent().unwrap().parent().unwrap();
+        let api = invoke_endpoint();
+        let functions = [
+            "webhook",
+            "metrics",
+            "ws-connect",
+            "ws-disconnect",
+            "ws-default",
+            "broadcast",
+        ];
+        Self(
+            functions
+                .iter()
+                .map(|function| {
+                    let binary = binaries.join(function);
+                    assert!(
+                        binary.exists(),
+                        "{} is missing: run `make test`, or `cargo build --workspace --bins` first",
+                        binary.display()
+                    );
+                    Command::new(binary)
+                        .env("AWS_LAMBDA_RUNTIME_API", format!("{api}/.rt/{function}"))
+                        .env("AWS_LAMBDA_FUNCTION_NAME", function)
+                        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+                        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+                        .env("AWS_ENDPOINT_URL", moto_endpoint())
+                        .env("WEBSOCKET_ENDPOINT", moto_endpoint())
+                        .env("EVENTS_TABLE", events_table)
+                        .env("CONNECTIONS_TABLE", connections_table)
+                        .env("WHATSAPP_APP_SECRET", "sample-app-secret")
+                        .env("WHATSAPP_VERIFY_TOKEN", "sample-verify-token")
+                        .env("DASHBOARD_TOKEN", "sample-dashboard-token-0123456789")
+                        .env("RUST_LOG", "warn")
+                        .stdout(Stdio::null())
+                        .spawn()
+                        .unwrap()
+                })
+                .collect(),
+        )
+    }
+}
+
+impl Drop for Functions {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Invokes `function` with the sample event `events/<function>/<file>`.
+async fn invoke(function: &str, file: &str) -> Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../events")
+        .join(function)
+        .join(file);
+    let event = std::fs::read(&path).unwrap();
+    let url = format!(
+        "{}/2015-03-31/functions/{function}/invocations",
+        invoke_endpoint()
+    );
+    let response = reqwest::Client::new()
+        .post(url)
+        .timeout(std::time::Duration::from_secs(30))
+        .body(event)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{function} {file}: {e}"));
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    assert!(status.is_success(), "{function} {file}: {status} {text}");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{function} {file}: {e}: {text}"))
+}
+
+fn body(response: &Value) -> Value {
+    serde_json::from_str(response["body"].as_str().unwrap_or("null")).unwrap_or(Value::Null)
+}
+
+#[tokio::test]
+async fn the_functions_run_under_the_lambda_runtime() {
+    let client = moto_client();
+    let (events_table, connections_table) = (unique_name("events"), unique_name("connections"));
+    create_tables(&client, &events_table, &connections_table)
+        .await
+        .unwrap();
+    let _functions = Functions::start(&events_table, &connections_table);
+    let store = DynamoStore::new(client.clone(), &events_table, 90);
+
+    let verified = invoke("webhook", "verify.json").await;
+    assert_eq!(verified["statusCode"], 200);
+    assert_eq!(verified["body"], "1158201444");
+    let refused = invoke("webhook", "deliver-bad-signature.json").await;
+    assert_eq!(refused["statusCode"], 401);
+    let delivered = invoke("webhook", "deliver.json").await;
+    assert_eq!(delivered["statusCode"], 200, "{delivered}");
+    assert_eq!(body(&delivered)["data"]["stored"], 1);
+    assert_eq!(
+        body(&invoke("webhook", "deliver.json").await)["data"]["duplicates"],
+        1
+    );
+    let stored = store
+        .events(&EventQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(stored.events.len(), 1);
+    assert_eq!(stored.events[0].kind.type_name(), "button_click");
+
+    for file in [
+        "health.json",
+        "metrics.json",
+        "conversations.json",
+        "realtime.json",
+    ] {
+        let response = invoke("metrics", file).await;
+        assert_eq!(response["statusCode"], 200, "{file}: {response}");
+    }
+    let recent = invoke("metrics", "events-recent.json").await;
+    assert_eq!(
+        body(&recent)["data"]["events"][0]["contact"]["wa_id"],
+        "91•••••3210"
+    );
+    assert_eq!(
+        invoke("metrics", "metrics-no-token.json").await["statusCode"],
+        401
+    );
+
+    assert_eq!(
+        invoke("ws-connect", "connect-without-token.json").await["statusCode"],
+        401
+    );
+    assert_eq!(
+        invoke("ws-connect", "connect.json").await["statusCode"],
+        200
+    );
+    assert_eq!(
+        body(&invoke("ws-default", "ping.json").await)["type"],
+        "pong"
+    );
+    assert_eq!(
+        body(&invoke("ws-default", "subscribe.json").await)["type"],
+        "subscribed"
+    );
+    assert_eq!(
+        body(&invoke("ws-default", "malformed.json").await)["type"],
+        "error"
+    );
+
+    // broadcast posts to moto's Management API (WEBSOCKET_ENDPOINT is moto's root).
+    let answer = invoke("broadcast", "stream-batch.json").await;
+    assert_eq!(
+        answer["batchItemFailures"],
+        serde_json::json!([]),
+        "{answer}"
+    );
+    let posted = reqwest::get(format!("{}/_pulse/posts/Jmx9YcdOPHcCEPg=", moto_endpoint()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    // moto appends every post to a connection: the last message is this one.
+    let posted: Value = serde_json::Deserializer::from_str(&posted)
+        .into_iter::<Value>()
+        .last()
+        .unwrap_or_else(|| panic!("nothing posted: {posted:?}"))
+        .unwrap();
+    assert_eq!(posted["events"][0]["button_id"], "UNLOCK_CONTENT");
+
+    assert_eq!(
+        invoke("ws-disconnect", "disconnect.json").await["statusCode"],
+        200
+    );
+    let left = client
+        .scan()
+        .table_name(&connections_table)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(left.count(), 0, "the connection is forgotten");
+}
