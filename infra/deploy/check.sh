@@ -2,7 +2,8 @@
 # The deployment half of the test command (run by infra/test/run.sh): installs
 # the pinned deployment tooling, lints template.yaml with cfn-lint and
 # `sam validate --lint`, checks it against the code, and builds every function
-# for Lambda (arm64) with cargo-lambda, printing each bootstrap's size.
+# for Lambda (arm64) with cargo-lambda, printing each bootstrap's size; then
+# `sam build`, which builds them again its own way, offline.
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -29,3 +30,12 @@ for function in "${functions[@]}"; do
     || { say "$bootstrap is not an arm64 executable"; exit 1; }
   printf '    %-14s %8s KiB\n' "$function" "$(( $(stat -c %s "$bootstrap") / 1024 ))"
 done
+
+say "sam build (offline; what \`sam deploy\` uploads)"
+mkdir -p target/test-logs
+sam build --template template.yaml --build-dir target/sam-build > target/test-logs/sam-build.log 2>&1 \
+  || { cat target/test-logs/sam-build.log; say "sam build failed"; exit 1; }
+for function in WebhookFunction MetricsFunction WsConnectFunction WsDisconnectFunction WsDefaultFunction BroadcastFunction; do
+  test -x "target/sam-build/$function/bootstrap" || { say "sam build made no bootstrap for $function"; exit 1; }
+done
+say "sam build made all six functions"
