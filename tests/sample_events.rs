@@ -83,7 +83,7 @@ async fn every_sample_event_is_handled_as_documented() {
         MetricsConfig::from_source(&SETTINGS).unwrap(),
         store.clone(),
     );
-    let websocket = WebSocketHandler::new(SETTINGS[2].1.into(), store.clone());
+    let websocket = WebSocketHandler::new(store.clone()).with_dashboard_token(SETTINGS[2].1.into());
 
     // webhook
     let verified = webhook.handle(http_event("webhook/verify.json")).await;

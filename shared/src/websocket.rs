@@ -45,16 +45,24 @@ pub enum ServerMessage {
 
 /// The handlers of the three WebSocket routes.
 pub struct WebSocketHandler {
-    dashboard_token: SecretString,
+    /// Only `$connect` needs it, so only `ws-connect` is given it; without it,
+    /// `$connect` refuses everyone.
+    dashboard_token: Option<SecretString>,
     connections: Arc<dyn ConnectionStore>,
 }
 
 impl WebSocketHandler {
-    pub fn new(dashboard_token: SecretString, connections: Arc<dyn ConnectionStore>) -> Self {
+    pub fn new(connections: Arc<dyn ConnectionStore>) -> Self {
         Self {
-            dashboard_token,
+            dashboard_token: None,
             connections,
         }
+    }
+
+    /// The token `$connect` asks of clients (`DASHBOARD_TOKEN`).
+    pub fn with_dashboard_token(mut self, token: SecretString) -> Self {
+        self.dashboard_token = Some(token);
+        self
     }
 
     /// `$connect`: a dashboard presents its token as `?token=` (browsers cannot set
@@ -67,7 +75,11 @@ impl WebSocketHandler {
             .query_string_parameters
             .first("token")
             .unwrap_or_default();
-        if !tokens_match(presented, self.dashboard_token.expose_secret()) {
+        let Some(expected) = &self.dashboard_token else {
+            tracing::error!("websocket connection refused: no DASHBOARD_TOKEN configured");
+            return response(500, "Internal Server Error");
+        };
+        if !tokens_match(presented, expected.expose_secret()) {
             tracing::info!("websocket connection refused: missing or wrong token");
             return response(401, "Unauthorized");
         }
@@ -232,7 +244,15 @@ mod tests {
     async fn connect_checks_the_token_then_messages_are_answered() {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(SqliteStore::open(dir.path().join("db")).unwrap());
-        let handler = WebSocketHandler::new("s3cret".into(), store.clone());
+        let unconfigured = WebSocketHandler::new(store.clone());
+        assert_eq!(
+            unconfigured
+                .connect(request("s3cret", "A=", None))
+                .await
+                .status_code,
+            500
+        );
+        let handler = WebSocketHandler::new(store.clone()).with_dashboard_token("s3cret".into());
         let now = Utc::now();
         let live = || async {
             store

@@ -16,8 +16,7 @@ async fn main() -> Result<(), Error> {
         DynamoStore::client_from_env().await,
         config::connections_table(&ProcessEnv)?,
     );
-    let handler =
-        WebSocketHandler::new(config::dashboard_token(&ProcessEnv)?, Arc::new(connections));
+    let handler = WebSocketHandler::new(Arc::new(connections));
     run(service_fn(
         |event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| async {
             Ok::<_, Error>(handler.message(event.payload).await)

@@ -213,7 +213,7 @@ impl LocalStack {
             .map_err(|e| StackError::Io(e.to_string()))?;
         let dashboard_token = config::dashboard_token(&settings)?;
         let websockets = WebSocketGateway::new(
-            WebSocketHandler::new(dashboard_token, Arc::clone(&connections)),
+            WebSocketHandler::new(Arc::clone(&connections)).with_dashboard_token(dashboard_token),
             stopped.clone(),
         );
         let broadcaster = Broadcaster::new(
