@@ -460,15 +460,7 @@ async fn a_restart_shows_the_same_data() {
 
 #[tokio::test]
 async fn the_dynamodb_mode_serves_the_same_api() {
-    let data_dir = tempfile::tempdir().unwrap();
-    let settings = format!(
-        "AWS_ENDPOINT_URL={}\nEVENTS_TABLE={}\nCONNECTIONS_TABLE={}\n",
-        moto_endpoint(),
-        unique_name("events"),
-        unique_name("connections")
-    );
-    std::fs::write(data_dir.path().join("local.env"), settings).unwrap();
-    let stack = Stack::start_in(data_dir, StoreKind::Dynamodb).await;
+    let stack = Stack::start_on_moto().await;
     assert!(
         stack.stack.store_description.starts_with("DynamoDB"),
         "{}",

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use chrono::{Duration, Utc};
-use pulse_local::stack::StoreKind;
 use pulse_local::stream::new_item_record;
 use pulse_shared::broadcast::{Broadcaster, ManagementApi};
 use pulse_shared::store::dynamodb::{event_item, DynamoConnections};
@@ -234,15 +233,7 @@ async fn a_connection_that_is_gone_is_deleted_and_no_other() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_dynamodb_mode_broadcasts_from_the_table_stream() {
-    let data_dir = tempfile::tempdir().unwrap();
-    let settings = format!(
-        "AWS_ENDPOINT_URL={}\nEVENTS_TABLE={}\nCONNECTIONS_TABLE={}\n",
-        moto_endpoint(),
-        unique_name("events"),
-        unique_name("connections")
-    );
-    std::fs::write(data_dir.path().join("local.env"), settings).unwrap();
-    let stack = Stack::start_in(data_dir, StoreKind::Dynamodb).await;
+    let stack = Stack::start_on_moto().await;
     let everything = Dashboard::listen(ws_connect(&stack.ws_url(None)).await.unwrap());
     let mut statuses = ws_connect(&stack.ws_url(None)).await.unwrap();
     subscribe(&mut statuses, &["status_update"]).await;

@@ -199,6 +199,19 @@ impl Stack {
         }
     }
 
+    /// A stack in `--store dynamodb` mode on moto, with tables of its own.
+    pub async fn start_on_moto() -> Self {
+        let data_dir = tempfile::tempdir().unwrap();
+        let settings = format!(
+            "AWS_ENDPOINT_URL={}\nEVENTS_TABLE={}\nCONNECTIONS_TABLE={}\n",
+            moto_endpoint(),
+            unique_name("events"),
+            unique_name("connections")
+        );
+        std::fs::write(data_dir.path().join("local.env"), settings).unwrap();
+        Self::start_in(data_dir, StoreKind::Dynamodb).await
+    }
+
     /// Stops the stack and hands back its data folder, for a restart.
     pub async fn stop(self) -> tempfile::TempDir {
         self.stack.stop().await.unwrap();

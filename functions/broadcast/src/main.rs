@@ -7,16 +7,13 @@ use aws_lambda_events::event::dynamodb::Event;
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use pulse_shared::broadcast::{Broadcaster, ManagementApi};
 use pulse_shared::config::{self, ProcessEnv};
-use pulse_shared::store::dynamodb::{DynamoConnections, DynamoStore};
+use pulse_shared::store::dynamodb::DynamoConnections;
 use pulse_shared::telemetry;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init();
-    let connections = DynamoConnections::new(
-        DynamoStore::client_from_env().await,
-        config::connections_table(&ProcessEnv)?,
-    );
+    let connections = DynamoConnections::from_env().await?;
     let push = ManagementApi::from_env(&config::websocket_endpoint(&ProcessEnv)?).await;
     let broadcaster = Broadcaster::new(Arc::new(connections), Arc::new(push));
     run(service_fn(|event: LambdaEvent<Event>| async {

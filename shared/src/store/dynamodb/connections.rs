@@ -9,6 +9,7 @@ use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
 
 use super::{n, s, string_attr, unavailable};
+use crate::config::{self, ConfigError, ProcessEnv};
 use crate::counters::utc_from_ms;
 use crate::store::{Connection, ConnectionPage, ConnectionStore, StoreError};
 
@@ -25,6 +26,16 @@ impl DynamoConnections {
             client,
             table: table.into(),
         }
+    }
+
+    /// The table a WebSocket or broadcast function uses: `CONNECTIONS_TABLE`, with
+    /// the client from the environment.
+    pub async fn from_env() -> Result<Self, ConfigError> {
+        let table = config::connections_table(&ProcessEnv)?;
+        Ok(Self::new(
+            super::DynamoStore::client_from_env().await,
+            table,
+        ))
     }
 }
 
