@@ -7,7 +7,7 @@ use std::sync::Arc;
 use chrono::{Duration, DurationRound, Utc};
 use futures::future::join_all;
 use pulse_shared::counters::{names, Granularity};
-use pulse_shared::ingest::{record, record_all, Outcome};
+use pulse_shared::ingest::record_all;
 use pulse_shared::metrics;
 use pulse_shared::store::{Connection, ConnectionStore, EventQuery, Store};
 use pulse_tests::*;
@@ -109,8 +109,8 @@ async fn racing_deliveries_count_once(store: Arc<dyn Store>) {
 }
 
 async fn concurrent_events_of_one_contact_all_count(store: Arc<dyn Store>) {
-    // Separate deliveries touching the same contact state at once: optimistic
-    // concurrency must retry, not lose an update.
+    // Separate deliveries touching the same contact state at once: neither
+    // optimistic retries (DynamoDB) nor group commits (SQLite) may lose an update.
     let now = Utc::now();
     let tasks = (0..16).map(|i| {
         let store = Arc::clone(&store);
@@ -124,16 +124,17 @@ async fn concurrent_events_of_one_contact_all_count(store: Arc<dyn Store>) {
             vec![],
         );
         tokio::spawn(async move {
-            let received = events(&body);
-            record(store.as_ref(), &received[0], 90).await.unwrap()
+            record_all(store.as_ref(), &events(&body), 90)
+                .await
+                .unwrap()
         })
     });
-    let outcomes: Vec<_> = join_all(tasks)
+    let summaries: Vec<_> = join_all(tasks)
         .await
         .into_iter()
         .map(Result::unwrap)
         .collect();
-    assert!(outcomes.iter().all(|o| *o == Outcome::Stored));
+    assert!(summaries.iter().all(|s| s.stored == 1), "{summaries:?}");
     assert_eq!(store.contacts(1).await.unwrap()[0].inbound, 16);
     assert_eq!(quarter_total(store.as_ref(), names::TEXT).await, 16);
 }

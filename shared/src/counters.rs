@@ -76,6 +76,17 @@ impl Deltas {
         }
     }
 
+    /// Adds every cell of `other` to this one.
+    pub fn merge(&mut self, other: Deltas) {
+        for (key, by) in other.0 {
+            let value = self.0.entry(key.clone()).or_default();
+            *value += by;
+            if *value == 0 {
+                self.0.remove(&key);
+            }
+        }
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = (&CounterKey, i64)> {
         self.0.iter().map(|(k, v)| (k, *v))
     }

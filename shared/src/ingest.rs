@@ -2,13 +2,22 @@
 //!
 //! [`apply`] is the whole business logic of ingestion as a pure function: an event
 //! and the prior state of its contact and outbound message in, the new state and
-//! the counter deltas out. [`record`] runs it against a [`Store`] optimistically:
-//! read the state with its version, apply, and commit the event, the state and the
-//! deltas in one atomic write that fails if the event is already stored or the state
-//! moved meanwhile (then it reads again). So a redelivery changes nothing, and two
-//! racing deliveries of the same update count once.
+//! the counter deltas out. A store runs it in one of two ways:
+//!
+//! - **A delivery at a time** ([`Ledger`]): the store holds the write lock, skips
+//!   the events it has already, loads the state the others touch once, threads it
+//!   through them in order and writes the events, the final state and the counter
+//!   deltas merged per cell as one unit. The embedded store does this for a whole
+//!   group of deliveries per transaction (group commit).
+//! - **Optimistically, an event at a time** ([`record_optimistically`]): read the
+//!   state with its version, apply, and commit the event, the state and the deltas
+//!   in one atomic write that fails if the event is already stored or the state
+//!   moved meanwhile (then read again). DynamoDB works this way.
+//!
+//! Either way a redelivery changes nothing, and two racing deliveries of the same
+//! update count once.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use futures::{stream, StreamExt, TryStreamExt};
@@ -16,7 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::counters::{histogram, names, utc_from_ms as utc, Deltas, Granularity};
 use crate::event::{Event, EventKind, ReceivedEvent};
-use crate::store::{Commit, Committed, Store, StoreError, Versioned};
+use crate::store::{Commit, Committed, OptimisticStore, Store, StoreError, Versioned};
 
 /// What Pulse knows of one customer: the conversation list and response times.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -344,6 +353,92 @@ fn count_response(deltas: &mut Deltas, start_ms: i64, reply_ms: i64, sign: i64) 
     deltas.add(Granularity::Quarter, at, bucket, sign);
 }
 
+/// The recording of a delivery, or of a group of them, in memory: the state its
+/// events touch, loaded once and threaded through them in order, and the counter
+/// deltas of all of them merged per cell. Pure, like [`apply`]: the store loads
+/// what [`Ledger::missing`] names, [`Ledger::apply`]s each new event, then writes
+/// the changed state and the deltas in one go.
+#[derive(Debug, Default)]
+pub struct Ledger {
+    /// Loaded or changed contacts; `None`: known to be absent from the store.
+    contacts: HashMap<String, Option<ContactState>>,
+    messages: HashMap<String, Option<MessageState>>,
+    changed_contacts: BTreeSet<String>,
+    changed_messages: BTreeSet<String>,
+    deltas: Deltas,
+}
+
+impl Ledger {
+    /// The keys of the state `event` reads that the ledger has not been given yet.
+    pub fn missing(&self, event: &Event) -> StateKeys {
+        let keys = StateKeys::of(event);
+        StateKeys {
+            contact: keys.contact.filter(|k| !self.contacts.contains_key(k)),
+            message: keys.message.filter(|k| !self.messages.contains_key(k)),
+        }
+    }
+
+    /// Gives the ledger a contact's stored state (`None`: there is none).
+    pub fn load_contact(&mut self, wa_id: String, state: Option<ContactState>) {
+        self.contacts.entry(wa_id).or_insert(state);
+    }
+
+    /// Gives the ledger an outbound message's stored state (`None`: there is none).
+    pub fn load_message(&mut self, id: String, state: Option<MessageState>) {
+        self.messages.entry(id).or_insert(state);
+    }
+
+    /// Records a new event (never a duplicate) on top of what the ledger holds;
+    /// state it was not given counts as absent.
+    pub fn apply(&mut self, event: &Event) {
+        let keys = StateKeys::of(event);
+        let prior = Prior {
+            contact: keys
+                .contact
+                .as_ref()
+                .and_then(|k| self.contacts.get(k).cloned().flatten()),
+            message: keys
+                .message
+                .as_ref()
+                .and_then(|k| self.messages.get(k).cloned().flatten()),
+        };
+        let effects = apply(event, prior);
+        self.deltas.merge(effects.deltas);
+        if let (Some(key), Some(state)) = (keys.contact, effects.contact) {
+            self.changed_contacts.insert(key.clone());
+            self.contacts.insert(key, Some(state));
+        }
+        if let (Some(key), Some(state)) = (keys.message, effects.message) {
+            self.changed_messages.insert(key.clone());
+            self.messages.insert(key, Some(state));
+        }
+    }
+
+    /// The contacts whose state changed, to be written.
+    pub fn changed_contacts(&self) -> impl Iterator<Item = &ContactState> {
+        self.changed_contacts
+            .iter()
+            .filter_map(|k| self.contacts.get(k)?.as_ref())
+    }
+
+    /// The outbound messages whose state changed, by id, to be written.
+    pub fn changed_messages(&self) -> impl Iterator<Item = (&str, &MessageState)> {
+        self.changed_messages
+            .iter()
+            .filter_map(|k| Some((k.as_str(), self.messages.get(k)?.as_ref()?)))
+    }
+
+    /// The counter deltas of every event applied, merged per cell.
+    pub fn deltas(&self) -> &Deltas {
+        &self.deltas
+    }
+}
+
+/// When a raw event may be deleted (its counters stay).
+pub fn expires_at(received: &ReceivedEvent, retention_days: u32) -> chrono::DateTime<chrono::Utc> {
+    received.event.received_at + chrono::Duration::days(i64::from(retention_days))
+}
+
 /// How recording one event ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -352,16 +447,16 @@ pub enum Outcome {
     Duplicate,
 }
 
-/// How many times [`record`] re-reads state that moved under it before giving up
+/// How many times [`record_optimistically`] re-reads state that moved under it before giving up
 /// (the delivery then fails with a 5xx and Meta retries it). Each writer that
 /// loses a round waits a random time up to an exponentially growing cap, so even
 /// dozens of concurrent deliveries for one contact get through.
 const MAX_ATTEMPTS: u32 = 30;
 const BACKOFF_CAP_MS: u64 = 200;
 
-/// Records one event exactly once (see the module docs).
-pub async fn record(
-    store: &dyn Store,
+/// Records one event exactly once, optimistically (see the module docs).
+async fn record_one_optimistically(
+    store: &dyn OptimisticStore,
     received: &ReceivedEvent,
     retention_days: u32,
 ) -> Result<Outcome, StoreError> {
@@ -378,8 +473,7 @@ pub async fn record(
         let effects = apply(&received.event, prior);
         let commit = Commit {
             event: received,
-            expires_at: received.event.received_at
-                + chrono::Duration::days(i64::from(retention_days)),
+            expires_at: expires_at(received, retention_days),
             contact: effects.contact.as_ref().map(|state| Versioned {
                 value: Some(state),
                 version: snapshot.contact.version,
@@ -411,19 +505,43 @@ pub struct Summary {
     pub duplicates: usize,
 }
 
-/// How many events of one delivery are recorded at once.
-const CONCURRENCY: usize = 16;
+impl Summary {
+    pub fn of(outcomes: &[Outcome]) -> Self {
+        let stored = outcomes.iter().filter(|o| **o == Outcome::Stored).count();
+        Self {
+            received: outcomes.len(),
+            stored,
+            duplicates: outcomes.len() - stored,
+        }
+    }
+}
 
-/// Records every event of a delivery; succeeds only when all are durably stored.
-///
-/// Events of the same contact are recorded one after another, in payload order, so
-/// that they do not fight over the contact's state; different contacts go in
-/// parallel.
+/// Records every event of a delivery exactly once; succeeds only when all are
+/// durably stored.
 pub async fn record_all(
     store: &dyn Store,
     events: &[ReceivedEvent],
     retention_days: u32,
 ) -> Result<Summary, StoreError> {
+    let outcomes = store.record(events, retention_days).await?;
+    debug_assert_eq!(outcomes.len(), events.len());
+    Ok(Summary::of(&outcomes))
+}
+
+/// How many events of one delivery are recorded at once.
+const CONCURRENCY: usize = 16;
+
+/// Records every event of a delivery optimistically, an event at a time, and
+/// returns each one's outcome in payload order.
+///
+/// Events of the same contact are recorded one after another, in payload order, so
+/// that they do not fight over the contact's state; different contacts go in
+/// parallel.
+pub async fn record_optimistically(
+    store: &dyn OptimisticStore,
+    events: &[ReceivedEvent],
+    retention_days: u32,
+) -> Result<Vec<Outcome>, StoreError> {
     // Groups hold indices into `events`, not references: the futures below must not
     // borrow through their argument to stay `Send` for any caller.
     let mut groups: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
@@ -437,27 +555,24 @@ pub async fn record_all(
             None => loners.push(vec![index]),
         }
     }
-    let outcomes: Vec<Vec<Outcome>> = stream::iter(groups.into_values().chain(loners))
+    let recorded: Vec<Vec<(usize, Outcome)>> = stream::iter(groups.into_values().chain(loners))
         .map(|group: Vec<usize>| async move {
             let mut outcomes = Vec::with_capacity(group.len());
             for index in group {
-                outcomes.push(record(store, &events[index], retention_days).await?);
+                let outcome =
+                    record_one_optimistically(store, &events[index], retention_days).await?;
+                outcomes.push((index, outcome));
             }
             Ok::<_, StoreError>(outcomes)
         })
         .buffer_unordered(CONCURRENCY)
         .try_collect()
         .await?;
-    let stored = outcomes
-        .iter()
-        .flatten()
-        .filter(|o| **o == Outcome::Stored)
-        .count();
-    Ok(Summary {
-        received: events.len(),
-        stored,
-        duplicates: events.len() - stored,
-    })
+    let mut outcomes = vec![Outcome::Duplicate; events.len()];
+    for (index, outcome) in recorded.into_iter().flatten() {
+        outcomes[index] = outcome;
+    }
+    Ok(outcomes)
 }
 
 #[cfg(test)]
@@ -692,5 +807,69 @@ mod tests {
             contact.unwrap().last_button.as_deref(),
             Some("UNLOCK_CONTENT")
         );
+    }
+
+    /// Applies events through ledgers of `chunk` events each, carrying state from
+    /// one to the next as a store would between commits.
+    fn through_ledgers(events: &[Event], chunk: usize) -> (Deltas, Vec<ContactState>) {
+        let mut contacts: BTreeMap<String, ContactState> = BTreeMap::new();
+        let mut messages: BTreeMap<String, MessageState> = BTreeMap::new();
+        let mut deltas = Deltas::default();
+        for part in events.chunks(chunk) {
+            let mut ledger = Ledger::default();
+            for e in part {
+                let missing = ledger.missing(e);
+                if let Some(k) = missing.contact {
+                    let state = contacts.get(&k).cloned();
+                    ledger.load_contact(k, state);
+                }
+                if let Some(k) = missing.message {
+                    let state = messages.get(&k).cloned();
+                    ledger.load_message(k, state);
+                }
+                assert_eq!(ledger.missing(e), StateKeys::default());
+                ledger.apply(e);
+            }
+            for c in ledger.changed_contacts() {
+                contacts.insert(c.wa_id.clone(), c.clone());
+            }
+            for (id, m) in ledger.changed_messages() {
+                messages.insert(id.to_owned(), m.clone());
+            }
+            deltas.merge(ledger.deltas().clone());
+        }
+        (deltas, contacts.into_values().collect())
+    }
+
+    #[test]
+    fn a_ledger_gives_the_same_however_a_delivery_is_split() {
+        let timeline = [
+            text(T0),
+            status("r1", "delivered", T0 + 70_000),
+            text(T0 + 5_000),
+            status("r1", "sent", T0 + 60_000),
+            text(T0 + 80_000),
+            status("r2", "sent", T0 + 100_000),
+            status("r1", "read", T0 + 120_000),
+        ];
+        let (whole, contacts) = through_ledgers(&timeline, timeline.len());
+        assert_eq!(whole.get(Granularity::Quarter, utc(T0), names::EVENTS), 7);
+        assert_eq!(whole.get(Granularity::Quarter, utc(T0), names::OUTBOUND), 2);
+        assert_eq!(
+            whole.get(Granularity::Quarter, utc(T0), names::RESPONSE_COUNT),
+            2
+        );
+        assert_eq!(
+            whole.get(Granularity::Quarter, utc(T0), names::RESPONSE_SUM_MS),
+            60_000 + 20_000
+        );
+        assert_eq!((contacts[0].inbound, contacts[0].outbound), (3, 2));
+        for chunk in 1..timeline.len() {
+            assert_eq!(
+                through_ledgers(&timeline, chunk),
+                (whole.clone(), contacts.clone()),
+                "chunks of {chunk}"
+            );
+        }
     }
 }

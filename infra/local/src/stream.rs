@@ -19,10 +19,10 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 use pulse_shared::broadcast::Broadcaster;
 use pulse_shared::counters::{Granularity, SlotCounters};
-use pulse_shared::event::Event;
-use pulse_shared::ingest::{ContactState, StateKeys};
+use pulse_shared::event::{Event, ReceivedEvent};
+use pulse_shared::ingest::{expires_at, ContactState, Outcome};
 use pulse_shared::store::dynamodb::event_item;
-use pulse_shared::store::{Commit, Committed, EventPage, EventQuery, Snapshot, Store, StoreError};
+use pulse_shared::store::{EventPage, EventQuery, Store, StoreError};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
@@ -105,22 +105,26 @@ impl StreamingStore {
 
 #[async_trait]
 impl Store for StreamingStore {
-    async fn load(&self, event_id: &str, keys: &StateKeys) -> Result<Snapshot, StoreError> {
-        self.inner.load(event_id, keys).await
-    }
-
-    async fn commit(&self, commit: &Commit<'_>) -> Result<Committed, StoreError> {
-        let committed = self.inner.commit(commit).await?;
-        if committed == Committed::Stored {
+    async fn record(
+        &self,
+        events: &[ReceivedEvent],
+        retention_days: u32,
+    ) -> Result<Vec<Outcome>, StoreError> {
+        let outcomes = self.inner.record(events, retention_days).await?;
+        for (received, _) in events
+            .iter()
+            .zip(&outcomes)
+            .filter(|(_, outcome)| **outcome == Outcome::Stored)
+        {
             let sequence = self.sequence.fetch_add(1, Ordering::Relaxed);
             let record = new_item_record(
-                event_item(commit.event, commit.expires_at),
+                event_item(received, expires_at(received, retention_days)),
                 &format!("{sequence:021}"),
             );
             // The broadcaster gone means the stack is stopping; nothing to tell.
             let _ = self.records.send(record);
         }
-        Ok(committed)
+        Ok(outcomes)
     }
 
     async fn counters(

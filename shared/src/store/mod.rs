@@ -2,10 +2,10 @@
 //! ([`sqlite::SqliteStore`] for the local stack, [`dynamodb::DynamoStore`] in AWS),
 //! checked by one contract test suite.
 //!
-//! Writes are optimistic: [`Store::load`] returns state with versions, and
-//! [`Store::commit`] stores the event, its state and its counter deltas atomically,
-//! or nothing, if the event exists already or the state moved. Reads never touch
-//! more than the time window or page asked for.
+//! Writes take a whole delivery ([`Store::record`]): the embedded store writes it,
+//! with every other delivery that arrived meanwhile, in one transaction; DynamoDB
+//! records it optimistically through [`OptimisticStore`]. Reads never touch more
+//! than the time window or page asked for.
 
 use async_trait::async_trait;
 use base64::Engine;
@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 
 use crate::counters::{Deltas, Granularity, SlotCounters};
 use crate::event::{Event, ReceivedEvent};
-use crate::ingest::{ContactState, MessageState, StateKeys};
+use crate::ingest::{ContactState, MessageState, Outcome, StateKeys};
 
 pub mod dynamodb;
 pub mod sqlite;
@@ -136,7 +136,7 @@ impl Cursor {
 
 /// What can go wrong in a store. None of these is the caller's fault: the webhook
 /// answers 5xx so that Meta delivers again.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("the store did not answer: {0}")]
     Unavailable(String),
@@ -189,15 +189,30 @@ pub trait ConnectionStore: Send + Sync {
     ) -> Result<ConnectionPage, StoreError>;
 }
 
-/// The operations Pulse needs from a store.
+/// A store written an event at a time, optimistically (see
+/// [`crate::ingest::record_optimistically`]).
 #[async_trait]
-pub trait Store: Send + Sync {
+pub trait OptimisticStore: Send + Sync {
     /// Whether the event is stored, and the state it would change.
     async fn load(&self, event_id: &str, keys: &StateKeys) -> Result<Snapshot, StoreError>;
 
     /// Writes all of a commit or nothing (see [`Committed`]). Once it returns
     /// `Stored`, the write is durable.
     async fn commit(&self, commit: &Commit<'_>) -> Result<Committed, StoreError>;
+}
+
+/// The operations Pulse needs from a store.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Records a delivery's events exactly once (see [`crate::ingest`]) and
+    /// returns each one's outcome, in order. Returns only once every stored event
+    /// is durable; on an error, some whole events may be stored, and recording the
+    /// delivery again completes it without counting any twice.
+    async fn record(
+        &self,
+        events: &[ReceivedEvent],
+        retention_days: u32,
+    ) -> Result<Vec<Outcome>, StoreError>;
 
     /// Counters of the slots in `[from, to)`, one entry per slot that has any.
     async fn counters(

@@ -34,11 +34,12 @@ use futures::future::try_join_all;
 use sha2::{Digest, Sha256};
 
 use super::{
-    Commit, Committed, Cursor, EventPage, EventQuery, Snapshot, Store, StoreError, Versioned,
+    Commit, Committed, Cursor, EventPage, EventQuery, OptimisticStore, Snapshot, Store, StoreError,
+    Versioned,
 };
 use crate::counters::{Granularity, SlotCounters};
 use crate::event::{Event, ReceivedEvent};
-use crate::ingest::{ContactState, StateKeys};
+use crate::ingest::{record_optimistically, ContactState, Outcome, StateKeys};
 
 mod connections;
 pub use connections::DynamoConnections;
@@ -281,7 +282,7 @@ struct EventFilter {
 }
 
 #[async_trait]
-impl Store for DynamoStore {
+impl OptimisticStore for DynamoStore {
     async fn load(&self, event_id: &str, keys: &StateKeys) -> Result<Snapshot, StoreError> {
         let mut wanted = vec![key(format!("EVENT#{event_id}"), "EVENT")];
         wanted.extend(
@@ -463,6 +464,17 @@ impl Store for DynamoStore {
             },
             Err(other) => Err(unavailable(other)),
         }
+    }
+}
+
+#[async_trait]
+impl Store for DynamoStore {
+    async fn record(
+        &self,
+        events: &[ReceivedEvent],
+        retention_days: u32,
+    ) -> Result<Vec<Outcome>, StoreError> {
+        record_optimistically(self, events, retention_days).await
     }
 
     async fn counters(
