@@ -107,6 +107,8 @@ pub struct Report {
     pub gone: usize,
     /// Posts that failed otherwise.
     pub failed: usize,
+    /// The connections could not be read, so nothing was sent.
+    pub connections_unreadable: bool,
     /// Sequence numbers of the records to retry.
     pub retry: Vec<String>,
 }
@@ -153,10 +155,11 @@ impl Broadcaster {
         response
     }
 
+    /// Sends the new events of a stream batch to every live connection.
     pub async fn broadcast(&self, batch: dynamodb::Event) -> Report {
-        let mut report = Report::default();
-        let mut outgoing = Vec::new();
+        let mut events = Vec::new();
         let mut sequence_numbers = Vec::new();
+        let mut unreadable = Vec::new();
         for record in batch.records {
             // Only new items: not counter and state updates, nor TTL deletions.
             if record.event_name != "INSERT" {
@@ -167,20 +170,35 @@ impl Broadcaster {
             match event_from_item(&item) {
                 None => {}
                 Some(Ok(event)) => {
-                    outgoing.push(outgoing_event(event));
+                    events.push(event);
                     sequence_numbers.push(sequence_number);
                 }
                 Some(Err(error)) => {
                     tracing::error!(%error, sequence_number, "stream record holds no readable event");
-                    report.retry.push(sequence_number);
+                    unreadable.push(sequence_number);
                 }
             }
         }
-        report.events = outgoing.len();
-        if outgoing.is_empty() {
+        let mut report = self.send(events).await;
+        if report.connections_unreadable {
+            // Nothing went out without the connections: retry the batch.
+            report.retry.extend(sequence_numbers);
+        }
+        report.retry.extend(unreadable);
+        report
+    }
+
+    /// Sends newly stored events to every live connection that subscribed to
+    /// their types, in order, in as few messages as fit.
+    pub async fn send(&self, events: Vec<Event>) -> Report {
+        let mut report = Report {
+            events: events.len(),
+            ..Report::default()
+        };
+        if events.is_empty() {
             return report;
         }
-
+        let outgoing: Vec<Outgoing> = events.into_iter().map(outgoing_event).collect();
         let now = Utc::now();
         let mut after: Option<String> = None;
         loop {
@@ -191,9 +209,8 @@ impl Broadcaster {
             {
                 Ok(page) => page,
                 Err(error) => {
-                    // Nothing can go out without the connections: retry the batch.
                     tracing::error!(%error, "reading the connections failed");
-                    report.retry.extend(sequence_numbers);
+                    report.connections_unreadable = true;
                     return report;
                 }
             };

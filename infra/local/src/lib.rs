@@ -2,6 +2,7 @@
 //! an emulation of API Gateway, on an embedded store, on one machine.
 
 pub mod gateway;
+pub mod live;
 pub mod send;
 pub mod stack;
 pub mod stream;

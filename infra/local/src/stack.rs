@@ -21,7 +21,8 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::gateway::{self, Functions};
-use crate::stream::{feed_broadcast, poll_dynamodb_stream, StreamingStore};
+use crate::live::{feed_sockets, AnnouncingStore};
+use crate::stream::{feed_broadcast, poll_dynamodb_stream};
 use crate::websocket::{WebSocketGateway, STAGE};
 
 /// The settings the Lambdas read from their environment; generated here when absent.
@@ -157,6 +158,8 @@ impl LocalStack {
         let settings = Settings::load_or_generate(&options.data_dir)?;
         let retention_days = config::retention_days(&settings)?;
         let (stopping, stopped) = watch::channel(false);
+        // The live path: announced events (embedded store) or stream records (DynamoDB).
+        let (announce, announced) = mpsc::unbounded_channel();
         let (records, stream) = mpsc::unbounded_channel();
         let mut background = Vec::new();
         let (store, connections, store_description): (
@@ -169,7 +172,7 @@ impl LocalStack {
                 let store = SqliteStore::open(&path)?;
                 background.push(tokio::spawn(purge_hourly(store.clone())));
                 (
-                    Arc::new(StreamingStore::new(Arc::new(store.clone()), records)),
+                    Arc::new(AnnouncingStore::new(Arc::new(store.clone()), announce)),
                     Arc::new(store),
                     format!("SQLite at {}", path.display()),
                 )
@@ -216,11 +219,24 @@ impl LocalStack {
             WebSocketHandler::new(Arc::clone(&connections)).with_dashboard_token(dashboard_token),
             stopped.clone(),
         );
-        let broadcaster = Broadcaster::new(
-            connections,
-            Arc::new(ManagementApi::new(management_client(ws_addr))),
-        );
-        background.push(tokio::spawn(feed_broadcast(Arc::new(broadcaster), stream)));
+        // On the embedded store, live events go to the sockets in process; with
+        // DynamoDB, from the table's stream through the Management API and the
+        // SDK, as in AWS.
+        match options.store {
+            StoreKind::Sqlite => {
+                let broadcaster = Broadcaster::new(connections, Arc::clone(&websockets) as _);
+                background.push(tokio::spawn(feed_sockets(
+                    Arc::new(broadcaster),
+                    Arc::clone(&websockets),
+                    announced,
+                )));
+            }
+            StoreKind::Dynamodb => {
+                let push = ManagementApi::new(management_client(ws_addr));
+                let broadcaster = Broadcaster::new(connections, Arc::new(push));
+                background.push(tokio::spawn(feed_broadcast(Arc::new(broadcaster), stream)));
+            }
+        }
 
         let functions = Arc::new(Functions {
             webhook: WebhookHandler::new(

@@ -1,28 +1,21 @@
 //! The events table's stream, emulated: what Lambda's event source mapping does
 //! for the broadcast function in AWS.
 //!
-//! Records come from the embedded store directly ([`StreamingStore`] sees every
-//! stored event and writes the record DynamoDB would), or, with `--store dynamodb`,
-//! from the table's real stream ([`poll_dynamodb_stream`]). Either way they reach
-//! the broadcast function as the DynamoDB stream event Lambda builds, through
-//! `aws_lambda_events`' deserialiser, in batches of what has arrived; records the
-//! function reports as failed are retried a few times, then dropped with an error
-//! in the log (an on-failure destination in AWS).
+//! With `--store dynamodb`, records come from the table's real stream
+//! ([`poll_dynamodb_stream`]) and reach the broadcast function as the DynamoDB
+//! stream event Lambda builds, through `aws_lambda_events`' deserialiser, in
+//! batches of what has arrived; records the function reports as failed are
+//! retried a few times, then dropped with an error in the log (an on-failure
+//! destination in AWS). (The embedded store skips all of this: see
+//! [`crate::live`].)
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 use pulse_shared::broadcast::Broadcaster;
-use pulse_shared::counters::{Granularity, SlotCounters};
-use pulse_shared::event::{Event, ReceivedEvent};
-use pulse_shared::ingest::{expires_at, ContactState, Outcome};
-use pulse_shared::store::dynamodb::event_item;
-use pulse_shared::store::{EventPage, EventQuery, Store, StoreError};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
@@ -84,77 +77,6 @@ pub fn new_item_record(
         Utc::now(),
         size as i64,
     )
-}
-
-/// The embedded store, writing a stream record for each event it stores.
-pub struct StreamingStore {
-    inner: Arc<dyn Store>,
-    records: mpsc::UnboundedSender<StreamRecord>,
-    sequence: AtomicU64,
-}
-
-impl StreamingStore {
-    pub fn new(inner: Arc<dyn Store>, records: mpsc::UnboundedSender<StreamRecord>) -> Self {
-        Self {
-            inner,
-            records,
-            sequence: AtomicU64::new(1),
-        }
-    }
-}
-
-#[async_trait]
-impl Store for StreamingStore {
-    async fn record(
-        &self,
-        events: &[ReceivedEvent],
-        retention_days: u32,
-    ) -> Result<Vec<Outcome>, StoreError> {
-        let outcomes = self.inner.record(events, retention_days).await?;
-        for (received, _) in events
-            .iter()
-            .zip(&outcomes)
-            .filter(|(_, outcome)| **outcome == Outcome::Stored)
-        {
-            let sequence = self.sequence.fetch_add(1, Ordering::Relaxed);
-            let record = new_item_record(
-                event_item(received, expires_at(received, retention_days)),
-                &format!("{sequence:021}"),
-            );
-            // The broadcaster gone means the stack is stopping; nothing to tell.
-            let _ = self.records.send(record);
-        }
-        Ok(outcomes)
-    }
-
-    async fn counters(
-        &self,
-        granularity: Granularity,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-    ) -> Result<Vec<SlotCounters>, StoreError> {
-        self.inner.counters(granularity, from, to).await
-    }
-
-    async fn events(&self, query: &EventQuery) -> Result<EventPage, StoreError> {
-        self.inner.events(query).await
-    }
-
-    async fn event(&self, id: &str) -> Result<Option<(Event, String)>, StoreError> {
-        self.inner.event(id).await
-    }
-
-    async fn contacts(&self, limit: usize) -> Result<Vec<ContactState>, StoreError> {
-        self.inner.contacts(limit).await
-    }
-
-    async fn active_contacts(&self, since: DateTime<Utc>) -> Result<u64, StoreError> {
-        self.inner.active_contacts(since).await
-    }
-
-    async fn ping(&self) -> Result<(), StoreError> {
-        self.inner.ping().await
-    }
 }
 
 /// Invokes the broadcast function with what the stream holds, batch by batch, in

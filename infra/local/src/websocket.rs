@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
+use async_trait::async_trait;
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use aws_lambda_events::encodings::Body as LambdaBody;
 use axum::body::Bytes;
@@ -24,7 +25,7 @@ use axum::Router;
 use base64::Engine;
 use chrono::{DateTime, SecondsFormat, Utc};
 use futures::{SinkExt, StreamExt};
-use pulse_shared::broadcast::MAX_MESSAGE_BYTES;
+use pulse_shared::broadcast::{PostError, Push, MAX_MESSAGE_BYTES};
 use pulse_shared::websocket::WebSocketHandler;
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, watch};
@@ -74,6 +75,24 @@ impl WebSocketGateway {
             .route("/{stage}/@connections/{id}", management)
             .fallback(upgrade)
             .with_state(Arc::clone(self))
+    }
+}
+
+/// The local stack's live path on the embedded store: the broadcaster puts each
+/// message straight into the socket's outbox, as the Management API below does
+/// for callers outside the process, without an HTTP round trip per client.
+#[async_trait]
+impl Push for WebSocketGateway {
+    async fn post(&self, connection_id: &str, message: Vec<u8>) -> Result<(), PostError> {
+        if message.len() > MAX_MESSAGE_BYTES {
+            return Err(PostError::Failed("message too long".into()));
+        }
+        let text = String::from_utf8(message).map_err(|e| PostError::Failed(e.to_string()))?;
+        if send(self, connection_id, Message::Text(text.into())) {
+            Ok(())
+        } else {
+            Err(PostError::Gone)
+        }
     }
 }
 
