@@ -587,3 +587,58 @@ async fn ctrl_c_stops_the_binary_cleanly_and_loses_nothing() {
         1
     );
 }
+
+#[tokio::test]
+async fn the_banner_shows_generated_secrets_and_never_given_ones() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let (port, ws_port) = (free_port(), free_port());
+    let given_token = "given-dashboard-token-0123456789abcdef";
+    let given_secret = "given-app-secret-0123456789abcdef";
+    let mut pulse = Command::new(pulse_binary())
+        .args(["serve", "--http-port", &port.to_string()])
+        .args(["--ws-port", &ws_port.to_string(), "--data-dir"])
+        .arg(data_dir.path())
+        .env("DASHBOARD_TOKEN", given_token)
+        .env("WHATSAPP_APP_SECRET", given_secret)
+        .env_remove("WHATSAPP_VERIFY_TOKEN")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = pulse.stdout.take().unwrap();
+    let banner = tokio::task::spawn_blocking(move || {
+        use std::io::BufRead;
+        let mut banner = String::new();
+        for line in std::io::BufReader::new(stdout).lines() {
+            let line = line.unwrap();
+            banner.push_str(&line);
+            banner.push('\n');
+            if line.starts_with("Ctrl-C stops") {
+                break;
+            }
+        }
+        banner
+    })
+    .await
+    .unwrap();
+    pulse.kill().unwrap();
+    pulse.wait().unwrap();
+
+    assert!(banner.contains("Ctrl-C stops"), "{banner}");
+    assert!(!banner.contains(given_token), "{banner}");
+    assert!(!banner.contains(given_secret), "{banner}");
+    assert!(banner.contains("DASHBOARD_TOKEN: given in the environment, not shown"));
+    assert!(banner.contains("Bearer $DASHBOARD_TOKEN"), "{banner}");
+    let file = pulse_local::stack::read_env_file(&data_dir.path().join("local.env"));
+    assert!(
+        !file.contains_key("DASHBOARD_TOKEN"),
+        "a given secret is not written"
+    );
+    assert!(
+        banner.contains(&format!(
+            "WHATSAPP_VERIFY_TOKEN={}",
+            file["WHATSAPP_VERIFY_TOKEN"]
+        )),
+        "the generated one is shown, to be used: {banner}"
+    );
+}

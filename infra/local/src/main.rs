@@ -113,6 +113,15 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
 fn print_banner(stack: &LocalStack) {
     let settings = &stack.settings;
     let value = |name: &str| settings.get(name).unwrap_or_default();
+    // A secret given in the environment is the user's own: never shown. Those in
+    // the data folder's file are Pulse's development ones, shown to be used.
+    let shown = |name: &str| {
+        if settings.given(name) {
+            format!("${name}")
+        } else {
+            value(name)
+        }
+    };
     println!("Pulse is running. Store: {}", stack.store_description);
     println!();
     println!("  Webhook    POST {}", stack.url("/webhook"));
@@ -158,7 +167,11 @@ fn print_banner(stack: &LocalStack) {
         );
     }
     for name in SECRET_SETTINGS {
-        println!("  {name}={}", value(name));
+        if settings.given(name) {
+            println!("  {name}: given in the environment, not shown");
+        } else {
+            println!("  {name}={}", value(name));
+        }
     }
     println!(
         "  PULSE_TIMEZONE={}",
@@ -167,14 +180,14 @@ fn print_banner(stack: &LocalStack) {
     println!();
     println!("Try, in another terminal:");
     println!(
-        "  npx wscat -c '{}?token={}'",
+        "  npx wscat -c \"{}?token={}\"",
         stack.ws_url(),
-        value("DASHBOARD_TOKEN")
+        shown("DASHBOARD_TOKEN")
     );
     println!("  cargo run --release -- send events/whatsapp/button_click.json");
     println!(
-        "  curl -s -H 'Authorization: Bearer {}' '{}?days=7' | jq .data.button_clicks",
-        value("DASHBOARD_TOKEN"),
+        "  curl -s -H \"Authorization: Bearer {}\" '{}?days=7' | jq .data.button_clicks",
+        shown("DASHBOARD_TOKEN"),
         stack.url("/api/webhook/metrics")
     );
     println!();

@@ -81,6 +81,12 @@ impl Source for Settings {
 }
 
 impl Settings {
+    /// Whether `name` was given in the process environment (rather than read
+    /// from, or generated into, the data folder's file).
+    pub fn given(&self, name: &str) -> bool {
+        ProcessEnv.get(name).is_some()
+    }
+
     pub fn load_or_generate(data_dir: &Path) -> Result<Self, StackError> {
         let file = data_dir.join(LOCAL_ENV_FILE);
         let mut values = read_env_file(&file);
