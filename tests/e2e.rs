@@ -141,6 +141,15 @@ async fn hostile_requests_are_refused_and_change_nothing() {
             Some(sign(secret.as_bytes(), b"[1,2]")),
             400,
         ),
+        (
+            "signed array in the envelope's field order",
+            br#"["whatsapp_business_account",[]]"#.to_vec(),
+            Some(sign(
+                secret.as_bytes(),
+                br#"["whatsapp_business_account",[]]"#,
+            )),
+            400,
+        ),
     ];
     for (name, payload, signature, expected) in cases {
         let (status, answer) = stack.post_webhook(payload, signature.as_deref()).await;

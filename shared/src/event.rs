@@ -194,6 +194,13 @@ pub fn events_from_body(
     body: &[u8],
     received_at: DateTime<Utc>,
 ) -> Result<Vec<ReceivedEvent>, PayloadError> {
+    // serde's derived `Deserialize` also reads a struct from a JSON array (its
+    // fields in order); a webhook is an object.
+    if body.trim_ascii_start().first() != Some(&b'{') {
+        return Err(PayloadError(serde::de::Error::custom(
+            "a webhook body is a JSON object",
+        )));
+    }
     let envelope: Envelope = serde_json::from_slice(body)?;
     let mut events = Vec::new();
     for entry in &envelope.entry {
