@@ -371,6 +371,33 @@ async fn data_routes_need_the_token_and_check_parameters() {
             "unauthorized"
         );
     }
+    // The scheme is case-insensitive (RFC 7235); the token is not.
+    let token = stack.setting("DASHBOARD_TOKEN");
+    for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+        let response = stack
+            .http
+            .get(stack.url("/api/webhook/metrics"))
+            .header("authorization", format!("{scheme} {token}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200, "{scheme}");
+    }
+    for refused in [
+        format!("Bearer {}", token.to_uppercase()),
+        format!("Basic {token}"),
+        format!("Bearer{token}"),
+        token.clone(),
+    ] {
+        let response = stack
+            .http
+            .get(stack.url("/api/webhook/metrics"))
+            .header("authorization", &refused)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 401, "{refused}");
+    }
     for path in ["/health", "/api/webhook/health"] {
         let response = stack.http.get(stack.url(path)).send().await.unwrap();
         assert_eq!(response.status().as_u16(), 200);
