@@ -1,4 +1,7 @@
-//! Masking of phone numbers (WhatsApp ids) wherever Pulse shows them.
+//! Masking of phone numbers (WhatsApp ids) wherever Pulse shows them, and of
+//! what would let a reader recover one.
+
+use sha2::{Digest, Sha256};
 
 /// `919876543210` → `91•••••3210`. The middle is always five dots, so the mask
 /// does not tell the number's length either; short ids keep at most their last two
@@ -17,9 +20,30 @@ pub fn mask_phone(wa_id: &str) -> String {
     }
 }
 
+/// A WhatsApp message id as shown: `msg_` and 24 hex digits of its SHA-256.
+///
+/// Meta's `wamid.HBgM…` ids are base64 of a structure that holds the contact's
+/// full number, so they are never shown as they are. The digest is stable, so a
+/// status still matches the message it is about, and it cannot be turned back
+/// into the id (the id holds a random part besides the number). Stored events
+/// keep the real id, which deduplication needs.
+pub fn mask_message_id(id: &str) -> String {
+    format!("msg_{}", hex::encode(&Sha256::digest(id.as_bytes())[..12]))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::mask_phone;
+    use super::{mask_message_id, mask_phone};
+
+    #[test]
+    fn message_ids_become_stable_opaque_digests() {
+        let id = "wamid.HBgMOTE5ODc2NTQzMjEwFQIAEhgUM0VCMDlBNjg4RTRFRjdCOEE2RDkA";
+        let masked = mask_message_id(id);
+        assert_eq!(masked, mask_message_id(id));
+        assert_ne!(masked, mask_message_id("wamid.other"));
+        assert!(masked.starts_with("msg_") && masked.len() == 28, "{masked}");
+        assert!(!masked.contains("HBgM"));
+    }
 
     #[test]
     fn masks_the_middle() {
