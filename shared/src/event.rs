@@ -20,9 +20,15 @@ pub const KNOWN_BUTTONS: [&str; 3] = ["RETRIEVE_CONTENT", "UNLOCK_CONTENT", "SHA
 pub struct Event {
     /// Stable for the same update however often Meta delivers it.
     pub id: String,
-    /// When it happened, by WhatsApp's `timestamp` (arrival time when there is none).
+    /// When it happened, by WhatsApp's `timestamp` (arrival time when there is
+    /// none, or an implausible one).
     pub occurred_at: DateTime<Utc>,
     pub received_at: DateTime<Utc>,
+    /// WhatsApp's `timestamp` when it was not used because it cannot be right:
+    /// more than [`MAX_CLOCK_AHEAD`] after arrival, or before WhatsApp existed.
+    /// Such an event counts at its arrival time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub implausible_timestamp: Option<i64>,
     /// The business phone number the update is about (`metadata.phone_number_id`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phone_number_id: Option<String>,
@@ -263,6 +269,7 @@ fn events_from_messages(
             id: event_id(&format!("message:{message_id}")),
             occurred_at: occurred_at(seconds, received_at),
             received_at,
+            implausible_timestamp: implausible(seconds, received_at),
             phone_number_id: phone_number_id.clone(),
             contact: contact(message.from.as_deref()),
             kind: message_kind(message, message_id),
@@ -296,6 +303,7 @@ fn events_from_messages(
             id: event_id(&format!("status:{message_id}:{name}")),
             occurred_at: occurred_at(seconds, received_at),
             received_at,
+            implausible_timestamp: implausible(seconds, received_at),
             phone_number_id: phone_number_id.clone(),
             contact: contact(status.recipient_id.as_deref()),
             kind: EventKind::StatusUpdate {
@@ -409,6 +417,7 @@ fn other_update(
         id: event_id(&format!("update:{field}:{}", content_digest(field, value))),
         occurred_at: occurred_at(seconds, received_at),
         received_at,
+        implausible_timestamp: implausible(seconds, received_at),
         phone_number_id: None,
         contact: None,
         kind: EventKind::OtherUpdate {
@@ -430,11 +439,25 @@ fn json_unix_seconds(value: &serde_json::Value) -> Option<i64> {
     }
 }
 
-/// WhatsApp's time if it is a plausible one, else the arrival time.
+/// How far ahead of arrival a WhatsApp time may be (clock skew) and still be used.
+pub const MAX_CLOCK_AHEAD: chrono::Duration = chrono::Duration::hours(1);
+/// Nothing on WhatsApp happened before it launched (2009-01-01T00:00:00Z).
+const EARLIEST_PLAUSIBLE_SECONDS: i64 = 1_230_768_000;
+
+/// WhatsApp's time if it is a plausible one, else the arrival time. Meta
+/// redelivers for days, so old times are normal; a time far ahead would sit on
+/// top of every newest-first list for ever.
 fn occurred_at(unix_seconds: Option<i64>, received_at: DateTime<Utc>) -> DateTime<Utc> {
     unix_seconds
+        .filter(|s| implausible(Some(*s), received_at).is_none())
         .and_then(|s| Utc.timestamp_opt(s, 0).single())
         .unwrap_or(received_at)
+}
+
+/// The time WhatsApp gave, when it cannot be right.
+fn implausible(unix_seconds: Option<i64>, received_at: DateTime<Utc>) -> Option<i64> {
+    let latest = (received_at + MAX_CLOCK_AHEAD).timestamp();
+    unix_seconds.filter(|s| !(EARLIEST_PLAUSIBLE_SECONDS..=latest).contains(s))
 }
 
 /// A digest of an update's content that ignores formatting and key order, so that
@@ -605,5 +628,32 @@ mod tests {
         );
         let received = events_from_body(body.as_bytes(), Utc::now()).unwrap();
         assert!(received[0].raw.get().contains(r#""body":"a\/b""#));
+    }
+
+    #[test]
+    fn implausible_times_count_at_arrival_and_say_so() {
+        let received = Utc.timestamp_opt(1_767_225_600, 0).unwrap(); // 2026-01-01
+        let at = |timestamp: &str| {
+            let body = messages(&format!(
+                r#""messages":[{{"from":"919876543210","id":"wamid.t","timestamp":"{timestamp}","type":"text","text":{{"body":"x"}}}}]"#
+            ));
+            let event = events_from_body(body.as_bytes(), received)
+                .unwrap()
+                .remove(0)
+                .event;
+            (event.occurred_at.timestamp(), event.implausible_timestamp)
+        };
+        let now = received.timestamp();
+        // Year 5138, before WhatsApp, and Unix time 0: arrival time, marked.
+        assert_eq!(at("99999999999"), (now, Some(99_999_999_999)));
+        assert_eq!(at("1000000000"), (now, Some(1_000_000_000)));
+        assert_eq!(at("0"), (now, Some(0)));
+        // Clock skew within the hour, and a redelivery days late: kept as sent.
+        assert_eq!(at(&(now + 1_800).to_string()), (now + 1_800, None));
+        assert_eq!(
+            at(&(now - 3 * 86_400).to_string()),
+            (now - 3 * 86_400, None)
+        );
+        assert_eq!(at(&(now + 7_200).to_string()), (now, Some(now + 7_200)));
     }
 }

@@ -587,6 +587,7 @@ mod tests {
             id: format!("{at_ms}-{}", kind.type_name()),
             occurred_at: utc(at_ms),
             received_at: utc(at_ms),
+            implausible_timestamp: None,
             phone_number_id: None,
             contact: Some(EventContact {
                 wa_id: wa_id.into(),
