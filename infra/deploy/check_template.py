@@ -76,6 +76,33 @@ def main(template_path, root):
         expect(props.get("LoggingConfig", {}).get("LogFormat") == "JSON", f"{name} logs JSON")
         expect("LogGroup" in props.get("LoggingConfig", {}), f"{name} logs to a group with retention")
 
+    # Variables: a function whose main opens the store reads what StoreConfig
+    # reads (shared/src/config.rs), from Globals merged with its own, as SAM does.
+    member_of = {tomllib.loads((root / m / "Cargo.toml").read_text())["package"]["name"]: m
+                 for m in members if m.startswith("functions/")}
+    global_variables = globals_.get("Environment", {}).get("Variables", {})
+    for binary, name in built.items():
+        main = (root / member_of[binary] / "src" / "main.rs").read_text()
+        own = functions[name]["Properties"].get("Environment", {}).get("Variables", {})
+        variables = {**global_variables, **own}
+        if "StoreConfig" in main:
+            for variable in ["EVENTS_TABLE", "RETENTION_DAYS"]:
+                expect(variable in variables, f"{name} opens the store and is given {variable}")
+
+    # Alarms: only metrics that exist with the dimensions given. DynamoDB
+    # publishes these per table *and operation*: with TableName alone they never
+    # have data, and the alarm never fires.
+    per_operation = {"ThrottledRequests", "SuccessfulRequestLatency", "SystemErrors", "ReturnedItemCount", "ReturnedBytes"}
+    for name, alarm in of_type("AWS::CloudWatch::Alarm").items():
+        props = alarm["Properties"]
+        metrics = [props] if "MetricName" in props else [
+            m["MetricStat"]["Metric"] for m in props.get("Metrics", []) if "MetricStat" in m]
+        expect(metrics, f"{name} watches a metric")
+        for metric in metrics:
+            dimensions = {d["Name"] for d in metric.get("Dimensions", [])}
+            if metric.get("Namespace") == "AWS/DynamoDB" and metric.get("MetricName") in per_operation:
+                expect("Operation" in dimensions, f"{name}: {metric['MetricName']} needs the Operation dimension")
+
     # HTTP routes: those of the local gateway (infra/local/src/gateway.rs).
     routes = set()
     for name, function in functions.items():
