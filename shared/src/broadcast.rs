@@ -271,15 +271,32 @@ struct Delivery {
 
 fn outgoing_event(event: Event) -> Outgoing {
     let event_type = event.kind.type_name();
-    let json = serde_json::value::to_raw_value(&public_event(event)).expect("events serialise");
+    let (id, occurred_at, received_at) = (event.id.clone(), event.occurred_at, event.received_at);
+    let mut json = serde_json::value::to_raw_value(&public_event(event)).expect("events serialise");
+    if json.get().len() > MAX_EVENT_BYTES {
+        // No message can carry it (API Gateway's limit): tell which event it is,
+        // for the client to fetch it from events/recent.
+        let notice = serde_json::json!({
+            "id": id,
+            "type": event_type,
+            "occurred_at": occurred_at,
+            "received_at": received_at,
+            "too_large": true,
+            "bytes": json.get().len(),
+        });
+        json = serde_json::value::to_raw_value(&notice).expect("notices serialise");
+    }
     Outgoing { event_type, json }
 }
 
 const MESSAGE_START: &str = r#"{"type":"events","events":["#;
 const MESSAGE_END: &str = "]}";
+/// The largest event that fits in a message on its own.
+const MAX_EVENT_BYTES: usize = MAX_MESSAGE_BYTES - MESSAGE_START.len() - MESSAGE_END.len();
 
 /// `{"type":"events","events":[…]}` messages holding the events in order, each
-/// under [`MAX_MESSAGE_BYTES`] (an event too big on its own goes alone).
+/// under [`MAX_MESSAGE_BYTES`] (an event too big for one arrives as a notice; see
+/// [`outgoing_event`]).
 fn messages<'a>(events: impl Iterator<Item = &'a Outgoing>) -> Vec<Vec<u8>> {
     let mut messages = Vec::new();
     let mut current = String::new();
@@ -349,5 +366,36 @@ mod tests {
             1,
             "an oversized event still goes, alone"
         );
+    }
+
+    #[test]
+    fn an_event_too_big_for_a_message_arrives_as_a_notice() {
+        let body = serde_json::json!({"object": "whatsapp_business_account", "entry": [{"changes": [{
+            "field": "messages", "value": {"messages": [{"from": "919876543210", "id": "wamid.big",
+            "timestamp": "1767225600", "type": "text", "text": {"body": "x".repeat(200_000)}}]}}]}]});
+        let event = crate::event::events_from_body(&serde_json::to_vec(&body).unwrap(), Utc::now())
+            .unwrap()
+            .remove(0)
+            .event;
+        let id = event.id.clone();
+        let small = outgoing_event(event.clone());
+        let sent = messages(std::iter::once(&small));
+        assert_eq!(sent.len(), 1);
+        assert!(sent[0].len() <= MAX_MESSAGE_BYTES, "{}", sent[0].len());
+        let message: serde_json::Value = serde_json::from_slice(&sent[0]).unwrap();
+        let notice = &message["events"][0];
+        assert_eq!(notice["id"], id.as_str());
+        assert_eq!(notice["type"], "text_message");
+        assert_eq!(notice["too_large"], true);
+        assert!(notice["bytes"].as_u64().unwrap() > 200_000);
+        assert!(notice.get("body").is_none());
+
+        // One that fits is sent whole.
+        let mut fits = event;
+        if let crate::event::EventKind::TextMessage { body, .. } = &mut fits.kind {
+            *body = "x".repeat(100_000);
+        }
+        let whole = outgoing_event(fits);
+        assert!(whole.json.get().contains(&"x".repeat(100_000)));
     }
 }
