@@ -347,3 +347,38 @@ async fn broadcast_posts_through_the_sdk_to_moto() {
     assert_eq!(to_clicks["events"][0]["type"], "button_click");
     assert_eq!(to_clicks["events"][0]["contact"]["wa_id"], "91•••••3210");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_client_that_stops_reading_is_disconnected_and_the_others_get_everything() {
+    let stack = Stack::start().await;
+    let table = SqliteStore::open(stack.data_dir.path().join("pulse.db")).unwrap();
+    let live = Dashboard::listen(ws_connect(&stack.ws_url(None)).await.unwrap());
+    // Connected, then never read from: its socket buffers fill, then its queue.
+    let stalled = ws_connect(&stack.ws_url(None)).await.unwrap();
+    assert!(eventually(async || stack.stack.websocket_clients() == 2).await);
+
+    let now = Utc::now();
+    let big = "x".repeat(60_000);
+    let mut sent = 0;
+    while stack.stack.websocket_clients() == 2 && sent < 2_000 {
+        let id = format!("wamid.slow{sent}");
+        let body = envelope(vec![text(&id, CUSTOMER, now, &big)], vec![]);
+        assert_eq!(stack.deliver(&body).await.0, 200);
+        sent += 1;
+    }
+    assert_eq!(
+        stack.stack.websocket_clients(),
+        1,
+        "the client that does not read is disconnected after {sent} events"
+    );
+    let listed = table.connections(None, 10, Utc::now()).await.unwrap();
+    assert_eq!(
+        listed.connections.len(),
+        1,
+        "and its connection is forgotten"
+    );
+    live.wait_for(sent).await;
+    assert_eq!(live.ids().len(), sent, "the reading client got every event");
+    drop(stalled);
+    stack.stop().await;
+}

@@ -28,14 +28,21 @@ use futures::{SinkExt, StreamExt};
 use pulse_shared::broadcast::{PostError, Push, MAX_MESSAGE_BYTES};
 use pulse_shared::websocket::WebSocketHandler;
 use serde_json::{json, Value};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Notify};
 
 /// The stage name of the local WebSocket API.
 pub const STAGE: &str = "local";
 
+/// Messages queued for one client at most. A client that falls this far behind
+/// (it stopped reading, or reads slower than events arrive) is disconnected, as
+/// a server must, rather than queued for without bound; a dashboard reconnects.
+const OUTBOX_CAPACITY: usize = 128;
+
 /// A client connected through the emulated gateway.
 struct Socket {
-    outbox: mpsc::UnboundedSender<Message>,
+    outbox: mpsc::Sender<Message>,
+    /// Told when the client fell behind and must go.
+    evicted: Arc<Notify>,
     connected_at: DateTime<Utc>,
     last_active: DateTime<Utc>,
     source_ip: String,
@@ -196,11 +203,13 @@ async fn upgrade(
     let source_ip = peer.ip().to_string();
     // The socket is known before $connect stores it, so that a broadcast finding
     // it in the table never gets 410 for a client still being let in.
-    let (outbox, inbox) = mpsc::unbounded_channel();
+    let (outbox, inbox) = mpsc::channel(OUTBOX_CAPACITY);
+    let evicted = Arc::new(Notify::new());
     gateway.sockets.lock().expect("not poisoned").insert(
         id.clone(),
         Socket {
             outbox,
+            evicted: Arc::clone(&evicted),
             connected_at,
             last_active: connected_at,
             source_ip: source_ip.clone(),
@@ -232,7 +241,7 @@ async fn upgrade(
                 tokio::spawn(async move { disconnect(&gateway, &id, connected_at).await });
             }
         })
-        .on_upgrade(move |socket| serve_socket(gateway, id, connected_at, socket, inbox))
+        .on_upgrade(move |socket| serve_socket(gateway, id, connected_at, socket, inbox, evicted))
 }
 
 /// Relays one client's frames to `$default` and posts to the client, until either
@@ -242,7 +251,8 @@ async fn serve_socket(
     id: String,
     connected_at: DateTime<Utc>,
     socket: WebSocket,
-    mut inbox: mpsc::UnboundedReceiver<Message>,
+    mut inbox: mpsc::Receiver<Message>,
+    evicted: Arc<Notify>,
 ) {
     let (mut sink, mut frames) = socket.split();
     let writer = tokio::spawn(async move {
@@ -262,6 +272,10 @@ async fn serve_socket(
                 send(&gateway, &id, Message::Close(None));
                 break;
             }
+            _ = evicted.notified() => {
+                tracing::warn!(connection_id = id, queued = OUTBOX_CAPACITY, "a client fell behind; disconnected");
+                break;
+            }
         };
         let text = match frame {
             Some(Ok(Message::Text(text))) => text.to_string(),
@@ -279,8 +293,15 @@ async fn serve_socket(
         }
     }
     disconnect(&gateway, &id, connected_at).await;
-    // Let what was queued go out (a close included), then stop writing.
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), writer).await;
+    // Let what was queued go out (a close included), then stop writing: a client
+    // that does not read would hold the writer, and its queue, for ever.
+    let abort = writer.abort_handle();
+    if tokio::time::timeout(std::time::Duration::from_secs(1), writer)
+        .await
+        .is_err()
+    {
+        abort.abort();
+    }
 }
 
 async fn disconnect(gateway: &WebSocketGateway, id: &str, connected_at: DateTime<Utc>) {
@@ -290,13 +311,22 @@ async fn disconnect(gateway: &WebSocketGateway, id: &str, connected_at: DateTime
 }
 
 /// Queues a message for a client; `false` if it is not connected.
+/// Queues a message for a client; `false` when it is gone, or so far behind that
+/// it is being disconnected (and so as good as gone).
 fn send(gateway: &WebSocketGateway, id: &str, message: Message) -> bool {
-    gateway
-        .sockets
-        .lock()
-        .expect("not poisoned")
-        .get(id)
-        .is_some_and(|socket| socket.outbox.send(message).is_ok())
+    let mut sockets = gateway.sockets.lock().expect("not poisoned");
+    let Some(socket) = sockets.get(id) else {
+        return false;
+    };
+    match socket.outbox.try_send(message) {
+        Ok(()) => true,
+        Err(mpsc::error::TrySendError::Full(_)) => {
+            socket.evicted.notify_one();
+            sockets.remove(id);
+            false
+        }
+        Err(mpsc::error::TrySendError::Closed(_)) => false,
+    }
 }
 
 fn body_text(answer: &ApiGatewayProxyResponse) -> Option<String> {
