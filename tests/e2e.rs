@@ -678,3 +678,37 @@ async fn the_banner_shows_generated_secrets_and_never_given_ones() {
         "the generated one is shown, to be used: {banner}"
     );
 }
+
+#[tokio::test]
+async fn serve_listens_on_the_host_it_is_given_and_only_there() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let (port, ws_port) = (free_port(), free_port());
+    // Another loopback address: reachable here, and not 127.0.0.1.
+    let mut pulse = Command::new(pulse_binary())
+        .args([
+            "serve",
+            "--host",
+            "127.0.0.2",
+            "--http-port",
+            &port.to_string(),
+        ])
+        .args(["--ws-port", &ws_port.to_string(), "--data-dir"])
+        .arg(data_dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut health = None;
+    for _ in 0..100 {
+        if let Ok(response) = reqwest::get(format!("http://127.0.0.2:{port}/health")).await {
+            health = Some(response.status().as_u16());
+            break;
+        }
+        tokio::time::sleep(StdDuration::from_millis(100)).await;
+    }
+    let elsewhere = reqwest::get(format!("http://127.0.0.1:{port}/health")).await;
+    pulse.kill().unwrap();
+    pulse.wait().unwrap();
+    assert_eq!(health, Some(200), "it answers on --host");
+    assert!(elsewhere.is_err(), "and not on 127.0.0.1");
+}

@@ -1,7 +1,7 @@
 //! `pulse`: run Pulse locally (`pulse serve`, the default) and send it signed
 //! WhatsApp payloads (`pulse send`).
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -38,10 +38,14 @@ enum Command {
 
 #[derive(clap::Args)]
 struct ServeArgs {
-    /// Port of the HTTP API (webhook and metrics), on 127.0.0.1.
+    /// Address both APIs listen on. The default keeps Pulse on this machine;
+    /// to serve Meta, put a TLS reverse proxy or tunnel in front (docs/deploy.md).
+    #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
+    host: IpAddr,
+    /// Port of the HTTP API (webhook and metrics).
     #[arg(long, default_value_t = 3000)]
     http_port: u16,
-    /// Port of the WebSocket API (and its Management API), on 127.0.0.1.
+    /// Port of the WebSocket API (and its Management API).
     #[arg(long, default_value_t = 3001)]
     ws_port: u16,
     /// Folder of the embedded store and of the generated development settings.
@@ -93,8 +97,8 @@ async fn main() -> ExitCode {
 
 async fn serve(args: ServeArgs) -> Result<(), String> {
     let options = Options {
-        http_addr: SocketAddr::from((Ipv4Addr::LOCALHOST, args.http_port)),
-        ws_addr: SocketAddr::from((Ipv4Addr::LOCALHOST, args.ws_port)),
+        http_addr: SocketAddr::from((args.host, args.http_port)),
+        ws_addr: SocketAddr::from((args.host, args.ws_port)),
         data_dir: args.data_dir,
         store: args.store,
         create_tables: args.create_tables,
