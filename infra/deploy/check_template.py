@@ -103,6 +103,19 @@ def main(template_path, root):
             if metric.get("Namespace") == "AWS/DynamoDB" and metric.get("MetricName") in per_operation:
                 expect("Operation" in dimensions, f"{name}: {metric['MetricName']} needs the Operation dimension")
 
+    # Timezone: every IANA zone passes the parameter's pattern, offsets and
+    # free text do not (a bad PULSE_TIMEZONE stops the metrics function).
+    timezone = template.get("Parameters", {}).get("Timezone", {})
+    pattern = timezone.get("AllowedPattern")
+    expect(pattern, "the Timezone parameter has an AllowedPattern")
+    if pattern:
+        import re
+        import zoneinfo
+        refused = [z for z in sorted(zoneinfo.available_timezones()) if not re.fullmatch(pattern, z)]
+        expect(not refused, f"the Timezone pattern refuses IANA zones: {refused[:5]}")
+        allowed = [t for t in ["+05:30", "UTC+5:30", "India Standard Time", "Asia/ Kolkata", ""] if re.fullmatch(pattern, t)]
+        expect(not allowed, f"the Timezone pattern lets through {allowed}")
+
     # HTTP routes: those of the local gateway (infra/local/src/gateway.rs).
     routes = set()
     for name, function in functions.items():
