@@ -41,8 +41,12 @@ pub struct ContactState {
     pub inbound: u64,
     /// Distinct outbound messages (those with a status).
     pub outbound: u64,
+    /// The button of the latest click by WhatsApp time (not by arrival).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_button: Option<String>,
+    /// When that click happened, Unix ms; absent in state stored before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_button_ms: Option<i64>,
     #[serde(default)]
     pub timeline: Timeline,
 }
@@ -308,7 +312,16 @@ pub fn apply(event: &Event, prior: Prior) -> Effects {
             c.inbound += 1;
             c.last_inbound_ms = Some(c.last_inbound_ms.map_or(ms, |last| last.max(ms)));
             if let EventKind::ButtonClick { button_id, .. } = &event.kind {
-                c.last_button = Some(button_id.clone());
+                // A late-arriving older click does not replace a newer one; two
+                // clicks in the same millisecond are ordered by id, not arrival.
+                let newer = match (c.last_button_ms, c.last_button.as_deref()) {
+                    (Some(last_ms), Some(last)) => (ms, button_id.as_str()) > (last_ms, last),
+                    _ => true,
+                };
+                if newer {
+                    c.last_button = Some(button_id.clone());
+                    c.last_button_ms = Some(ms);
+                }
             }
         }
         if let Some(side) = side {
@@ -812,7 +825,9 @@ mod tests {
 
     /// Applies events through ledgers of `chunk` events each, carrying state from
     /// one to the next as a store would between commits.
-    fn through_ledgers(events: &[Event], chunk: usize) -> (Deltas, Vec<ContactState>) {
+    type Recorded = (Deltas, Vec<ContactState>, Vec<(String, MessageState)>);
+
+    fn through_ledgers(events: &[Event], chunk: usize) -> Recorded {
         let mut contacts: BTreeMap<String, ContactState> = BTreeMap::new();
         let mut messages: BTreeMap<String, MessageState> = BTreeMap::new();
         let mut deltas = Deltas::default();
@@ -839,7 +854,11 @@ mod tests {
             }
             deltas.merge(ledger.deltas().clone());
         }
-        (deltas, contacts.into_values().collect())
+        (
+            deltas,
+            contacts.into_values().collect(),
+            messages.into_iter().collect(),
+        )
     }
 
     #[test]
@@ -853,7 +872,7 @@ mod tests {
             status("r2", "sent", T0 + 100_000),
             status("r1", "read", T0 + 120_000),
         ];
-        let (whole, contacts) = through_ledgers(&timeline, timeline.len());
+        let (whole, contacts, messages) = through_ledgers(&timeline, timeline.len());
         assert_eq!(whole.get(Granularity::Quarter, utc(T0), names::EVENTS), 7);
         assert_eq!(whole.get(Granularity::Quarter, utc(T0), names::OUTBOUND), 2);
         assert_eq!(
@@ -868,8 +887,85 @@ mod tests {
         for chunk in 1..timeline.len() {
             assert_eq!(
                 through_ledgers(&timeline, chunk),
-                (whole.clone(), contacts.clone()),
+                (whole.clone(), contacts.clone(), messages.clone()),
                 "chunks of {chunk}"
+            );
+        }
+    }
+
+    /// A click, text or status of one of two contacts; statuses are of three
+    /// outbound messages, each status at a time fixed by (message, status), as a
+    /// redelivery of the same status carries the same time.
+    fn update() -> impl proptest::strategy::Strategy<Value = (u8, u8, u8, i64)> {
+        (0u8..3, 0u8..2, 0u8..3, 0i64..50)
+    }
+
+    fn build(index: usize, (kind, contact, which, minute): (u8, u8, u8, i64)) -> Event {
+        let wa_id = ["c0", "c1"][contact as usize];
+        let at = T0 + minute * 60_000;
+        let mut built = match kind {
+            0 => event(
+                EventKind::TextMessage {
+                    message_id: format!("in{index}"),
+                    body: "hi".into(),
+                },
+                wa_id,
+                at,
+            ),
+            1 => event(
+                EventKind::ButtonClick {
+                    message_id: format!("in{index}"),
+                    button_id: crate::event::KNOWN_BUTTONS[which as usize].into(),
+                    title: None,
+                    context_message_id: None,
+                },
+                wa_id,
+                at,
+            ),
+            _ => {
+                let name = ["sent", "delivered", "read", "failed"][(minute % 4) as usize];
+                let message = format!("out{contact}{which}");
+                let at = T0 + i64::from(which) * 600_000 + (minute % 4) * 60_000;
+                let mut e = event(
+                    EventKind::StatusUpdate {
+                        message_id: message.clone(),
+                        status: name.into(),
+                        error: None,
+                    },
+                    wa_id,
+                    at,
+                );
+                e.id = format!("{message}:{name}");
+                return e;
+            }
+        };
+        built.id = format!("e{index}");
+        built
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+
+        #[test]
+        fn any_arrival_order_and_duplication_counts_the_same(
+            updates in proptest::collection::vec(update(), 1..40),
+            repeats in proptest::collection::vec(0usize..1000, 0..15),
+            shuffle in proptest::prelude::any::<u64>(),
+            chunk in 1usize..12,
+        ) {
+            use rand::{seq::SliceRandom, SeedableRng};
+            let events: Vec<Event> = updates.into_iter().enumerate().map(|(i, u)| build(i, u)).collect();
+            let mut arrivals = events.clone();
+            arrivals.extend(repeats.iter().map(|r| events[r % events.len()].clone()));
+            arrivals.shuffle(&mut rand::rngs::StdRng::seed_from_u64(shuffle));
+            // What a store does: an id already recorded is a duplicate.
+            let mut seen = std::collections::HashSet::new();
+            arrivals.retain(|e| seen.insert(e.id.clone()));
+            let mut first = std::collections::HashSet::new();
+            let unique: Vec<Event> = events.into_iter().filter(|e| first.insert(e.id.clone())).collect();
+            proptest::prop_assert_eq!(
+                through_ledgers(&arrivals, chunk),
+                through_ledgers(&unique, unique.len())
             );
         }
     }
