@@ -405,17 +405,20 @@ impl Ledger {
     /// state it was not given counts as absent.
     pub fn apply(&mut self, event: &Event) {
         let keys = StateKeys::of(event);
+        // Taken, not cloned: `apply` returns the new state of every key it reads.
         let prior = Prior {
             contact: keys
                 .contact
                 .as_ref()
-                .and_then(|k| self.contacts.get(k).cloned().flatten()),
+                .and_then(|k| self.contacts.get_mut(k)?.take()),
             message: keys
                 .message
                 .as_ref()
-                .and_then(|k| self.messages.get(k).cloned().flatten()),
+                .and_then(|k| self.messages.get_mut(k)?.take()),
         };
         let effects = apply(event, prior);
+        debug_assert_eq!(keys.contact.is_some(), effects.contact.is_some());
+        debug_assert_eq!(keys.message.is_some(), effects.message.is_some());
         self.deltas.merge(effects.deltas);
         if let (Some(key), Some(state)) = (keys.contact, effects.contact) {
             self.changed_contacts.insert(key.clone());
