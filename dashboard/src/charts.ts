@@ -1,0 +1,176 @@
+// Bar charts drawn by uPlot, each with the same numbers as a table beside it for
+// screen readers and for anyone who wants to read the figures.
+
+import uPlot from "uplot";
+import "uplot/dist/uPlot.min.css";
+import { count, h } from "./dom";
+
+export interface Series {
+  label: string;
+  values: number[];
+}
+
+export interface BarChartData {
+  /** The x axis: UNIX seconds when `time`, else positions 0, 1, 2… */
+  xs: number[];
+  /** What each x is called in the table ("2026-12-01", "14:00"). */
+  xLabels: string[];
+  series: Series[];
+}
+
+export interface BarChartOptions {
+  title: string;
+  /** Heading of the table's first column. */
+  xTitle: string;
+  time: boolean;
+  /** Series on top of each other (a total per x), or one series. */
+  stacked: boolean;
+  height?: number;
+}
+
+function palette(): string[] {
+  const style = getComputedStyle(document.documentElement);
+  return [1, 2, 3, 4, 5, 6].map((i) => style.getPropertyValue(`--series-${i}`).trim() || "#3566d6");
+}
+
+function themeColor(name: string): string {
+  return getComputedStyle(document.documentElement).getPropertyValue(name).trim();
+}
+
+/**
+ * A chart and its table. `update` redraws both with new data of the same shape;
+ * a new set of series (another button appeared) rebuilds the chart.
+ */
+export class BarChart {
+  readonly element: HTMLElement;
+  private readonly plotArea: HTMLDivElement;
+  private readonly summary: HTMLParagraphElement;
+  private readonly table: HTMLTableElement;
+  private plot: uPlot | null = null;
+  private seriesKey = "";
+  private data: BarChartData = { xs: [], xLabels: [], series: [] };
+
+  constructor(private readonly options: BarChartOptions) {
+    this.plotArea = h("div", { class: "plot", "aria-hidden": "true" });
+    this.summary = h("p", { class: "chart-summary" });
+    this.table = h("table", { class: "data" });
+    this.element = h(
+      "figure",
+      { class: "chart" },
+      h("figcaption", {}, options.title),
+      this.summary,
+      this.plotArea,
+      h("details", {}, h("summary", {}, `${options.title}: as a table`), h("div", { class: "table-scroll" }, this.table)),
+    );
+    new ResizeObserver(() => this.resize()).observe(this.plotArea);
+    matchMedia("(prefers-color-scheme: dark)").addEventListener("change", () => this.rebuild());
+  }
+
+  update(data: BarChartData, summary: string): void {
+    this.data = data;
+    this.summary.textContent = summary;
+    this.renderTable();
+    const key = data.series.map((s) => s.label).join("\u0000");
+    if (this.plot && key === this.seriesKey) {
+      this.plot.setData(this.plotData());
+    } else {
+      this.seriesKey = key;
+      this.rebuild();
+    }
+  }
+
+  /** Totals per x, for stacked charts. */
+  private totals(): number[] {
+    return this.data.xs.map((_, i) => this.data.series.reduce((sum, s) => sum + (s.values[i] ?? 0), 0));
+  }
+
+  /**
+   * uPlot draws series in order and does not stack: for stacked bars, series k is
+   * drawn as the sum of series k… n, largest first, so each shows as its own band.
+   */
+  private plotData(): uPlot.AlignedData {
+    const { xs, series } = this.data;
+    if (!this.options.stacked) return [xs, ...series.map((s) => s.values)];
+    const sums = series.map((_, k) => xs.map((_, i) => series.slice(k).reduce((sum, s) => sum + (s.values[i] ?? 0), 0)));
+    return [xs, ...sums];
+  }
+
+  private rebuild(): void {
+    this.plot?.destroy();
+    this.plot = null;
+    const width = this.plotArea.clientWidth;
+    if (width === 0) return;
+    const colors = palette();
+    const axis = themeColor("--muted");
+    const grid = themeColor("--grid");
+    const bars = uPlot.paths.bars!({ size: [0.7, 48], gap: 1 });
+    const raw = this.data.series;
+    const options: uPlot.Options = {
+      width,
+      height: this.options.height ?? 200,
+      legend: { show: this.options.stacked },
+      cursor: { y: false, points: { show: false } },
+      scales: {
+        // Positions get half a slot of room on each side, so that the end bars show whole.
+        x: this.options.time ? { time: true } : { time: false, range: (_u, min, max) => [min - 0.5, max + 0.5] },
+        y: { range: (_u, _min, max) => [0, Math.max(1, max)] },
+      },
+      axes: [
+        {
+          stroke: axis,
+          grid: { show: false },
+          ticks: { stroke: grid },
+          values: this.options.time ? undefined : (_u, splits) => splits.map((v) => this.data.xLabels[v] ?? ""),
+        },
+        { stroke: axis, grid: { stroke: grid }, ticks: { stroke: grid }, size: 44 },
+      ],
+      series: [
+        { label: this.options.xTitle, value: (_u, v) => (v === null ? "" : (this.data.xLabels[this.data.xs.indexOf(v)] ?? "")) },
+        ...raw.map((s, k) => ({
+          label: s.label,
+          fill: colors[k % colors.length],
+          stroke: colors[k % colors.length],
+          width: 0,
+          paths: bars,
+          points: { show: false },
+          // The legend shows the series' own count, not the stacked height.
+          value: (_u: uPlot, _v: number | null, _si: number, i: number | null) =>
+            i === null ? "" : count(raw[k]?.values[i] ?? 0),
+        })),
+      ],
+    };
+    this.plot = new uPlot(options, this.plotData(), this.plotArea);
+  }
+
+  private resize(): void {
+    const width = this.plotArea.clientWidth;
+    if (!this.plot) {
+      if (width > 0 && this.data.xs.length) this.rebuild();
+      return;
+    }
+    if (width > 0 && width !== this.plot.width) this.plot.setSize({ width, height: this.plot.height });
+  }
+
+  private renderTable(): void {
+    const { xLabels, series } = this.data;
+    const stacked = this.options.stacked && series.length > 1;
+    const totals = this.totals();
+    const head = h(
+      "tr",
+      {},
+      h("th", { scope: "col" }, this.options.xTitle),
+      series.map((s) => h("th", { scope: "col", class: "num" }, s.label)),
+      stacked && h("th", { scope: "col", class: "num" }, "Total"),
+    );
+    const rows = xLabels.map((label, i) =>
+      h(
+        "tr",
+        {},
+        h("th", { scope: "row" }, label),
+        series.map((s) => h("td", { class: "num" }, count(s.values[i] ?? 0))),
+        stacked && h("td", { class: "num" }, count(totals[i] ?? 0)),
+      ),
+    );
+    this.table.replaceChildren(h("thead", {}, head), h("tbody", {}, rows));
+  }
+}
