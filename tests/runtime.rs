@@ -30,6 +30,7 @@ impl Functions {
         let functions = [
             "webhook",
             "metrics",
+            "dashboard",
             "ws-connect",
             "ws-disconnect",
             "ws-default",
@@ -52,6 +53,7 @@ impl Functions {
                         .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
                         .env("AWS_ENDPOINT_URL", moto_endpoint())
                         .env("WEBSOCKET_ENDPOINT", moto_endpoint())
+                        .env("WEBSOCKET_URL", "wss://abc123.execute-api.eu-west-1.amazonaws.com/live")
                         .env("EVENTS_TABLE", events_table)
                         .env("CONNECTIONS_TABLE", connections_table)
                         .env("WHATSAPP_APP_SECRET", "sample-app-secret")
@@ -153,6 +155,20 @@ async fn the_functions_run_under_the_lambda_runtime() {
     assert_eq!(
         invoke("metrics", "metrics-no-token.json").await["statusCode"],
         401
+    );
+
+    // The page goes out brotli-compressed, base64-encoded as API Gateway needs.
+    let page = invoke("dashboard", "page.json").await;
+    assert_eq!(page["statusCode"], 200, "{page}");
+    assert_eq!(page["isBase64Encoded"], true);
+    assert_eq!(page["headers"]["content-encoding"], "br");
+    assert!(page["headers"]["content-security-policy"]
+        .as_str()
+        .unwrap()
+        .contains("connect-src 'self' wss://abc123.execute-api.eu-west-1.amazonaws.com;"));
+    assert_eq!(
+        body(&invoke("dashboard", "config.json").await)["websocket_url"],
+        "wss://abc123.execute-api.eu-west-1.amazonaws.com/live"
     );
 
     assert_eq!(

@@ -118,6 +118,26 @@ pub fn websocket_endpoint(source: &dyn Source) -> Result<String, ConfigError> {
     }
 }
 
+/// `WEBSOCKET_URL`: the WebSocket API's URL as a browser connects to it,
+/// `wss://{api-id}.execute-api.{region}.amazonaws.com/{stage}`; the dashboard learns
+/// it from `/config.json`, and its Content-Security-Policy allows only it.
+pub fn websocket_url(source: &dyn Source) -> Result<http::Uri, ConfigError> {
+    let url = source
+        .get("WEBSOCKET_URL")
+        .ok_or_else(|| ConfigError("WEBSOCKET_URL is not set".into()))?;
+    let parsed: http::Uri = url
+        .trim_end_matches('/')
+        .parse()
+        .map_err(|_| ConfigError(format!("WEBSOCKET_URL={url:?} is not a URL")))?;
+    match (parsed.scheme_str(), parsed.authority()) {
+        (Some("ws" | "wss"), Some(_)) => Ok(parsed),
+        _ => Err(ConfigError(format!(
+            "WEBSOCKET_URL={url:?} is not a ws(s) URL such as \
+             wss://abc123.execute-api.eu-west-1.amazonaws.com/live"
+        ))),
+    }
+}
+
 /// `PULSE_TIMEZONE`, an IANA name; `UTC` when unset.
 pub fn timezone(source: &dyn Source) -> Result<Tz, ConfigError> {
     let name = source.get("PULSE_TIMEZONE").unwrap_or_else(|| "UTC".into());

@@ -15,6 +15,7 @@
 pub mod broadcast;
 pub mod config;
 pub mod counters;
+pub mod dashboard;
 pub mod event;
 pub mod http;
 pub mod ingest;

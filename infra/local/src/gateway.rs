@@ -14,6 +14,7 @@ use base64::Engine;
 use chrono::Utc;
 use http::{header, HeaderMap, StatusCode};
 use lambda_http::Body;
+use pulse_shared::dashboard::DashboardHandler;
 use pulse_shared::http::{MetricsHandler, WebhookHandler};
 use serde_json::{json, Value};
 
@@ -24,11 +25,13 @@ pub const API_GATEWAY_MAX_BODY: usize = 10 * 1024 * 1024;
 pub struct Functions {
     pub webhook: WebhookHandler,
     pub metrics: MetricsHandler,
+    pub dashboard: DashboardHandler,
 }
 
 enum Target {
     Webhook,
     Metrics,
+    Dashboard,
 }
 
 /// The HTTP API's routes, as `template.yaml` declares them.
@@ -38,6 +41,11 @@ fn route(method: &str, path: &str) -> Option<(Target, String)> {
         ("GET", "/health") => Some((Target::Metrics, "GET /health".into())),
         ("GET", p) if p.starts_with("/api/webhook/") => {
             Some((Target::Metrics, "GET /api/webhook/{proxy+}".into()))
+        }
+        ("GET", "/") => Some((Target::Dashboard, "GET /".into())),
+        ("GET", "/config.json") => Some((Target::Dashboard, "GET /config.json".into())),
+        ("GET", p) if p.starts_with("/assets/") => {
+            Some((Target::Dashboard, "GET /assets/{proxy+}".into()))
         }
         _ => None,
     }
@@ -67,6 +75,7 @@ pub async fn handle(
     let response = match target {
         Target::Webhook => functions.webhook.handle(lambda_request).await,
         Target::Metrics => functions.metrics.handle(lambda_request).await,
+        Target::Dashboard => functions.dashboard.handle(lambda_request).await,
     };
     into_http(response)
 }

@@ -11,6 +11,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::Router;
 use pulse_shared::broadcast::{Broadcaster, ManagementApi};
 use pulse_shared::config::{self, MetricsConfig, ProcessEnv, Source, WebhookConfig};
+use pulse_shared::dashboard::{DashboardConfig, DashboardHandler};
 use pulse_shared::http::{MetricsHandler, WebhookHandler};
 use pulse_shared::store::dynamodb::{create_tables, DynamoConnections, DynamoStore};
 use pulse_shared::store::sqlite::SqliteStore;
@@ -77,6 +78,27 @@ impl Source for Settings {
         ProcessEnv
             .get(name)
             .or_else(|| self.values.get(name).cloned())
+    }
+}
+
+/// The settings with `WEBSOCKET_URL` defaulting to this stack's own WebSocket API
+/// (set it when a proxy in front of the stack serves the WebSocket elsewhere).
+struct PageSettings<'a> {
+    settings: &'a Settings,
+    ws_addr: SocketAddr,
+}
+
+impl Source for PageSettings<'_> {
+    fn get(&self, name: &str) -> Option<String> {
+        self.settings.get(name).or_else(|| {
+            (name == "WEBSOCKET_URL").then(|| {
+                let mut addr = self.ws_addr;
+                if addr.ip().is_unspecified() {
+                    addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+                }
+                format!("ws://{addr}/{STAGE}")
+            })
+        })
     }
 }
 
@@ -251,6 +273,10 @@ impl LocalStack {
                 retention_days,
             ),
             metrics: MetricsHandler::new(MetricsConfig::from_source(&settings)?, store),
+            dashboard: DashboardHandler::new(DashboardConfig::from_source(&PageSettings {
+                settings: &settings,
+                ws_addr,
+            })?),
         });
         let app = Router::new()
             .fallback(gateway::handle)
