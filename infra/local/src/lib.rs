@@ -4,6 +4,7 @@
 pub mod gateway;
 pub mod live;
 pub mod send;
+pub mod simulate;
 pub mod stack;
 pub mod stream;
 pub mod websocket;

@@ -1,5 +1,5 @@
-//! `pulse`: run Pulse locally (`pulse serve`, the default) and send it signed
-//! WhatsApp payloads (`pulse send`).
+//! `pulse`: run Pulse locally (`pulse serve`, the default), send it signed
+//! WhatsApp payloads (`pulse send`) or realistic traffic (`pulse simulate`).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use pulse_local::send::send_files;
+use pulse_local::simulate::{simulate, Plan};
 use pulse_local::stack::{
     read_env_file, LocalStack, Options, StoreKind, LOCAL_ENV_FILE, SECRET_SETTINGS,
 };
@@ -34,6 +35,9 @@ enum Command {
     Serve(ServeArgs),
     /// Sign WhatsApp payload files with the app secret and POST them to a running stack.
     Send(SendArgs),
+    /// Send realistic signed traffic to a running stack: clicks, chats, media,
+    /// replies and their statuses out of order, re-deliveries.
+    Simulate(SimulateArgs),
 }
 
 #[derive(clap::Args)]
@@ -77,6 +81,49 @@ struct SendArgs {
     keep_timestamps: bool,
 }
 
+#[derive(clap::Args)]
+struct SimulateArgs {
+    /// The webhook URL (a deployed one: `WebhookUrl` of the stack's outputs).
+    #[arg(long, default_value = "http://127.0.0.1:3000/webhook")]
+    url: String,
+    /// Webhooks per second.
+    #[arg(long, default_value_t = 5.0, value_parser = positive_rate)]
+    rate: f64,
+    /// How long to send, e.g. `60s`, `5m`; Ctrl-C stops sooner.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    duration: std::time::Duration,
+    /// How many customers write.
+    #[arg(long, default_value_t = 25, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    contacts: u32,
+    /// Share of the webhooks sent again, as Meta re-delivers (0–1).
+    #[arg(long, default_value_t = 0.1, value_parser = share)]
+    duplicates: f64,
+    /// The same seed sends the same traffic (message ids included, so a second run
+    /// is all duplicates); without it, every run is new.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Where `pulse serve` keeps its settings; the app secret is read from there
+    /// unless WHATSAPP_APP_SECRET is set.
+    #[arg(long, default_value = "./data")]
+    data_dir: PathBuf,
+}
+
+fn positive_rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(rate) if rate > 0.0 && rate <= 100_000.0 => Ok(rate),
+        _ => Err(format!(
+            "{text:?} is not a rate between 0 and 100000 webhooks per second"
+        )),
+    }
+}
+
+fn share(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(share) if (0.0..=1.0).contains(&share) => Ok(share),
+        _ => Err(format!("{text:?} is not a share between 0 and 1")),
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     telemetry::init();
@@ -85,6 +132,7 @@ async fn main() -> ExitCode {
         None => serve(cli.serve).await,
         Some(Command::Serve(args)) => serve(args).await,
         Some(Command::Send(args)) => send(args).await,
+        Some(Command::Simulate(args)) => simulate_traffic(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -212,17 +260,65 @@ impl IfEmpty for String {
     }
 }
 
-async fn send(args: SendArgs) -> Result<(), String> {
-    let secret = std::env::var("WHATSAPP_APP_SECRET")
+/// `WHATSAPP_APP_SECRET`, else the one `pulse serve` keeps in the data folder.
+fn app_secret(data_dir: &std::path::Path) -> Result<String, String> {
+    std::env::var("WHATSAPP_APP_SECRET")
         .ok()
         .filter(|s| !s.is_empty())
-        .or_else(|| read_env_file(&args.data_dir.join(LOCAL_ENV_FILE)).remove("WHATSAPP_APP_SECRET"))
+        .or_else(|| read_env_file(&data_dir.join(LOCAL_ENV_FILE)).remove("WHATSAPP_APP_SECRET"))
         .ok_or_else(|| {
             format!(
                 "no app secret: set WHATSAPP_APP_SECRET, or start `pulse serve` first (it keeps one in {})",
-                args.data_dir.join(LOCAL_ENV_FILE).display()
+                data_dir.join(LOCAL_ENV_FILE).display()
             )
-        })?;
+        })
+}
+
+async fn simulate_traffic(args: SimulateArgs) -> Result<(), String> {
+    let seed = args.seed.unwrap_or_else(rand::random);
+    let plan = Plan {
+        url: args.url,
+        secret: app_secret(&args.data_dir)?,
+        rate: args.rate,
+        duration: args.duration,
+        contacts: args.contacts as usize,
+        duplicates: args.duplicates,
+        seed,
+    };
+    eprintln!(
+        "Simulating {} webhooks/s for {} to {} ({} contacts, {:.0} % re-sent, seed {seed}); Ctrl-C stops.",
+        plan.rate,
+        humantime::format_duration(plan.duration),
+        plan.url,
+        plan.contacts,
+        plan.duplicates * 100.0
+    );
+    let stop = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let summary = simulate(&plan, stop).await;
+    println!(
+        "Sent {} webhooks in {:.1} s ({:.1}/s), {} of them re-sent: {} accepted, {} events stored, {} duplicates, {} errors.",
+        summary.sent,
+        summary.elapsed.as_secs_f64(),
+        summary.rate(),
+        summary.resent,
+        summary.accepted,
+        summary.stored,
+        summary.duplicates,
+        summary.errors
+    );
+    match summary.first_error {
+        Some(error) => Err(format!(
+            "{} webhooks failed; the first: {error}",
+            summary.errors
+        )),
+        None => Ok(()),
+    }
+}
+
+async fn send(args: SendArgs) -> Result<(), String> {
+    let secret = app_secret(&args.data_dir)?;
     let sent = send_files(&args.url, &secret, &args.files, args.keep_timestamps).await?;
     let mut failed = 0;
     for outcome in &sent {
