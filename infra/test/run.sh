@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The one test command (`make test`): installs what the tests need (pinned),
-# starts moto's DynamoDB-compatible server and cargo-lambda's Lambda runtime
-# emulator on free loopback ports, runs every test of the workspace against
-# them, stops what it started, then checks the deployment: template.yaml linted
-# and checked against the code, every function built for Lambda (arm64).
+# rebuilds the dashboard and checks it matches what is committed, starts moto's
+# DynamoDB-compatible server and cargo-lambda's Lambda runtime emulator on free
+# loopback ports, runs every test of the workspace against them, stops what it
+# started, runs the dashboard's tests in Chromium, then checks the deployment:
+# template.yaml linted and checked against the code, every function built for
+# Lambda (arm64).
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -45,7 +47,17 @@ export PULSE_TEST_DYNAMODB_ENDPOINT="http://127.0.0.1:$port"
 export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1
 export PULSE_PAYLOAD_CORPUS="${PULSE_PAYLOAD_CORPUS:-$root/../shared/whatsapp-payloads}"
 
-# 3. The end-to-end tests run the `pulse` binary and the emulator runs the
+# 3. The dashboard: its pinned packages (dashboard/package-lock.json), rebuilt; the
+# binaries embed dashboard/dist as committed, so the rebuild must change nothing.
+say "rebuilding the dashboard (dashboard/dist must match what is committed)"
+(cd dashboard && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build > "$logs/dashboard-build.log")
+if [ -n "$(git status --porcelain -- dashboard/dist)" ]; then
+  say "dashboard/dist differs from the committed build: run 'cd dashboard && npm run build' and commit dashboard/dist"
+  git status --short -- dashboard/dist
+  exit 1
+fi
+
+# The end-to-end tests run the `pulse` binary and the emulator runs the
 # functions' binaries, which test builds do not produce: build the binaries first.
 say "building"
 cargo build --workspace --bins
@@ -67,7 +79,7 @@ python3 -c "import socket; socket.create_connection(('127.0.0.1', $lambda_port),
 export PULSE_TEST_LAMBDA_ENDPOINT="http://127.0.0.1:$lambda_port"
 say "cargo lambda watch is serving the Lambda invoke API on $PULSE_TEST_LAMBDA_ENDPOINT"
 
-# 5. Every test.
+# 5. Every Rust test.
 say "running the tests"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --all-targets --no-fail-fast --profile ci
@@ -75,5 +87,17 @@ else
   cargo test --workspace --all-targets --no-fail-fast
 fi
 
-# 6. The deployment: template.yaml and the arm64 builds.
+# 6. The dashboard in Debian's Chromium (never a downloaded browser), against a
+# stack of its own.
+if ! command -v chromium >/dev/null 2>&1; then
+  say "installing Debian's chromium for the browser tests"
+  sudo_="$([ "$(id -u)" = 0 ] || echo sudo)"
+  $sudo_ apt-get install -y -q chromium >/dev/null 2>&1 \
+    || { $sudo_ apt-get update -q >/dev/null && $sudo_ apt-get install -y -q chromium >/dev/null; }
+fi
+say "running the dashboard's browser tests in $(chromium --version)"
+PULSE_BIN="$root/target/debug/pulse" CHROMIUM="$(command -v chromium)" \
+  node --test --test-reporter=spec dashboard/tests/
+
+# 7. The deployment: template.yaml and the arm64 builds.
 bash "$root/infra/deploy/check.sh"

@@ -1,0 +1,458 @@
+// The dashboard in Debian's Chromium, driven by playwright-core, against a real
+// local stack (`pulse serve`) seeded by `pulse simulate` with a fixed seed. Every
+// figure the page shows is compared with what the REST API answers.
+//
+// Needs PULSE_BIN (the built `pulse`); CHROMIUM defaults to /usr/bin/chromium.
+// infra/test/run.sh provides both. Screenshots go to target/screenshots/.
+
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, execFile } from "node:child_process";
+import { createHmac } from "node:crypto";
+import { mkdtempSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { chromium } from "playwright-core";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+const pulseBin = process.env.PULSE_BIN ?? join(root, "target", "debug", "pulse");
+const chromiumPath = process.env.CHROMIUM ?? "/usr/bin/chromium";
+const screenshots = join(root, "target", "screenshots");
+const axeSource = readFileSync(join(root, "dashboard", "node_modules", "axe-core", "axe.min.js"), "utf8");
+
+// ---- the stack ---------------------------------------------------------------
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** `pulse serve` on fixed ports, so that a restart comes back where the page looks. */
+class Stack {
+  constructor(dataDir, httpPort, wsPort) {
+    Object.assign(this, { dataDir, httpPort, wsPort });
+    this.base = `http://127.0.0.1:${httpPort}`;
+  }
+
+  async start() {
+    this.process = spawn(pulseBin, ["serve", "--data-dir", this.dataDir, "--http-port", this.httpPort, "--ws-port", this.wsPort], {
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    this.stderr = "";
+    this.process.stderr.on("data", (chunk) => (this.stderr += chunk));
+    for (let i = 0; i < 200; i++) {
+      try {
+        if ((await fetch(`${this.base}/health`)).ok) break;
+      } catch {}
+      if (this.process.exitCode !== null) throw new Error(`pulse serve exited: ${this.stderr}`);
+      await sleep(50);
+    }
+    const env = readFileSync(join(this.dataDir, "local.env"), "utf8");
+    this.secret = /WHATSAPP_APP_SECRET=(.*)/.exec(env)[1].trim();
+    this.token = /DASHBOARD_TOKEN=(.*)/.exec(env)[1].trim();
+  }
+
+  async stop() {
+    if (!this.process || this.process.exitCode !== null) return;
+    const exited = new Promise((resolve) => this.process.once("exit", resolve));
+    this.process.kill("SIGINT");
+    await exited;
+  }
+
+  async api(path) {
+    const response = await fetch(`${this.base}${path}`, { headers: { Authorization: `Bearer ${this.token}` } });
+    assert.equal(response.status, 200, `${path} answered ${response.status}`);
+    return (await response.json()).data;
+  }
+
+  /** Posts one signed webhook, as Meta does. */
+  async deliver(payload) {
+    const body = JSON.stringify(payload);
+    const signature = "sha256=" + createHmac("sha256", this.secret).update(body).digest("hex");
+    const response = await fetch(`${this.base}/webhook`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-hub-signature-256": signature },
+      body,
+    });
+    assert.equal(response.status, 200, await response.text());
+  }
+
+  simulate(args) {
+    return promisify(execFile)(pulseBin, ["simulate", "--url", `${this.base}/webhook`, "--data-dir", this.dataDir, ...args]);
+  }
+}
+
+let sequence = 0;
+/** A message from a customer, now. */
+function message(fields) {
+  sequence += 1;
+  const id = `wamid.BROWSERTEST${Date.now()}${sequence}`;
+  return {
+    id,
+    payload: {
+      object: "whatsapp_business_account",
+      entry: [
+        {
+          id: "102290129340398",
+          changes: [
+            {
+              field: "messages",
+              value: {
+                messaging_product: "whatsapp",
+                metadata: { display_phone_number: "15550783881", phone_number_id: "106540352242922" },
+                contacts: [{ profile: { name: "Test Person" }, wa_id: "919000000001" }],
+                messages: [{ from: "919000000001", id, timestamp: String(Math.floor(Date.now() / 1000)), ...fields }],
+              },
+            },
+          ],
+        },
+      ],
+    },
+  };
+}
+
+const click = (button) => message({ type: "interactive", interactive: { type: "button_reply", button_reply: { id: button, title: button } } });
+const text = (body) => message({ type: "text", text: { body } });
+
+// ---- the browser -------------------------------------------------------------
+
+let stack;
+let browser;
+let dataDir;
+const cspViolations = [];
+
+before(async () => {
+  dataDir = mkdtempSync(join(tmpdir(), "pulse-dashboard-"));
+  stack = new Stack(dataDir, await freePort(), await freePort());
+  await stack.start();
+  const { stdout } = await stack.simulate(["--seed", "11", "--rate", "300", "--duration", "2s", "--contacts", "12", "--duplicates", "0.2"]);
+  assert.match(stdout, /0 errors/);
+  await stack.deliver(text(`<img src=x onerror="document.body.dataset.pwned=1"> & <b>bold</b>`).payload);
+  browser = await chromium.launch({
+    executablePath: chromiumPath,
+    // As root, without a sandbox; no calls home on a machine with a closed network.
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+  mkdirSync(screenshots, { recursive: true });
+});
+
+after(async () => {
+  await browser?.close();
+  await stack?.stop();
+  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+});
+
+async function newPage(options = {}) {
+  const context = await browser.newContext({ viewport: { width: 1440, height: 1000 }, acceptDownloads: true, ...options });
+  const page = await context.newPage();
+  page.on("console", (entry) => {
+    if (/Content Security Policy/i.test(entry.text())) cspViolations.push(entry.text());
+  });
+  page.on("pageerror", (error) => cspViolations.push(`page error: ${error.message}`));
+  return page;
+}
+
+async function signIn(page, token = stack.token) {
+  await page.goto(stack.base);
+  await page.getByLabel("Dashboard token").fill(token);
+  await page.getByRole("button", { name: "Sign in" }).click();
+}
+
+/** The text of an element once it equals `expected` (the page polls and re-renders). */
+async function expectText(page, selector, expected) {
+  await page.waitForFunction(
+    ([selector, expected]) => document.querySelector(selector)?.textContent?.trim() === expected,
+    [selector, String(expected)],
+    { timeout: 10_000 },
+  ).catch(async () => {
+    const actual = await page.locator(selector).first().textContent().catch(() => "(missing)");
+    assert.fail(`${selector}: expected ${JSON.stringify(String(expected))}, shown ${JSON.stringify(actual)}`);
+  });
+}
+
+const shown = (n) => new Intl.NumberFormat("en-US", { maximumFractionDigits: 0 }).format(n);
+
+async function download(page, button) {
+  const [file] = await Promise.all([page.waitForEvent("download"), page.locator(button).click()]);
+  return readFileSync(await file.path(), "utf8");
+}
+
+// ---- the tests ---------------------------------------------------------------
+
+describe("the dashboard", () => {
+  test("a wrong token is refused and says so; the right one opens the dashboard", async () => {
+    const page = await newPage();
+    await signIn(page, "not-the-token");
+    await page.getByRole("alert").filter({ hasText: "That token is not right" }).waitFor();
+    assert.equal(await page.locator("#clicks").count(), 0);
+    await page.getByLabel("Dashboard token").fill(stack.token);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.locator("#clicks-total").waitFor();
+    await page.context().close();
+  });
+
+  test("every widget shows what the API answers", async () => {
+    const page = await newPage({ locale: "en-US" });
+    await signIn(page);
+    for (const [label, days] of [["7 days", 7], ["30 days", 30], ["Today", 1]]) {
+      await page.getByRole("radio", { name: label }).check();
+      const metrics = await stack.api(`/api/webhook/metrics?days=${days}`);
+      assert.ok(metrics.button_clicks.total > 0, "the seed clicked");
+      await expectText(page, "#clicks-total", shown(metrics.button_clicks.total));
+      for (const [button, clicks] of Object.entries(metrics.button_clicks.by_button)) {
+        await expectText(page, `[data-button="${button}"]`, shown(clicks));
+      }
+      for (const status of ["sent", "delivered", "read", "failed"]) {
+        await expectText(page, `#status-${status}`, shown(metrics.statuses[status]));
+      }
+      await expectText(page, "#delivery-rate", `${(metrics.delivery_success_rate * 100).toFixed(1)} %`);
+      await expectText(page, "#rt-count", shown(metrics.response_time_ms.count));
+      assert.match(await page.locator("#timezone").textContent(), new RegExp(`counted in ${metrics.window.timezone}`));
+      // The chart's table holds the same daily numbers.
+      const rows = await page.locator("#clicks figure").first().locator("table.data tbody tr").count();
+      assert.equal(rows, metrics.button_clicks.daily.length);
+    }
+    const conversations = await stack.api("/api/webhook/conversations?limit=20");
+    await expectText(page, "#active-conversations", shown(conversations.active_conversations));
+    await expectText(page, "#daily-chat-volume", shown(conversations.daily_chat_volume));
+    assert.equal(await page.locator("#conversation-table tbody tr").count(), conversations.conversations.length);
+    const pending = conversations.conversations.filter((c) => c.reply_pending).length;
+    assert.ok(pending > 0, "some contacts wait for a reply");
+    assert.equal(await page.locator("#conversation-table tr.pending").count(), pending);
+    const first = conversations.conversations[0];
+    assert.match(await page.locator("#conversation-table tbody tr").first().textContent(), new RegExp(first.wa_id.replaceAll("•", ".")));
+    const realtime = await stack.api("/api/webhook/stats/realtime");
+    await expectText(page, "#events-last-hour", shown(realtime.last_hour));
+    await page.context().close();
+  });
+
+  test("a webhook appears in the live feed and moves the counters, without a reload", async () => {
+    const page = await newPage();
+    await signIn(page);
+    await page.locator("#live-state[data-state=live]").waitFor();
+    const before = await stack.api("/api/webhook/metrics?days=7");
+    const { id, payload } = click("RETRIEVE_CONTENT");
+    await stack.deliver(payload);
+    const item = page.locator("#feed .event", { hasText: "RETRIEVE_CONTENT" }).first();
+    await item.waitFor();
+    await expectText(page, "#clicks-total", shown(before.button_clicks.total + 1));
+    // Expanded, an event shows its details (masked, as the API gives them).
+    await item.locator("summary").click();
+    assert.match(await item.locator("pre").textContent(), /"button_id": "RETRIEVE_CONTENT"/);
+    assert.doesNotMatch(await item.locator("pre").textContent(), new RegExp(id));
+    await page.context().close();
+  });
+
+  test("pause holds new events back and counts them; resume shows them", async () => {
+    const page = await newPage();
+    await signIn(page);
+    await page.locator("#live-state[data-state=live]").waitFor();
+    await page.getByRole("button", { name: "Pause" }).click();
+    const held = [text("held back one"), text("held back two")];
+    for (const { payload } of held) await stack.deliver(payload);
+    await expectText(page, ".new-count", "2 new");
+    assert.equal(await page.locator("#feed .event", { hasText: "held back" }).count(), 0);
+    await page.getByRole("button", { name: "Resume" }).click();
+    await page.locator("#feed .event", { hasText: "held back two" }).waitFor();
+    assert.equal(await page.locator("#feed .event", { hasText: "held back" }).count(), 2);
+    await expectText(page, ".new-count", "");
+    await page.context().close();
+  });
+
+  test("the event log filters, searches and pages as the API does; text stays text", async () => {
+    const page = await newPage();
+    await signIn(page);
+    const log = page.locator("#log-table tbody tr");
+    const all = await stack.api("/api/webhook/events/recent?limit=25");
+    await page.locator(`#log-table tr[data-id="${all.events[0].id}"]`).waitFor();
+    assert.equal(await log.count(), all.events.length);
+
+    await page.getByLabel("Type").selectOption("text_message");
+    const texts = await stack.api("/api/webhook/events/recent?limit=25&type=text_message");
+    await page.locator(`#log-table tr[data-id="${texts.events.at(-1).id}"]`).waitFor();
+    assert.equal(await log.count(), texts.events.length);
+    for (const type of await page.locator("#log-table tbody td:nth-child(2)").allTextContents()) assert.equal(type, "Text message");
+    // What a WhatsApp user wrote is shown as text, never run as HTML.
+    await page.getByText(`<img src=x onerror="document.body.dataset.pwned=1"> & <b>bold</b>`).first().waitFor();
+    assert.equal(await page.evaluate(() => document.body.dataset.pwned), undefined);
+    assert.equal(await page.locator("#log-table img, #log-table b").count(), 0);
+
+    await page.getByLabel("Search").fill("SIP");
+    await page.getByRole("button", { name: "Apply" }).click();
+    const searched = await stack.api("/api/webhook/events/recent?limit=25&type=text_message&q=SIP");
+    assert.ok(searched.events.length > 0);
+    await page.waitForFunction((n) => document.querySelectorAll("#log-table tbody tr").length === n, searched.events.length);
+    for (const row of await page.locator("#log-table tbody td.what").allTextContents()) assert.match(row, /SIP/);
+
+    await page.getByLabel("Search").fill("");
+    await page.getByLabel("Type").selectOption("");
+    await page.getByLabel("Failed deliveries only").check();
+    const failed = (await stack.api("/api/webhook/events/recent?limit=25&type=status_update&q=failed")).events.filter((e) => e.status === "failed");
+    assert.ok(failed.length > 0, "the seed has failed deliveries");
+    await page.locator(`#log-table tr[data-id="${failed[0].id}"]`).waitFor();
+    assert.equal(await log.count(), failed.length);
+    assert.equal(await page.locator("#log-table tr.failed .badge").count(), failed.length);
+    assert.match(await page.locator("#log-table tr.failed").first().textContent(), /Re-engagement message \(131047\)/);
+
+    // Paging with the cursor, and back.
+    await page.getByLabel("Failed deliveries only").uncheck();
+    await page.locator(`#log-table tr[data-id="${all.events[0].id}"]`).waitFor();
+    const second = await stack.api(`/api/webhook/events/recent?limit=25&before=${encodeURIComponent(all.next)}`);
+    await page.getByRole("button", { name: "Older →" }).click();
+    await page.locator(`#log-table tr[data-id="${second.events[0].id}"]`).waitFor();
+    await expectText(page, "#log-page", "Page 2");
+    assert.deepEqual(await log.evaluateAll((rows) => rows.map((r) => r.dataset.id)), second.events.map((e) => e.id));
+    const csv = await download(page, "#log-csv");
+    const lines = csv.trim().split("\r\n");
+    assert.equal(lines[0], "id,type,occurred_at,received_at,contact,name,what,status,error_code,error_title");
+    assert.deepEqual(lines.slice(1).map((line) => line.split(",")[0]), second.events.map((e) => e.id));
+    await page.getByRole("button", { name: "← Newer" }).click();
+    await page.locator(`#log-table tr[data-id="${all.events[0].id}"]`).waitFor();
+    await expectText(page, "#log-page", "Page 1");
+    await page.context().close();
+  });
+
+  test("the clicks CSV holds the chart's numbers", async () => {
+    const page = await newPage();
+    await signIn(page);
+    await page.getByRole("radio", { name: "30 days" }).check();
+    const metrics = await stack.api("/api/webhook/metrics?days=30");
+    await expectText(page, "#clicks-total", shown(metrics.button_clicks.total));
+    const csv = (await download(page, "#clicks-csv")).trim().split("\r\n").map((line) => line.split(","));
+    const [header, ...rows] = csv;
+    assert.equal(header[0], "date");
+    assert.equal(header.at(-1), "total");
+    assert.equal(rows.length, metrics.button_clicks.daily.length);
+    rows.forEach((row, i) => {
+      const day = metrics.button_clicks.daily[i];
+      assert.equal(row[0], day.date);
+      assert.equal(Number(row.at(-1)), day.total);
+      header.slice(1, -1).forEach((button, k) => assert.equal(Number(row[k + 1]), day.by_button[button] ?? 0, `${day.date} ${button}`));
+    });
+    const table = await page.locator("#clicks figure").first().locator("table.data tbody tr").evaluateAll((trs) => trs.map((tr) => tr.lastElementChild.textContent));
+    assert.deepEqual(table, metrics.button_clicks.daily.map((d) => shown(d.total)));
+    await page.context().close();
+  });
+
+  test("a session whose token is refused returns to sign-in; sign-out forgets the token", async () => {
+    const page = await newPage();
+    await signIn(page);
+    await page.locator("#clicks-total").waitFor();
+    await page.evaluate(() => sessionStorage.setItem("pulse.dashboard-token", "a-token-since-rotated"));
+    await page.reload();
+    await page.getByRole("alert").filter({ hasText: "Your session has ended" }).waitFor();
+    await signIn(page);
+    await page.getByRole("button", { name: "Sign out" }).click();
+    await page.getByLabel("Dashboard token").waitFor();
+    assert.equal(await page.evaluate(() => sessionStorage.getItem("pulse.dashboard-token")), null);
+    await page.context().close();
+  });
+
+  test("the stack stopped and started again: offline, then live by itself", async () => {
+    const page = await newPage();
+    await signIn(page);
+    await page.locator("#live-state[data-state=live]").waitFor();
+    await stack.stop();
+    await page.locator("#live-state[data-state=offline]").waitFor({ timeout: 30_000 });
+    assert.equal(await page.locator("#live-state").textContent(), "Offline");
+    await stack.start();
+    await page.locator("#live-state[data-state=live]").waitFor({ timeout: 45_000 });
+    // And events flow again.
+    await stack.deliver(text("after the restart").payload);
+    await page.locator("#feed .event", { hasText: "after the restart" }).waitFor();
+    await page.context().close();
+  });
+
+  test("no serious or critical accessibility violation (axe-core), light and dark, signed out and in", async () => {
+    for (const colorScheme of ["light", "dark"]) {
+      const page = await newPage({ colorScheme });
+      await page.goto(stack.base);
+      await page.getByLabel("Dashboard token").waitFor();
+      const signInViolations = await axe(page);
+      assert.deepEqual(signInViolations, [], `sign-in, ${colorScheme}`);
+      await signIn(page);
+      await page.locator("#clicks-total").waitFor();
+      await page.locator("#log-table tbody tr").first().waitFor();
+      // Open the chart tables and a feed item: they are part of the page too.
+      await page.locator("details summary").first().click();
+      assert.deepEqual(await axe(page), [], `dashboard, ${colorScheme}`);
+      await page.context().close();
+    }
+  });
+
+  test("keyboard: the window, the log filters and the pager are reachable and work with keys", async () => {
+    const page = await newPage();
+    await signIn(page);
+    await page.locator("#clicks-total").waitFor();
+    await page.getByRole("radio", { name: "7 days" }).focus();
+    await page.keyboard.press("ArrowRight");
+    assert.equal(await page.getByRole("radio", { name: "30 days" }).isChecked(), true);
+    const metrics = await stack.api("/api/webhook/metrics?days=30");
+    await expectText(page, "#clicks-total", shown(metrics.button_clicks.total));
+    await page.getByLabel("Search").focus();
+    await page.keyboard.type("SIP");
+    await page.keyboard.press("Enter");
+    await page.waitForFunction(() => [...document.querySelectorAll("#log-table td.what")].every((td) => td.textContent.includes("SIP")));
+    await page.context().close();
+  });
+
+  test("phone, tablet and desk widths: no sideways scrolling; screenshots", async () => {
+    for (const [width, height, colorScheme] of [[375, 812, "dark"], [768, 1024, "light"], [1440, 1000, "light"]]) {
+      const page = await newPage({ viewport: { width, height }, colorScheme });
+      await signIn(page);
+      await page.locator("#clicks-total").waitFor();
+      await page.locator("#log-table tbody tr").first().waitFor();
+      await page.locator(".uplot").first().waitFor();
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+      assert.equal(overflow, 0, `${width} px scrolls sideways by ${overflow} px`);
+      await page.screenshot({ path: join(screenshots, `dashboard-${width}.png`), fullPage: width === 1440 });
+      await page.context().close();
+    }
+  });
+
+  test("the live feed keeps up with 200 events a second and stays bounded (figures printed)", async () => {
+    const page = await newPage();
+    await signIn(page);
+    await page.locator("#live-state[data-state=live]").waitFor();
+    await page.evaluate(() => {
+      window.longTasks = [];
+      new PerformanceObserver((list) => window.longTasks.push(...list.getEntries().map((e) => e.duration))).observe({ type: "longtask" });
+    });
+    const { stdout } = await stack.simulate(["--rate", "200", "--duration", "5s", "--duplicates", "0"]);
+    assert.match(stdout, /0 errors/);
+    const stored = Number(/(\d+) events stored/.exec(stdout)[1]);
+    await page.waitForFunction(() => document.querySelectorAll("#feed .event").length === 200);
+    // Still responsive: pausing answers at once.
+    await page.getByRole("button", { name: "Pause" }).click();
+    await expectText(page, ".new-count", "0 new");
+    const longTasks = await page.evaluate(() => window.longTasks);
+    console.log(
+      `live feed: ${stored} events in 5 s; feed holds ${await page.locator("#feed .event").count()}; ` +
+        `long tasks: ${longTasks.length}, longest ${Math.round(Math.max(0, ...longTasks))} ms`,
+    );
+    await page.context().close();
+  });
+
+  test("no Content-Security-Policy violation and no page error anywhere above", () => {
+    assert.deepEqual(cspViolations, []);
+  });
+});
+
+async function axe(page) {
+  await page.evaluate(axeSource);
+  const result = await page.evaluate(() => window.axe.run(document, { resultTypes: ["violations"] }));
+  return result.violations
+    .filter((v) => v.impact === "serious" || v.impact === "critical")
+    .map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(" ")).slice(0, 3).join("; ")})`);
+}
