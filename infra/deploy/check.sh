@@ -21,7 +21,7 @@ python3 infra/deploy/check_template.py template.yaml "$root"
 
 say "building the functions for Lambda (arm64)"
 rustup target add aarch64-unknown-linux-gnu >/dev/null
-functions=(webhook metrics ws-connect ws-disconnect ws-default broadcast)
+functions=(webhook metrics dashboard ws-connect ws-disconnect ws-default broadcast)
 cargo lambda build --release --arm64 "${functions[@]/#/--package=}"
 for function in "${functions[@]}"; do
   bootstrap="target/lambda/$function/bootstrap"
@@ -35,7 +35,7 @@ say "sam build (offline; what \`sam deploy\` uploads)"
 mkdir -p target/test-logs
 sam build --template template.yaml --build-dir target/sam-build > target/test-logs/sam-build.log 2>&1 \
   || { cat target/test-logs/sam-build.log; say "sam build failed"; exit 1; }
-for function in WebhookFunction MetricsFunction WsConnectFunction WsDisconnectFunction WsDefaultFunction BroadcastFunction; do
+for function in WebhookFunction MetricsFunction DashboardFunction WsConnectFunction WsDisconnectFunction WsDefaultFunction BroadcastFunction; do
   test -x "target/sam-build/$function/bootstrap" || { say "sam build made no bootstrap for $function"; exit 1; }
 done
 say "sam build made all six functions"

@@ -123,8 +123,26 @@ def main(template_path, root):
             if event["Type"] == "HttpApi":
                 routes.add((event["Properties"]["Method"], event["Properties"]["Path"], name))
     expect(routes == {("GET", "/webhook", "WebhookFunction"), ("POST", "/webhook", "WebhookFunction"),
-                      ("GET", "/health", "MetricsFunction"), ("GET", "/api/webhook/{proxy+}", "MetricsFunction")},
+                      ("GET", "/health", "MetricsFunction"), ("GET", "/api/webhook/{proxy+}", "MetricsFunction"),
+                      ("GET", "/", "DashboardFunction"), ("GET", "/config.json", "DashboardFunction"),
+                      ("GET", "/assets/{proxy+}", "DashboardFunction")},
            f"HTTP routes match the local gateway's, got {sorted(routes)}")
+    # The page's live feed and its Content-Security-Policy need the WebSocket's URL.
+    dashboard_variables = functions.get("DashboardFunction", {}).get("Properties", {}).get("Environment", {}).get("Variables", {})
+    expect("WEBSOCKET_URL" in dashboard_variables, "the dashboard function is given WEBSOCKET_URL")
+
+    # CORS: the parameter's pattern lets origin lists through, and nothing else.
+    cors = template.get("Parameters", {}).get("CorsAllowedOrigins", {})
+    cors_pattern = cors.get("AllowedPattern")
+    expect(cors.get("Default") == "" and cors_pattern, "CorsAllowedOrigins defaults to none and has an AllowedPattern")
+    if cors_pattern:
+        import re
+        good = ["", "https://ops.example.com", "https://a.example.com,http://127.0.0.1:5173"]
+        bad = ["*", "ops.example.com", "https://ops.example.com/", "https://a.example.com, https://b.example.com",
+               "https://ops.example.com/path", "https://a.example.com,"]
+        expect(all(re.fullmatch(cors_pattern, g) for g in good), f"the CORS pattern takes {good}")
+        let_through = [b for b in bad if re.fullmatch(cors_pattern, b)]
+        expect(not let_through, f"the CORS pattern lets through {let_through}")
 
     # The WebSocket API: cfn-lint accepts any ProtocolType.
     apis = of_type("AWS::ApiGatewayV2::Api")
@@ -164,7 +182,7 @@ def main(template_path, root):
     for name in ["WhatsAppAppSecret", "WhatsAppVerifyToken", "DashboardToken"]:
         parameter = template["Parameters"].get(name, {})
         expect(parameter.get("NoEcho") is True and "Default" not in parameter, f"{name} is NoEcho without a default")
-    for output in ["WebhookUrl", "ApiUrl", "WebSocketUrl"]:
+    for output in ["DashboardUrl", "WebhookUrl", "ApiUrl", "WebSocketUrl"]:
         expect(output in template.get("Outputs", {}), f"output {output}")
 
     for problem in problems:
