@@ -469,6 +469,102 @@ async fn events_filter_by_type_and_text_and_mask_numbers() {
 }
 
 #[tokio::test]
+async fn the_dashboard_is_served_at_the_root_and_talks_to_this_stack() {
+    let stack = Stack::start().await;
+    let page = stack
+        .http
+        .get(stack.url("/"))
+        .header("accept-encoding", "br")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.headers()["content-encoding"], "br");
+    let ws_url = stack.stack.ws_url();
+    let ws_origin = ws_url.trim_end_matches("/local");
+    let policy = page.headers()["content-security-policy"].to_str().unwrap();
+    assert!(
+        policy.contains(&format!("connect-src 'self' {ws_origin};")),
+        "{policy}"
+    );
+    let config: Value = stack
+        .http
+        .get(stack.url("/config.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(config["websocket_url"], ws_url.as_str());
+    // The page holds no data: the API behind it still needs the token.
+    let without_token = stack.http.get(stack.url("/api/webhook/metrics")).send();
+    assert_eq!(without_token.await.unwrap().status(), 401);
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn cors_answers_only_the_listed_origins() {
+    let data_dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        data_dir.path().join("local.env"),
+        "CORS_ALLOWED_ORIGINS=https://ops.example.com\n",
+    )
+    .unwrap();
+    let stack = Stack::start_in(data_dir, StoreKind::Sqlite).await;
+    let preflight = |origin: &'static str| {
+        stack
+            .http
+            .request(reqwest::Method::OPTIONS, stack.url("/api/webhook/metrics"))
+            .header("origin", origin)
+            .header("access-control-request-method", "GET")
+            .header("access-control-request-headers", "authorization")
+            .send()
+    };
+    let allowed = preflight("https://ops.example.com").await.unwrap();
+    assert_eq!(
+        allowed.headers()["access-control-allow-origin"],
+        "https://ops.example.com"
+    );
+    assert!(allowed.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .contains("authorization"));
+    let other = preflight("https://evil.example.com").await.unwrap();
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+    let token = stack.setting("DASHBOARD_TOKEN");
+    let answer = stack
+        .http
+        .get(stack.url("/api/webhook/metrics"))
+        .bearer_auth(&token)
+        .header("origin", "https://ops.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(
+        answer.headers()["access-control-allow-origin"],
+        "https://ops.example.com"
+    );
+    stack.stop().await;
+
+    // Without the setting, no origin is allowed.
+    let stack = Stack::start().await;
+    let answer = stack
+        .http
+        .get(stack.url("/health"))
+        .header("origin", "https://ops.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert!(answer
+        .headers()
+        .get("access-control-allow-origin")
+        .is_none());
+    stack.stop().await;
+}
+
+#[tokio::test]
 async fn a_restart_shows_the_same_data() {
     let stack = Stack::start().await;
     let body = envelope(

@@ -138,6 +138,37 @@ pub fn websocket_url(source: &dyn Source) -> Result<http::Uri, ConfigError> {
     }
 }
 
+/// `CORS_ALLOWED_ORIGINS`: the origins (`https://ops.example.com`, comma-separated)
+/// whose pages may call the HTTP API from a browser; none when unset. In AWS the
+/// template's `CorsAllowedOrigins` configures API Gateway itself.
+pub fn cors_allowed_origins(source: &dyn Source) -> Result<Vec<String>, ConfigError> {
+    let Some(list) = source.get("CORS_ALLOWED_ORIGINS") else {
+        return Ok(Vec::new());
+    };
+    list.split(',')
+        .map(str::trim)
+        .filter(|origin| !origin.is_empty())
+        .map(|origin| {
+            let uri: Option<http::Uri> = origin.parse().ok();
+            let is_origin = uri.as_ref().is_some_and(|uri| {
+                matches!(uri.scheme_str(), Some("http" | "https"))
+                    && uri.authority().is_some()
+                    && uri.path() == "/"
+                    && !origin.ends_with('/')
+                    && uri.query().is_none()
+            });
+            if is_origin {
+                Ok(origin.to_owned())
+            } else {
+                Err(ConfigError(format!(
+                    "CORS_ALLOWED_ORIGINS: {origin:?} is not an origin such as https://ops.example.com \
+                     (scheme and host, an optional port, no path)"
+                )))
+            }
+        })
+        .collect()
+}
+
 /// `PULSE_TIMEZONE`, an IANA name; `UTC` when unset.
 pub fn timezone(source: &dyn Source) -> Result<Tz, ConfigError> {
     let name = source.get("PULSE_TIMEZONE").unwrap_or_else(|| "UTC".into());
@@ -189,6 +220,32 @@ pub fn retention_days(source: &dyn Source) -> Result<u32, ConfigError> {
 mod tests {
     use super::*;
     use secrecy::ExposeSecret;
+
+    #[test]
+    fn cors_origins_are_origins_and_none_by_default() {
+        assert!(cors_allowed_origins(&[("X", "")]).unwrap().is_empty());
+        assert_eq!(
+            cors_allowed_origins(&[(
+                "CORS_ALLOWED_ORIGINS",
+                "https://ops.example.com, http://127.0.0.1:5173"
+            )])
+            .unwrap(),
+            ["https://ops.example.com", "http://127.0.0.1:5173"]
+        );
+        for bad in [
+            "*",
+            "ops.example.com",
+            "https://ops.example.com/",
+            "https://ops.example.com/x",
+            "ftp://ops.example.com",
+        ] {
+            let error = cors_allowed_origins(&[("CORS_ALLOWED_ORIGINS", bad)]).unwrap_err();
+            assert!(
+                error.to_string().contains("is not an origin"),
+                "{bad}: {error}"
+            );
+        }
+    }
 
     #[test]
     fn reads_and_validates() {

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
+use http::{header, HeaderValue, Method};
 use pulse_shared::broadcast::{Broadcaster, ManagementApi};
 use pulse_shared::config::{self, MetricsConfig, ProcessEnv, Source, WebhookConfig};
 use pulse_shared::dashboard::{DashboardConfig, DashboardHandler};
@@ -20,6 +21,7 @@ use pulse_shared::websocket::WebSocketHandler;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::gateway::{self, Functions};
 use crate::live::{feed_sockets, AnnouncingStore};
@@ -278,10 +280,13 @@ impl LocalStack {
                 ws_addr,
             })?),
         });
-        let app = Router::new()
+        let mut app = Router::new()
             .fallback(gateway::handle)
-            .layer(DefaultBodyLimit::disable())
-            .with_state(functions);
+            .layer(DefaultBodyLimit::disable());
+        if let Some(cors) = cors(&config::cors_allowed_origins(&settings)?) {
+            app = app.layer(cors);
+        }
+        let app = app.with_state(functions);
         let http_listener = bind(options.http_addr).await?;
         let http_addr = http_listener
             .local_addr()
@@ -341,6 +346,23 @@ impl LocalStack {
     pub fn websocket_clients(&self) -> usize {
         self.websockets.connected()
     }
+}
+
+/// What API Gateway's CORS configuration does (`CorsAllowedOrigins` in the
+/// template): preflights answered, and the origin allowed on the answers, for the
+/// listed origins only; nothing at all when none is listed.
+fn cors(origins: &[String]) -> Option<CorsLayer> {
+    let origins: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|origin| HeaderValue::from_str(origin).ok())
+        .collect();
+    (!origins.is_empty()).then(|| {
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_methods([Method::GET])
+            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+            .max_age(Duration::from_secs(600))
+    })
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, StackError> {
