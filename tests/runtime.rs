@@ -53,7 +53,10 @@ impl Functions {
                         .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
                         .env("AWS_ENDPOINT_URL", moto_endpoint())
                         .env("WEBSOCKET_ENDPOINT", moto_endpoint())
-                        .env("WEBSOCKET_URL", "wss://abc123.execute-api.eu-west-1.amazonaws.com/live")
+                        .env(
+                            "WEBSOCKET_URL",
+                            "wss://abc123.execute-api.eu-west-1.amazonaws.com/live",
+                        )
                         .env("EVENTS_TABLE", events_table)
                         .env("CONNECTIONS_TABLE", connections_table)
                         .env("WHATSAPP_APP_SECRET", "sample-app-secret")

@@ -251,22 +251,35 @@ mod tests {
         assert_eq!(header(&plain, "content-encoding"), "");
         assert!(bytes(&plain).starts_with(b"<!doctype html>"));
         let policy = header(&plain, "content-security-policy");
-        assert!(policy.contains("connect-src 'self' wss://ws.example.com;"), "{policy}");
+        assert!(
+            policy.contains("connect-src 'self' wss://ws.example.com;"),
+            "{policy}"
+        );
         assert!(policy.contains("script-src 'self';"), "{policy}");
 
         let brotli = get("/", &[("accept-encoding", "gzip, deflate, br")]).await;
         assert_eq!(header(&brotli, "content-encoding"), "br");
-        assert_eq!(bytes(&brotli), &Assets::get("index.html.br").unwrap().data[..]);
+        assert_eq!(
+            bytes(&brotli),
+            &Assets::get("index.html.br").unwrap().data[..]
+        );
         let gzip = get("/", &[("accept-encoding", "gzip, br;q=0")]).await;
         assert_eq!(header(&gzip, "content-encoding"), "gzip");
-        assert_eq!(bytes(&gzip), &Assets::get("index.html.gz").unwrap().data[..]);
+        assert_eq!(
+            bytes(&gzip),
+            &Assets::get("index.html.gz").unwrap().data[..]
+        );
         assert_eq!(header(&gzip, "vary"), "Accept-Encoding");
 
         let etag = header(&brotli, "etag").to_owned();
         let again = get("/", &[("accept-encoding", "br"), ("if-none-match", &etag)]).await;
         assert_eq!(again.status(), 304);
         assert!(bytes(&again).is_empty());
-        let other = get("/", &[("accept-encoding", "gzip"), ("if-none-match", &etag)]).await;
+        let other = get(
+            "/",
+            &[("accept-encoding", "gzip"), ("if-none-match", &etag)],
+        )
+        .await;
         assert_eq!(other.status(), 200, "another encoding is another entity");
     }
 
@@ -278,7 +291,10 @@ mod tests {
         let response = get(&format!("/{script}"), &[("accept-encoding", "br")]).await;
         assert_eq!(response.status(), 200);
         assert_eq!(header(&response, "cache-control"), IMMUTABLE);
-        assert_eq!(header(&response, "content-type"), "text/javascript; charset=utf-8");
+        assert_eq!(
+            header(&response, "content-type"),
+            "text/javascript; charset=utf-8"
+        );
         assert_eq!(get("/assets/missing.js", &[]).await.status(), 404);
         assert_eq!(get("/assets/../index.html", &[]).await.status(), 404);
         assert_eq!(get("/src/main.ts", &[]).await.status(), 404);
@@ -289,7 +305,10 @@ mod tests {
         let response = get("/config.json", &[]).await;
         assert_eq!(response.status(), 200);
         let config: serde_json::Value = serde_json::from_slice(bytes(&response)).unwrap();
-        assert_eq!(config, json!({"websocket_url": "wss://ws.example.com/live"}));
+        assert_eq!(
+            config,
+            json!({"websocket_url": "wss://ws.example.com/live"})
+        );
     }
 
     #[test]
