@@ -14,6 +14,11 @@ export default defineConfig({
     assetsInlineLimit: 0,
     reportCompressedSize: true,
   },
+  // `npm run dev`: the page from source with hot reload, the APIs from `pulse serve`.
+  server: {
+    host: "127.0.0.1",
+    proxy: Object.fromEntries(["/api", "/health", "/config.json"].map((path) => [path, "http://127.0.0.1:3000"])),
+  },
   plugins: [
     compression({
       algorithms: [defineAlgorithm("gzip", { level: 9 }), defineAlgorithm("brotliCompress")],
