@@ -444,6 +444,39 @@ describe("the dashboard", () => {
     await page.context().close();
   });
 
+  test("first load: within the 150 KB budget, compressed; time to interactive (figures printed)", async () => {
+    const page = await newPage();
+    const started = Date.now();
+    await page.goto(stack.base);
+    await page.getByLabel("Dashboard token").waitFor();
+    const interactive = Date.now() - started;
+    const load = await page.evaluate(() => {
+      const [navigation] = performance.getEntriesByType("navigation");
+      const resources = performance.getEntriesByType("resource").filter((r) => /\.(js|css)$/.test(new URL(r.name).pathname));
+      return {
+        domInteractive: navigation.domInteractive,
+        html: navigation.encodedBodySize,
+        scriptsAndStyles: resources.reduce((sum, r) => sum + r.encodedBodySize, 0),
+        decoded: resources.reduce((sum, r) => sum + r.decodedBodySize, 0),
+        files: resources.length,
+      };
+    });
+    assert.ok(load.files >= 2, "a script and a stylesheet");
+    assert.ok(load.scriptsAndStyles < load.decoded / 2, "served compressed");
+    assert.ok(load.scriptsAndStyles <= 150 * 1024, `JavaScript and CSS of the first load: ${load.scriptsAndStyles} bytes`);
+    const signedIn = Date.now();
+    await page.getByLabel("Dashboard token").fill(stack.token);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.locator("#clicks-total").waitFor();
+    await page.locator("#log-table tbody tr").first().waitFor();
+    console.log(
+      `first load: html ${load.html} B, scripts and styles ${load.scriptsAndStyles} B compressed (${load.decoded} B decoded); ` +
+        `DOM interactive ${Math.round(load.domInteractive)} ms, sign-in form usable ${interactive} ms; ` +
+        `signed in to figures shown ${Date.now() - signedIn} ms`,
+    );
+    await page.context().close();
+  });
+
   test("no Content-Security-Policy violation and no page error anywhere above", () => {
     assert.deepEqual(cspViolations, []);
   });
