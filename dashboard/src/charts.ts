@@ -50,18 +50,21 @@ export class BarChart {
   private seriesKey = "";
   private data: BarChartData = { xs: [], xLabels: [], series: [] };
 
+  private readonly details: HTMLDetailsElement;
+  private tableStale = true;
+
   constructor(private readonly options: BarChartOptions) {
     this.plotArea = h("div", { class: "plot", "aria-hidden": "true" });
     this.summary = h("p", { class: "chart-summary" });
     this.table = h("table", { class: "data" });
-    this.element = h(
-      "figure",
-      { class: "chart" },
-      h("figcaption", {}, options.title),
-      this.summary,
-      this.plotArea,
-      h("details", {}, h("summary", {}, `${options.title}: as a table`), h("div", { class: "table-scroll" }, this.table)),
+    // The table is written when shown: a live chart changes many times a second.
+    this.details = h(
+      "details",
+      { ontoggle: () => this.renderTable() },
+      h("summary", {}, `${options.title}: as a table`),
+      h("div", { class: "table-scroll" }, this.table),
     );
+    this.element = h("figure", { class: "chart" }, h("figcaption", {}, options.title), this.summary, this.plotArea, this.details);
     new ResizeObserver(() => this.resize()).observe(this.plotArea);
     matchMedia("(prefers-color-scheme: dark)").addEventListener("change", () => this.rebuild());
   }
@@ -69,6 +72,7 @@ export class BarChart {
   update(data: BarChartData, summary: string): void {
     this.data = data;
     this.summary.textContent = summary;
+    this.tableStale = true;
     this.renderTable();
     const key = data.series.map((s) => s.label).join("\u0000");
     if (this.plot && key === this.seriesKey) {
@@ -152,6 +156,8 @@ export class BarChart {
   }
 
   private renderTable(): void {
+    if (!this.details.open || !this.tableStale) return;
+    this.tableStale = false;
     const { xLabels, series } = this.data;
     const stacked = this.options.stacked && series.length > 1;
     const totals = this.totals();

@@ -56,6 +56,8 @@ export class Dashboard {
   private metrics: Metrics | null = null;
   private realtime: Realtime | null = null;
   private refreshTimer: number | undefined;
+  private realtimeTimer: number | undefined;
+  private realtimeShownAt = 0;
   private stopped = false;
 
   // Webhook status
@@ -143,6 +145,7 @@ export class Dashboard {
     this.live.stop();
     this.timers.forEach(clearInterval);
     clearTimeout(this.refreshTimer);
+    clearTimeout(this.realtimeTimer);
     cancelAnimationFrame(this.frame);
   }
 
@@ -480,10 +483,20 @@ export class Dashboard {
     }
   }
 
-  /** One DOM update per frame, whatever the rate. */
+  /** One DOM update per frame, whatever the rate; the counters and their chart at most every 250 ms. */
   private renderFrame(): void {
     this.frame = 0;
-    this.showRealtime();
+    const now = performance.now();
+    if (now - this.realtimeShownAt >= 250) {
+      this.realtimeShownAt = now;
+      this.showRealtime();
+    } else if (!this.realtimeTimer) {
+      this.realtimeTimer = window.setTimeout(() => {
+        this.realtimeTimer = undefined;
+        this.realtimeShownAt = performance.now();
+        this.showRealtime();
+      }, 250);
+    }
     if (!this.paused) this.renderFeed();
   }
 

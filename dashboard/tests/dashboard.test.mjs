@@ -183,6 +183,13 @@ async function expectText(page, selector, expected) {
 
 const shown = (n) => new Intl.NumberFormat("en-US", { maximumFractionDigits: 0 }).format(n);
 
+/** The table of the daily clicks chart, opened (it is written when shown). */
+async function dailyTable(page) {
+  const figure = page.locator("#clicks figure").first();
+  if (!(await figure.locator("details").evaluate((details) => details.open))) await figure.locator("details summary").click();
+  return figure.locator("table.data");
+}
+
 async function download(page, button) {
   const [file] = await Promise.all([page.waitForEvent("download"), page.locator(button).click()]);
   return readFileSync(await file.path(), "utf8");
@@ -220,7 +227,7 @@ describe("the dashboard", () => {
       await expectText(page, "#rt-count", shown(metrics.response_time_ms.count));
       assert.match(await page.locator("#timezone").textContent(), new RegExp(`counted in ${metrics.window.timezone}`));
       // The chart's table holds the same daily numbers.
-      const rows = await page.locator("#clicks figure").first().locator("table.data tbody tr").count();
+      const rows = await (await dailyTable(page)).locator("tbody tr").count();
       assert.equal(rows, metrics.button_clicks.daily.length);
     }
     const conversations = await stack.api("/api/webhook/conversations?limit=20");
@@ -284,7 +291,9 @@ describe("the dashboard", () => {
     assert.equal(await log.count(), texts.events.length);
     for (const type of await page.locator("#log-table tbody td:nth-child(2)").allTextContents()) assert.equal(type, "Text message");
     // What a WhatsApp user wrote is shown as text, never run as HTML.
-    await page.getByText(`<img src=x onerror="document.body.dataset.pwned=1"> & <b>bold</b>`).first().waitFor();
+    await page.getByLabel("Search").fill("onerror");
+    await page.getByRole("button", { name: "Apply" }).click();
+    await page.locator("#log-table td.what", { hasText: `<img src=x onerror="document.body.dataset.pwned=1"> & <b>bold</b>` }).waitFor();
     assert.equal(await page.evaluate(() => document.body.dataset.pwned), undefined);
     assert.equal(await page.locator("#log-table img, #log-table b").count(), 0);
 
@@ -340,7 +349,7 @@ describe("the dashboard", () => {
       assert.equal(Number(row.at(-1)), day.total);
       header.slice(1, -1).forEach((button, k) => assert.equal(Number(row[k + 1]), day.by_button[button] ?? 0, `${day.date} ${button}`));
     });
-    const table = await page.locator("#clicks figure").first().locator("table.data tbody tr").evaluateAll((trs) => trs.map((tr) => tr.lastElementChild.textContent));
+    const table = await (await dailyTable(page)).locator("tbody tr").evaluateAll((trs) => trs.map((tr) => tr.lastElementChild.textContent));
     assert.deepEqual(table, metrics.button_clicks.daily.map((d) => shown(d.total)));
     await page.context().close();
   });
