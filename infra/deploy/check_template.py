@@ -25,6 +25,9 @@ def expect(condition, message):
 def ref(value):
     """The logical id a !Ref, !GetAtt or 'integrations/${X}' !Sub points at."""
     if isinstance(value, dict):
+        if "Fn::If" in value:
+            # The branch the stack takes by default (its own resources).
+            return ref(value["Fn::If"][1])
         if "Ref" in value:
             return value["Ref"]
         if "Fn::GetAtt" in value:
