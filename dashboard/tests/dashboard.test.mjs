@@ -425,7 +425,8 @@ describe("the dashboard", () => {
       await page.locator(".uplot").first().waitFor();
       const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
       assert.equal(overflow, 0, `${width} px scrolls sideways by ${overflow} px`);
-      await page.screenshot({ path: join(screenshots, `dashboard-${width}.png`), fullPage: width === 1440 });
+      await page.screenshot({ path: join(screenshots, `dashboard-${width}.png`) });
+      await page.screenshot({ path: join(screenshots, `dashboard-${width}-full.png`), fullPage: true });
       await page.context().close();
     }
   });
