@@ -1,6 +1,6 @@
 //! End to end: the local stack over real HTTP, with signed WhatsApp payloads.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration as StdDuration;
 
 use chrono::{Duration, Utc};
@@ -611,53 +611,6 @@ async fn the_dynamodb_mode_serves_the_same_api() {
     let recent = stack.data("/api/webhook/events/recent").await;
     assert_eq!(recent["events"].as_array().unwrap().len(), 2);
     stack.stop().await;
-}
-
-/// The `pulse` binary, built beside this test by `cargo build --workspace --bins`
-/// (which `make test` runs first).
-fn pulse_binary() -> std::path::PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let binary = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join(format!("pulse{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        binary.exists(),
-        "{} is missing: run `make test`, or `cargo build --workspace --bins` first",
-        binary.display()
-    );
-    binary
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn spawn_pulse(data_dir: &std::path::Path, port: u16, ws_port: u16) -> Child {
-    let child = Command::new(pulse_binary())
-        .args(["serve", "--http-port", &port.to_string()])
-        .args(["--ws-port", &ws_port.to_string(), "--data-dir"])
-        .arg(data_dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    for _ in 0..100 {
-        if reqwest::get(format!("http://127.0.0.1:{port}/health"))
-            .await
-            .is_ok()
-        {
-            return child;
-        }
-        tokio::time::sleep(StdDuration::from_millis(100)).await;
-    }
-    panic!("pulse did not start on port {port}");
 }
 
 #[tokio::test]

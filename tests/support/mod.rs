@@ -391,3 +391,59 @@ impl Dashboard {
         self.reader.abort();
     }
 }
+
+// ---------------------------------------------------------------- the binary
+
+/// The `pulse` binary, built beside this test by `cargo build --workspace --bins`
+/// (which `make test` runs first).
+pub fn pulse_binary() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let binary = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join(format!("pulse{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        binary.exists(),
+        "{} is missing: run `make test`, or `cargo build --workspace --bins` first",
+        binary.display()
+    );
+    binary
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub async fn spawn_pulse(
+    data_dir: &std::path::Path,
+    port: u16,
+    ws_port: u16,
+) -> std::process::Child {
+    let child = std::process::Command::new(pulse_binary())
+        .args(["serve", "--http-port", &port.to_string()])
+        .args(["--ws-port", &ws_port.to_string(), "--data-dir"])
+        .arg(data_dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    for _ in 0..100 {
+        if reqwest::get(format!("http://127.0.0.1:{port}/health"))
+            .await
+            .is_ok()
+        {
+            return child;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let mut child = child;
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("pulse did not start on port {port}");
+}
