@@ -178,6 +178,203 @@ async fn hostile_requests_are_refused_and_change_nothing() {
 }
 
 #[tokio::test]
+async fn hostile_bodies_get_a_clear_error_and_store_nothing() {
+    let stack = Stack::start().await;
+    let secret = stack.setting("WHATSAPP_APP_SECRET");
+    let signed = |body: &[u8]| sign(secret.as_bytes(), body);
+    let body = envelope(
+        vec![text("wamid.h2", CUSTOMER, Utc::now(), "hello")],
+        vec![],
+    );
+    let mut tampered = body.clone();
+    let at = tampered.iter().position(|&b| b == b'h').unwrap();
+    tampered[at] = b'j';
+    let wrong_upper = signed(b"another body")
+        .to_uppercase()
+        .replace("SHA256=", "sha256=");
+    let invalid_utf8 = [
+        &br#"{"object":"whatsapp_business_account","entry":[{"id":""#[..],
+        &[0xff, 0xfe, 0xfd],
+        &br#""}]}"#[..],
+    ]
+    .concat();
+    let nested = |at: &str| {
+        format!(
+            r#"{{"object":"whatsapp_business_account","entry":[{{"id":"1","changes":[{{"field":"messages","value":{at}}}]}}]}}"#
+        )
+        .replace("DEEP", &("[".repeat(20_000) + &"]".repeat(20_000)))
+        .into_bytes()
+    };
+    // In the envelope, which is read strictly: refused (serde_json stops at 128 levels).
+    let deep = format!(
+        r#"{{"object":"whatsapp_business_account","entry":{}{}}}"#,
+        "[".repeat(20_000),
+        "]".repeat(20_000)
+    )
+    .into_bytes();
+    let wrong_types: Vec<Vec<u8>> = [
+        r#"{"object":"whatsapp_business_account","entry":"not a list"}"#,
+        r#"{"object":"whatsapp_business_account","entry":[{"id":1,"changes":{"field":"messages"}}]}"#,
+        r#"{"object":42,"entry":[]}"#,
+        r#"{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":["messages"],"value":{}}]}]}"#,
+    ]
+    .iter()
+    .map(|b| b.as_bytes().to_vec())
+    .collect();
+    let mut cases: Vec<(&str, Vec<u8>, String, u16)> = vec![
+        ("signed, then tampered", tampered, signed(&body), 401),
+        (
+            "uppercase hex of a wrong MAC",
+            body.clone(),
+            wrong_upper,
+            401,
+        ),
+        (
+            "sha1= only",
+            body.clone(),
+            "sha1=da39a3ee5e6b4b0d3255bfef95601890afd80709".into(),
+            401,
+        ),
+        (
+            "invalid UTF-8",
+            invalid_utf8.clone(),
+            signed(&invalid_utf8),
+            400,
+        ),
+        ("nested 20 000 deep", deep.clone(), signed(&deep), 400),
+    ];
+    for body in &wrong_types {
+        cases.push(("wrong JSON types", body.clone(), signed(body), 400));
+    }
+    for (name, payload, signature, expected) in cases {
+        let (status, answer) = stack.post_webhook(payload, Some(&signature)).await;
+        assert_eq!(status, expected, "{name}: {answer}");
+        assert_eq!(answer["success"], false, "{name}");
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{name} says why: {answer}"
+        );
+    }
+    assert_eq!(
+        stack.data("/api/webhook/events/recent").await["events"],
+        json!([]),
+        "nothing was stored"
+    );
+
+    // Inside a change, Pulse reads leniently and keeps each update as it came
+    // (Meta adds shapes without notice; a delivery must not fail for one): deep
+    // nesting and wrong types there are recorded with what could be read, no crash.
+    let lenient = [
+        nested("DEEP"),
+        nested(
+            r#"{"messages":[{"from":"1","id":"wamid.deep","timestamp":"1","type":"text","text":{"body":DEEP}}]}"#,
+        ),
+        nested(
+            r#"{"messages":[{"from":7,"id":"wamid.types","timestamp":{},"type":["text"],"text":"body"}]}"#,
+        ),
+    ];
+    for body in lenient {
+        let (status, answer) = stack.post_webhook(body.clone(), Some(&signed(&body))).await;
+        assert_eq!(
+            (status, &answer["data"]["stored"]),
+            (200, &json!(1)),
+            "{answer}"
+        );
+    }
+
+    // The right MAC in uppercase hex is the same MAC: accepted.
+    let upper = signed(&body).to_uppercase().replace("SHA256=", "sha256=");
+    assert_eq!(stack.post_webhook(body.clone(), Some(&upper)).await.0, 200);
+
+    // SQL and HTML in a message are data: stored and returned as they came.
+    let nasty = [
+        "'); DROP TABLE events; --",
+        "<script>alert(1)</script>",
+        "\u{0}\u{202e}",
+    ];
+    for (n, text_body) in nasty.iter().enumerate() {
+        let id = format!("wamid.nasty{n}");
+        let delivery = envelope(vec![text(&id, CUSTOMER, Utc::now(), text_body)], vec![]);
+        assert_eq!(stack.deliver(&delivery).await.0, 200, "{text_body}");
+    }
+    let texts = stack
+        .data("/api/webhook/events/recent?type=text_message")
+        .await;
+    let bodies: Vec<&str> = texts["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["body"].as_str().unwrap())
+        .collect();
+    for text_body in nasty {
+        assert!(bodies.contains(&text_body), "{text_body:?} in {bodies:?}");
+    }
+    // A huge string under the limit is stored whole.
+    let huge = "x".repeat(2 * 1024 * 1024);
+    let delivery = envelope(
+        vec![text("wamid.huge", CUSTOMER, Utc::now(), &huge)],
+        vec![],
+    );
+    assert_eq!(stack.deliver(&delivery).await.0, 200);
+    let found = stack
+        .data("/api/webhook/events/recent?type=text_message&limit=20")
+        .await;
+    let lengths: Vec<usize> = found["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["body"].as_str().unwrap().len())
+        .collect();
+    assert!(
+        lengths.contains(&huge.len()),
+        "the 2 MiB text, whole: {lengths:?}"
+    );
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn tokens_go_in_the_header_and_a_burst_of_anonymous_websockets_is_refused() {
+    let stack = Stack::start().await;
+    let token = stack.setting("DASHBOARD_TOKEN");
+    for path in [
+        "/api/webhook/metrics",
+        "/api/webhook/events/recent",
+        "/api/webhook/conversations",
+    ] {
+        for query in [format!("token={token}"), format!("access_token={token}")] {
+            let response = stack
+                .http
+                .get(stack.url(&format!("{path}?{query}")))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 401, "{path}?{query} is not a way in");
+        }
+    }
+    let no_token = stack.stack.ws_url();
+    let attempts = (0..200).map(|_| ws_connect(&no_token));
+    let refused = futures::future::join_all(attempts).await;
+    assert!(
+        refused
+            .iter()
+            .all(|attempt| attempt.as_ref().err().and_then(refusal_status) == Some(401)),
+        "every connect without a token is refused with 401"
+    );
+    assert_eq!(stack.stack.websocket_clients(), 0);
+    // And the server still serves the ones who have it.
+    let mut client = ws_connect(&stack.ws_url(None))
+        .await
+        .expect("a dashboard connects");
+    assert_eq!(
+        ws_request(&mut client, r#"{"type":"ping"}"#).await["type"],
+        "pong"
+    );
+    stack.stop().await;
+}
+
+#[tokio::test]
 async fn verification_echoes_the_challenge_only_for_the_token() {
     let stack = Stack::start().await;
     let token = stack.setting("WHATSAPP_VERIFY_TOKEN");
