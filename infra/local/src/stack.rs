@@ -14,7 +14,7 @@ use pulse_shared::broadcast::{Broadcaster, ManagementApi};
 use pulse_shared::config::{self, MetricsConfig, ProcessEnv, Source, WebhookConfig};
 use pulse_shared::dashboard::{DashboardConfig, DashboardHandler};
 use pulse_shared::http::{MetricsHandler, WebhookHandler};
-use pulse_shared::store::dynamodb::{create_tables, DynamoConnections, DynamoStore};
+use pulse_shared::store::dynamodb::{self, create_tables, DynamoConnections, DynamoStore};
 use pulse_shared::store::sqlite::SqliteStore;
 use pulse_shared::store::{ConnectionStore, Store};
 use pulse_shared::websocket::WebSocketHandler;
@@ -215,7 +215,7 @@ impl LocalStack {
                     .get("CONNECTIONS_TABLE")
                     .unwrap_or_else(|| "pulse-connections".into());
                 let endpoint = settings.get("AWS_ENDPOINT_URL");
-                let mut aws = aws_config::from_env();
+                let mut aws = aws_config::from_env().timeout_config(dynamodb::timeouts());
                 if let Some(endpoint) = &endpoint {
                     aws = aws.endpoint_url(endpoint);
                 }

@@ -165,6 +165,19 @@ pub fn event_from_item(
     pk.starts_with("EVENT#").then(|| parse(item))
 }
 
+/// How long a DynamoDB call may take. The SDK sets no read timeout of its own: a
+/// connection that stalls would hold a webhook until the Lambda's own timeout (or
+/// the local stack for ever), and Meta would see a timeout instead of a 503. An
+/// attempt gets 2 s (DynamoDB answers in milliseconds), a call with its retries
+/// 6 s, under the functions' 10 and 15 s.
+pub fn timeouts() -> aws_config::timeout::TimeoutConfig {
+    aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(std::time::Duration::from_secs(1))
+        .operation_attempt_timeout(std::time::Duration::from_secs(2))
+        .operation_timeout(std::time::Duration::from_secs(6))
+        .build()
+}
+
 impl DynamoStore {
     /// A store on `table`, whose raw events expire after `retention_days`.
     pub fn new(client: Client, table: impl Into<String>, retention_days: u32) -> Self {
@@ -184,7 +197,10 @@ impl DynamoStore {
     /// A client from the environment (`AWS_REGION`, credentials, and
     /// `AWS_ENDPOINT_URL` for DynamoDB Local or moto).
     pub async fn client_from_env() -> Client {
-        let config = aws_config::load_from_env().await;
+        let config = aws_config::from_env()
+            .timeout_config(timeouts())
+            .load()
+            .await;
         Client::new(&config)
     }
 
