@@ -187,6 +187,8 @@ const shown = (n) => new Intl.NumberFormat("en-US", { maximumFractionDigits: 0 }
 async function dailyTable(page) {
   const figure = page.locator("#clicks figure").first();
   if (!(await figure.locator("details").evaluate((details) => details.open))) await figure.locator("details summary").click();
+  // The table is written on the toggle event, which comes after the click.
+  await figure.locator("table.data tbody tr").first().waitFor();
   return figure.locator("table.data");
 }
 
