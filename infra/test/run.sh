@@ -99,5 +99,11 @@ say "running the dashboard's browser tests in $(chromium --version)"
 PULSE_BIN="$root/target/debug/pulse" CHROMIUM="$(command -v chromium)" \
   node --test --test-reporter=spec dashboard/tests/
 
-# 7. The deployment: template.yaml and the arm64 builds.
+# 7. The README's walkthrough, as written (on ports 3000 and 3001, free by now).
+say "following the README's Try it section"
+PULSE_BIN="$root/target/debug/pulse" bash "$root/infra/test/walkthrough.sh" > "$logs/walkthrough.log" 2>&1 \
+  || { cat "$logs/walkthrough.log"; exit 1; }
+tail -n 1 "$logs/walkthrough.log"
+
+# 8. The deployment: template.yaml and the arm64 builds.
 bash "$root/infra/deploy/check.sh"
