@@ -762,6 +762,65 @@ async fn cors_answers_only_the_listed_origins() {
 }
 
 #[tokio::test]
+async fn simulate_sends_until_ctrl_c_and_its_summary_matches_what_was_stored() {
+    let stack = Stack::start().await;
+    let simulate = Command::new(pulse_binary())
+        .args(["simulate", "--url", &stack.url("/webhook"), "--data-dir"])
+        .arg(stack.data_dir.path())
+        .args(["--rate", "50", "--duration", "60s", "--duplicates", "0.2"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(StdDuration::from_millis(1500)).await;
+    let interrupted = Command::new("kill")
+        .args(["-INT", &simulate.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupted.success());
+    let output = tokio::task::spawn_blocking(move || simulate.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let summary = String::from_utf8(output.stdout).unwrap();
+    assert!(output.status.success(), "{summary}");
+    let number = |after: &str| -> u64 {
+        let (_, rest) = summary
+            .split_once(after)
+            .unwrap_or_else(|| panic!("{after:?} in {summary}"));
+        rest.trim_start()
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let sent = number("Sent");
+    assert!(
+        (20..500).contains(&sent),
+        "Ctrl-C stopped it early: {summary}"
+    );
+    assert!(summary.contains(" 0 errors."), "{summary}");
+    let stored = number("accepted,");
+    let mut listed = 0;
+    let mut before = String::new();
+    loop {
+        let page = stack
+            .data(&format!("/api/webhook/events/recent?limit=200{before}"))
+            .await;
+        listed += page["events"].as_array().unwrap().len() as u64;
+        match page["next"].as_str() {
+            Some(next) => before = format!("&before={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(
+        listed, stored,
+        "the summary's stored events are the stack's: {summary}"
+    );
+    stack.stop().await;
+}
+
+#[tokio::test]
 async fn a_restart_shows_the_same_data() {
     let stack = Stack::start().await;
     let body = envelope(
