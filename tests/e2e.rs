@@ -684,15 +684,7 @@ async fn the_dashboard_is_served_at_the_root_and_talks_to_this_stack() {
         policy.contains(&format!("connect-src 'self' {ws_origin};")),
         "{policy}"
     );
-    let config: Value = stack
-        .http
-        .get(stack.url("/config.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let config = json_of(stack.http.get(stack.url("/config.json"))).await;
     assert_eq!(config["websocket_url"], ws_url.as_str());
     // The page holds no data: the API behind it still needs the token.
     let without_token = stack.http.get(stack.url("/api/webhook/metrics")).send();
@@ -912,15 +904,12 @@ async fn ctrl_c_stops_the_binary_cleanly_and_loses_nothing() {
 
     let port = free_port();
     let mut pulse = spawn_pulse(data_dir.path(), port, free_port()).await;
-    let metrics: Value = reqwest::Client::new()
-        .get(format!("http://127.0.0.1:{port}/api/webhook/metrics"))
-        .bearer_auth(&settings["DASHBOARD_TOKEN"])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let metrics = json_of(
+        reqwest::Client::new()
+            .get(format!("http://127.0.0.1:{port}/api/webhook/metrics"))
+            .bearer_auth(&settings["DASHBOARD_TOKEN"]),
+    )
+    .await;
     let _ = pulse.kill();
     let _ = pulse.wait();
     assert_eq!(

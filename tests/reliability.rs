@@ -13,7 +13,6 @@ use pulse_shared::signature::{sign, SIGNATURE_HEADER};
 use pulse_tests::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use serde_json::Value;
 
 /// One webhook: its body and the message ids of its clicks.
 #[derive(Clone)]
@@ -112,15 +111,7 @@ async fn stored_clicks(port: u16, token: &str) -> Vec<String> {
         if let Some(cursor) = &before {
             url.push_str(&format!("&before={cursor}"));
         }
-        let page: Value = client
-            .get(url)
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let page = json_of(client.get(url).bearer_auth(token)).await;
         for event in page["data"]["events"].as_array().unwrap() {
             ids.push(event["message_id"].as_str().unwrap().to_owned());
         }
@@ -132,17 +123,8 @@ async fn stored_clicks(port: u16, token: &str) -> Vec<String> {
 }
 
 async fn clicks_counted(port: u16, token: &str) -> i64 {
-    let metrics: Value = reqwest::Client::new()
-        .get(format!(
-            "http://127.0.0.1:{port}/api/webhook/metrics?days=7"
-        ))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let url = format!("http://127.0.0.1:{port}/api/webhook/metrics?days=7");
+    let metrics = json_of(reqwest::Client::new().get(url).bearer_auth(token)).await;
     metrics["data"]["button_clicks"]["total"].as_i64().unwrap()
 }
 

@@ -392,6 +392,11 @@ impl Dashboard {
     }
 }
 
+/// The JSON answer of a request (whatever its status).
+pub async fn json_of(request: reqwest::RequestBuilder) -> Value {
+    request.send().await.unwrap().json().await.unwrap()
+}
+
 // ---------------------------------------------------------------- the binary
 
 /// The `pulse` binary, built beside this test by `cargo build --workspace --bins`
