@@ -1,8 +1,9 @@
-//! Pulse when its store fails: a wrapper that fails a share of the store's calls
-//! at random (before a write, after it, or half way through a delivery), and
-//! DynamoDB made unreachable or stalled behind a loopback proxy. Every webhook is
-//! answered 2xx with all of its events stored, or 5xx; once the sender has
-//! retried every 5xx, the figures are exactly those of a run without faults.
+//! Pulse when what it depends on fails: a wrapper that fails a share of the
+//! store's calls at random (before a write, after it, or half way through a
+//! delivery), DynamoDB made unreachable or stalled behind a loopback proxy, and a
+//! Management API whose posts fail, hang or find the connection gone. Every
+//! webhook is answered 2xx with all of its events stored, or 5xx; once the sender
+//! has retried every 5xx, the figures are exactly those of a run without faults.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
@@ -14,6 +15,7 @@ use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use chrono::{DateTime, Utc};
 use futures::future::join_all;
 use lambda_http::{Body, RequestExt};
+use pulse_shared::broadcast::{Broadcaster, PostError, Push, POST_TIMEOUT};
 use pulse_shared::config::{MetricsConfig, WebhookConfig};
 use pulse_shared::counters::{Granularity, SlotCounters};
 use pulse_shared::event::{Event, ReceivedEvent};
@@ -22,7 +24,7 @@ use pulse_shared::ingest::{ContactState, Outcome};
 use pulse_shared::signature::{sign, SIGNATURE_HEADER};
 use pulse_shared::store::dynamodb::{create_tables, timeouts, DynamoStore};
 use pulse_shared::store::sqlite::SqliteStore;
-use pulse_shared::store::{EventPage, EventQuery, Store, StoreError};
+use pulse_shared::store::{Connection, ConnectionStore, EventPage, EventQuery, Store, StoreError};
 use pulse_tests::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -544,4 +546,120 @@ async fn dynamodb_unreachable_or_stalled_is_503_and_degraded_then_recovers_by_it
         json(&webhook.handle(post(&body)).await)["data"]["duplicates"],
         1
     );
+}
+
+// ---------------------------------------------------------------- broadcast faults
+
+/// A Management API whose connections behave as told by their id: `ok-…` take
+/// every post, `flaky-…` fail each message's first two attempts (throttling),
+/// `broken-…` always fail, `hung-…` never answer, `gone-…` are gone (410).
+#[derive(Default)]
+struct FickleApi {
+    received: Mutex<HashMap<String, Vec<String>>>,
+    attempts: Mutex<HashMap<(String, Vec<u8>), u32>>,
+}
+
+#[async_trait]
+impl Push for FickleApi {
+    async fn post(&self, connection_id: &str, message: Vec<u8>) -> Result<(), PostError> {
+        let attempt = {
+            let mut attempts = self.attempts.lock().unwrap();
+            let count = attempts
+                .entry((connection_id.to_owned(), message.clone()))
+                .or_default();
+            *count += 1;
+            *count
+        };
+        let kind = connection_id.split('-').next().unwrap();
+        match kind {
+            "hung" => std::future::pending().await,
+            "gone" => Err(PostError::Gone),
+            "broken" => Err(PostError::Failed("500 Internal Server Error".into())),
+            "flaky" if attempt <= 2 => Err(PostError::Failed("429 Too Many Requests".into())),
+            _ => {
+                let message: Value = serde_json::from_slice(&message).unwrap();
+                let ids = message["events"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|e| e["id"].as_str().unwrap().to_owned());
+                self.received
+                    .lock()
+                    .unwrap()
+                    .entry(connection_id.to_owned())
+                    .or_default()
+                    .extend(ids);
+                Ok(())
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn broadcast_survives_failing_hanging_and_gone_connections() {
+    let folder = tempfile::tempdir().unwrap();
+    let connections = Arc::new(SqliteStore::open(folder.path().join("pulse.db")).unwrap());
+    let now = Utc::now();
+    let kinds = [
+        ("ok", 60),
+        ("flaky", 30),
+        ("broken", 5),
+        ("hung", 40),
+        ("gone", 10),
+    ];
+    for (kind, count) in kinds {
+        for n in 0..count {
+            let connection = Connection {
+                id: format!("{kind}-{n}"),
+                connected_at: now,
+                expires_at: now + chrono::Duration::hours(2),
+                types: None,
+            };
+            connections.add(&connection).await.unwrap();
+        }
+    }
+    let api = Arc::new(FickleApi::default());
+    let broadcaster = Broadcaster::new(connections.clone(), api.clone());
+    let body = envelope(
+        (0..5)
+            .map(|n| text(&format!("wamid.b{n}"), CUSTOMER, now, "hello"))
+            .collect(),
+        vec![],
+    );
+    let sent: Vec<String> = events(&body).into_iter().map(|e| e.event.id).collect();
+
+    let started = Instant::now();
+    let report = tokio::time::timeout(
+        Duration::from_secs(30),
+        broadcaster.send(events(&body).into_iter().map(|e| e.event).collect()),
+    )
+    .await
+    .expect("hanging posts do not hang the broadcast");
+    let took = started.elapsed();
+    println!("broadcast to 145 connections, 40 of them hanging: {took:?}, {report:?}");
+    // 40 hanging connections hold 32 slots for one timeout each, then the rest.
+    assert!(
+        took < POST_TIMEOUT * 4,
+        "hanging posts are given up: {took:?}"
+    );
+    assert_eq!((report.gone, report.failed), (10, 45), "{report:?}");
+
+    let received = api.received.lock().unwrap();
+    for (kind, count) in [("ok", 60), ("flaky", 30)] {
+        for n in 0..count {
+            let id = format!("{kind}-{n}");
+            assert_eq!(
+                received.get(&id),
+                Some(&sent),
+                "{id} got every event, once, in order"
+            );
+        }
+    }
+    let left = connections
+        .connections(None, 500, Utc::now())
+        .await
+        .unwrap()
+        .connections;
+    assert_eq!(left.len(), 135, "the gone ones are deleted, and only those");
+    assert!(left.iter().all(|c| !c.id.starts_with("gone-")));
 }

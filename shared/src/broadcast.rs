@@ -5,12 +5,14 @@
 //! A stream batch goes out as few messages per connection as fit under API
 //! Gateway's 128 KB limit: `{"type":"events","events":[…]}`. Connections are read
 //! page by page and posted to concurrently, with a bound. A connection API Gateway
-//! says is gone (410) is deleted; any other failed post is logged and delivery to
-//! the rest goes on. Records that cannot be broadcast at all are returned as batch
+//! says is gone (410) is deleted; a failed post is tried again, twice; one that
+//! hangs is given up after [`POST_TIMEOUT`]; either is logged and delivery to the
+//! rest goes on. Records that cannot be broadcast at all are returned as batch
 //! item failures, so that Lambda retries just those.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_lambda_events::event::dynamodb;
@@ -32,6 +34,13 @@ pub const MAX_MESSAGE_BYTES: usize = 128 * 1024;
 pub const CONNECTIONS_PER_PAGE: usize = 200;
 /// Posts in flight at once.
 pub const CONCURRENT_POSTS: usize = 32;
+/// A post not answered within this is given up (counted failed): a client or an
+/// API that hangs must not hold a slot, and with enough of them the batch, for
+/// the function's whole timeout.
+pub const POST_TIMEOUT: Duration = Duration::from_secs(2);
+/// A post that fails otherwise (API Gateway throttles, or a 5xx) is tried this
+/// many times in all, with a short backoff.
+pub const POST_ATTEMPTS: u32 = 3;
 
 /// Why a post to a connection failed.
 #[derive(Debug, thiserror::Error)]
@@ -233,6 +242,29 @@ impl Broadcaster {
         report
     }
 
+    /// One message to one connection: retried while it fails, given up when it
+    /// hangs or the connection is gone.
+    async fn post(&self, connection_id: &str, message: Vec<u8>) -> Result<(), PostError> {
+        let mut attempt = 1;
+        loop {
+            let posted =
+                tokio::time::timeout(POST_TIMEOUT, self.push.post(connection_id, message.clone()))
+                    .await;
+            match posted {
+                Err(_) => {
+                    return Err(PostError::Failed(format!(
+                        "no answer within {POST_TIMEOUT:?}"
+                    )))
+                }
+                Ok(Err(PostError::Failed(_))) if attempt < POST_ATTEMPTS => {
+                    tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
+                    attempt += 1;
+                }
+                Ok(result) => return result,
+            }
+        }
+    }
+
     /// Sends one connection the events it subscribed to.
     async fn deliver(&self, connection: Connection, events: &[Outgoing]) -> Delivery {
         let mut delivery = Delivery::default();
@@ -243,7 +275,7 @@ impl Broadcaster {
                 .is_none_or(|types| types.iter().any(|t| t == e.event_type))
         });
         for message in messages(wanted) {
-            match self.push.post(&connection.id, message).await {
+            match self.post(&connection.id, message).await {
                 Ok(()) => delivery.posted += 1,
                 Err(PostError::Gone) => {
                     delivery.gone = true;
