@@ -644,7 +644,7 @@ async fn broadcast_survives_failing_hanging_and_gone_connections() {
     );
     assert_eq!((report.gone, report.failed), (10, 45), "{report:?}");
 
-    let received = api.received.lock().unwrap();
+    let received = api.received.lock().unwrap().clone();
     for (kind, count) in [("ok", 60), ("flaky", 30)] {
         for n in 0..count {
             let id = format!("{kind}-{n}");
