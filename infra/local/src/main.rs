@@ -6,10 +6,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use pulse_local::backup;
 use pulse_local::send::send_files;
 use pulse_local::simulate::{simulate, Plan};
 use pulse_local::stack::{
-    read_env_file, LocalStack, Options, StoreKind, LOCAL_ENV_FILE, SECRET_SETTINGS,
+    open_store, read_env_file, LocalStack, Options, StoreKind, LOCAL_ENV_FILE, SECRET_SETTINGS,
 };
 use pulse_shared::config::Source;
 use pulse_shared::telemetry;
@@ -38,6 +39,39 @@ enum Command {
     /// Send realistic signed traffic to a running stack: clicks, chats, media,
     /// replies and their statuses out of order, re-deliveries.
     Simulate(SimulateArgs),
+    /// Write every stored raw update as NDJSON, one webhook a line (the backup).
+    Export(ExportArgs),
+    /// Record the updates of an export exactly once (restore, or move stores).
+    Import(ImportArgs),
+}
+
+/// Which store `export` and `import` read and write.
+#[derive(clap::Args)]
+struct StoreArgs {
+    /// The data folder of the embedded store (and of local.env's settings).
+    #[arg(long, default_value = "./data")]
+    data_dir: PathBuf,
+    /// `dynamodb`: the table EVENTS_TABLE names (AWS_ENDPOINT_URL for moto or
+    /// DynamoDB Local), with credentials and region from the environment.
+    #[arg(long, value_enum, default_value_t = StoreKind::Sqlite)]
+    store: StoreKind,
+}
+
+#[derive(clap::Args)]
+struct ExportArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Write to this file (standard output without it).
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct ImportArgs {
+    /// An export of `pulse export` (NDJSON); `-` reads standard input.
+    file: PathBuf,
+    #[command(flatten)]
+    store: StoreArgs,
 }
 
 #[derive(clap::Args)]
@@ -133,6 +167,8 @@ async fn main() -> ExitCode {
         Some(Command::Serve(args)) => serve(args).await,
         Some(Command::Send(args)) => send(args).await,
         Some(Command::Simulate(args)) => simulate_traffic(args).await,
+        Some(Command::Export(args)) => export(args).await,
+        Some(Command::Import(args)) => import(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -257,6 +293,63 @@ impl IfEmpty for String {
         } else {
             self
         }
+    }
+}
+
+async fn export(args: ExportArgs) -> Result<(), String> {
+    let (store, _, description) = open_store(args.store.store, &args.store.data_dir, false)
+        .await
+        .map_err(|e| e.to_string())?;
+    let count = match &args.output {
+        Some(path) => {
+            let file = std::fs::File::create(path)
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            backup::export(&*store, &mut std::io::BufWriter::new(file)).await?
+        }
+        None => {
+            backup::export(
+                &*store,
+                &mut std::io::BufWriter::new(std::io::stdout().lock()),
+            )
+            .await?
+        }
+    };
+    let to = args
+        .output
+        .map_or_else(|| "standard output".to_owned(), |p| p.display().to_string());
+    eprintln!("Exported {count} updates from {description} to {to}.");
+    Ok(())
+}
+
+async fn import(args: ImportArgs) -> Result<(), String> {
+    let (store, retention_days, description) =
+        open_store(args.store.store, &args.store.data_dir, true)
+            .await
+            .map_err(|e| e.to_string())?;
+    let imported = if args.file.as_os_str() == "-" {
+        backup::import(&*store, std::io::stdin().lock(), retention_days).await?
+    } else {
+        let file = std::fs::File::open(&args.file)
+            .map_err(|e| format!("cannot read {}: {e}", args.file.display()))?;
+        backup::import(&*store, std::io::BufReader::new(file), retention_days).await?
+    };
+    for (line, error) in &imported.skipped {
+        eprintln!("{}:{line}: skipped: {error}", args.file.display());
+    }
+    eprintln!(
+        "Imported {} lines into {description}: {} updates stored, {} already there, {} lines skipped.",
+        imported.lines,
+        imported.stored,
+        imported.duplicates,
+        imported.skipped.len()
+    );
+    if imported.skipped.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} lines could not be read (listed above); the rest is imported",
+            imported.skipped.len()
+        ))
     }
 }
 

@@ -111,6 +111,16 @@ impl Settings {
         ProcessEnv.get(name).is_some()
     }
 
+    /// The settings of the environment and the data folder's file, generating none.
+    pub fn load(data_dir: &Path) -> Self {
+        let file = data_dir.join(LOCAL_ENV_FILE);
+        Self {
+            values: read_env_file(&file),
+            generated: Vec::new(),
+            file,
+        }
+    }
+
     pub fn load_or_generate(data_dir: &Path) -> Result<Self, StackError> {
         let file = data_dir.join(LOCAL_ENV_FILE);
         let mut values = read_env_file(&file);
@@ -208,19 +218,13 @@ impl LocalStack {
                 )
             }
             StoreKind::Dynamodb => {
-                let table = settings
-                    .get("EVENTS_TABLE")
-                    .unwrap_or_else(|| "pulse-events".into());
-                let connections = settings
-                    .get("CONNECTIONS_TABLE")
-                    .unwrap_or_else(|| "pulse-connections".into());
-                let endpoint = settings.get("AWS_ENDPOINT_URL");
-                let mut aws = aws_config::from_env().timeout_config(dynamodb::timeouts());
-                if let Some(endpoint) = &endpoint {
-                    aws = aws.endpoint_url(endpoint);
-                }
-                let aws = aws.load().await;
-                let client = aws_sdk_dynamodb::Client::new(&aws);
+                let Dynamo {
+                    aws,
+                    client,
+                    table,
+                    connections,
+                    endpoint,
+                } = Dynamo::from_settings(&settings).await;
                 if options.create_tables {
                     create_tables(&client, &table, &connections).await?;
                 }
@@ -230,7 +234,6 @@ impl LocalStack {
                     table.clone(),
                     records,
                 )));
-                let endpoint = endpoint.unwrap_or_else(|| "AWS".into());
                 (
                     Arc::new(DynamoStore::new(client.clone(), &table, retention_days)),
                     Arc::new(DynamoConnections::new(client, connections)),
@@ -346,6 +349,88 @@ impl LocalStack {
     pub fn websocket_clients(&self) -> usize {
         self.websockets.connected()
     }
+}
+
+/// DynamoDB as the settings name it (`EVENTS_TABLE`, `CONNECTIONS_TABLE`,
+/// `AWS_ENDPOINT_URL`), with the functions' timeouts.
+struct Dynamo {
+    aws: aws_config::SdkConfig,
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+    connections: String,
+    /// Where, for people: the endpoint, or "AWS".
+    endpoint: String,
+}
+
+impl Dynamo {
+    async fn from_settings(settings: &Settings) -> Self {
+        let table = settings
+            .get("EVENTS_TABLE")
+            .unwrap_or_else(|| "pulse-events".into());
+        let connections = settings
+            .get("CONNECTIONS_TABLE")
+            .unwrap_or_else(|| "pulse-connections".into());
+        let endpoint = settings.get("AWS_ENDPOINT_URL");
+        let mut aws = aws_config::from_env().timeout_config(dynamodb::timeouts());
+        if let Some(endpoint) = &endpoint {
+            aws = aws.endpoint_url(endpoint);
+        }
+        let aws = aws.load().await;
+        Self {
+            client: aws_sdk_dynamodb::Client::new(&aws),
+            aws,
+            table,
+            connections,
+            endpoint: endpoint.unwrap_or_else(|| "AWS".into()),
+        }
+    }
+}
+
+/// The events store alone, for `pulse export` and `pulse import`: the data
+/// folder's SQLite store (`create`: made when missing), or the DynamoDB table the
+/// settings name. With its retention and a description for people.
+pub async fn open_store(
+    kind: StoreKind,
+    data_dir: &Path,
+    create: bool,
+) -> Result<(Arc<dyn Store>, u32, String), StackError> {
+    let settings = Settings::load(data_dir);
+    let retention_days = config::retention_days(&settings)?;
+    let (store, description): (Arc<dyn Store>, String) = match kind {
+        StoreKind::Sqlite => {
+            let path = data_dir.join("pulse.db");
+            if !create && !path.exists() {
+                return Err(StackError::Io(format!(
+                    "there is no store at {}",
+                    path.display()
+                )));
+            }
+            std::fs::create_dir_all(data_dir).map_err(|e| {
+                StackError::Io(format!(
+                    "cannot create the data folder {}: {e}",
+                    data_dir.display()
+                ))
+            })?;
+            (
+                Arc::new(SqliteStore::open(&path)?),
+                format!("SQLite at {}", path.display()),
+            )
+        }
+        StoreKind::Dynamodb => {
+            let dynamo = Dynamo::from_settings(&settings).await;
+            let description = format!("DynamoDB table {} at {}", dynamo.table, dynamo.endpoint);
+            (
+                Arc::new(DynamoStore::new(
+                    dynamo.client,
+                    &dynamo.table,
+                    retention_days,
+                )),
+                description,
+            )
+        }
+    };
+    store.ping().await?;
+    Ok((store, retention_days, description))
 }
 
 /// What API Gateway's CORS configuration does (`CorsAllowedOrigins` in the
