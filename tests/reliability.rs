@@ -237,6 +237,7 @@ async fn all_figures(stack: &Stack) -> serde_json::Value {
     })
 }
 
+/// Runs `pulse ARGS --data-dir DIR`.
 fn pulse(args: &[&str], data_dir: &std::path::Path) -> std::process::Output {
     std::process::Command::new(pulse_binary())
         .args(args)
@@ -308,6 +309,72 @@ async fn an_export_imported_into_an_empty_store_gives_every_route_back_and_twice
         all_figures(&stack).await,
         original,
         "the restored store answers every route as the original"
+    );
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn export_and_import_work_on_dynamodb_too() {
+    let stack = Stack::start().await;
+    let mut traffic = pulse_local::simulate::Traffic::new(5, 10, 0.2);
+    for _ in 0..40 {
+        assert_eq!(stack.deliver(&traffic.next(Utc::now()).body).await.0, 200);
+    }
+    let folder = stack.data_dir.path();
+    let from_sqlite = folder.join("sqlite.ndjson");
+    assert!(
+        pulse(&["export", "-o", from_sqlite.to_str().unwrap()], folder)
+            .status
+            .success()
+    );
+
+    // Into a fresh table on moto, and out of it again: the same lines.
+    let table = unique_name("events");
+    pulse_shared::store::dynamodb::create_tables(
+        &moto_client(),
+        &table,
+        &unique_name("connections"),
+    )
+    .await
+    .unwrap();
+    let on_moto = |args: &[&str]| {
+        std::process::Command::new(pulse_binary())
+            .args(args)
+            .args(["--store", "dynamodb", "--data-dir"])
+            .arg(folder)
+            .env("EVENTS_TABLE", &table)
+            .env("AWS_ENDPOINT_URL", moto_endpoint())
+            .output()
+            .unwrap()
+    };
+    let imported = on_moto(&["import", from_sqlite.to_str().unwrap()]);
+    assert!(
+        imported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&imported.stderr)
+    );
+    let from_dynamodb = folder.join("dynamodb.ndjson");
+    let exported = on_moto(&["export", "-o", from_dynamodb.to_str().unwrap()]);
+    assert!(
+        exported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&exported.stderr)
+    );
+    let lines = |path: &std::path::Path| {
+        let mut lines: Vec<String> = std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        lines.sort();
+        lines
+    };
+    let sqlite_lines = lines(&from_sqlite);
+    assert!(sqlite_lines.len() > 20, "{}", sqlite_lines.len());
+    assert_eq!(
+        lines(&from_dynamodb),
+        sqlite_lines,
+        "DynamoDB gives back what it was given"
     );
     stack.stop().await;
 }
