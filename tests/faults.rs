@@ -14,14 +14,12 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use chrono::{DateTime, Utc};
 use futures::future::join_all;
-use lambda_http::{Body, RequestExt};
 use pulse_shared::broadcast::{Broadcaster, PostError, Push, POST_TIMEOUT};
 use pulse_shared::config::{MetricsConfig, WebhookConfig};
 use pulse_shared::counters::{Granularity, SlotCounters};
 use pulse_shared::event::{Event, ReceivedEvent};
 use pulse_shared::http::{MetricsHandler, WebhookHandler};
 use pulse_shared::ingest::{ContactState, Outcome};
-use pulse_shared::signature::{sign, SIGNATURE_HEADER};
 use pulse_shared::store::dynamodb::{create_tables, timeouts, DynamoStore};
 use pulse_shared::store::sqlite::SqliteStore;
 use pulse_shared::store::{Connection, ConnectionStore, EventPage, EventQuery, Store, StoreError};
@@ -31,14 +29,6 @@ use rand::{Rng, SeedableRng};
 use serde_json::Value;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::AbortHandle;
-
-const SECRET: &str = "fault-test-secret";
-const TOKEN: &str = "fault-test-dashboard-token";
-const SETTINGS: [(&str, &str); 3] = [
-    ("WHATSAPP_APP_SECRET", SECRET),
-    ("WHATSAPP_VERIFY_TOKEN", "verify"),
-    ("DASHBOARD_TOKEN", TOKEN),
-];
 
 // ---------------------------------------------------------------- a failing store
 
@@ -200,38 +190,6 @@ fn traffic(rng: &mut StdRng, count: usize) -> Vec<Arc<Vec<u8>>> {
     made
 }
 
-fn post(body: &[u8]) -> lambda_http::Request {
-    http::Request::builder()
-        .method("POST")
-        .uri("https://pulse.example.com/webhook")
-        .header("content-type", "application/json")
-        .header(SIGNATURE_HEADER, sign(SECRET.as_bytes(), body))
-        .body(Body::Binary(body.to_vec()))
-        .unwrap()
-}
-
-fn get(path: &str, query: &[(&str, &str)]) -> lambda_http::Request {
-    let query: HashMap<String, String> = query
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    http::Request::builder()
-        .method("GET")
-        .uri(format!("https://pulse.example.com{path}"))
-        .header("authorization", format!("Bearer {TOKEN}"))
-        .body(Body::Empty)
-        .unwrap()
-        .with_query_string_parameters(query)
-}
-
-fn json(response: &lambda_http::Response<Body>) -> Value {
-    match response.body() {
-        Body::Text(text) => serde_json::from_str(text).unwrap_or(Value::Null),
-        Body::Binary(bytes) => serde_json::from_slice(bytes).unwrap_or(Value::Null),
-        _ => Value::Null,
-    }
-}
-
 /// Posts every delivery, 8 at a time, retrying each 5xx as Meta does; every answer
 /// must be 200 (with every update received) or 5xx. Returns how many 5xx there were.
 async fn deliver_with_retries(webhook: &WebhookHandler, deliveries: &[Arc<Vec<u8>>]) -> u64 {
@@ -239,9 +197,9 @@ async fn deliver_with_retries(webhook: &WebhookHandler, deliveries: &[Arc<Vec<u8
     for chunk in deliveries.chunks(8) {
         join_all(chunk.iter().map(|body| async {
             for _ in 0..100 {
-                let response = webhook.handle(post(body)).await;
+                let response = webhook.handle(signed_post(body)).await;
                 let status = response.status().as_u16();
-                let answer = json(&response);
+                let answer = answer_json(&response);
                 if status == 200 {
                     let data = &answer["data"];
                     let (received, stored, duplicates) = (
@@ -285,9 +243,9 @@ async fn figures(metrics: &MetricsHandler) -> Value {
             vec![("limit", "200")],
         ),
     ] {
-        let response = metrics.handle(get(path, &query)).await;
-        assert_eq!(response.status(), 200, "{path}: {}", json(&response));
-        let mut data = json(&response)["data"].take();
+        let response = metrics.handle(authorized_get(path, &query)).await;
+        assert_eq!(response.status(), 200, "{path}: {}", answer_json(&response));
+        let mut data = answer_json(&response)["data"].take();
         // When Pulse received each event differs between two runs; all else is the same.
         for event in data["events"].as_array_mut().into_iter().flatten() {
             event.as_object_mut().unwrap().remove("received_at");
@@ -324,11 +282,10 @@ async fn figures_after_faults(
     deliveries: usize,
     seed: u64,
 ) {
-    println!("seed {seed} (PULSE_TEST_SEED={seed} replays it)");
     let traffic = traffic(&mut StdRng::seed_from_u64(seed), deliveries);
     let faulty = Arc::new(FaultyStore::new(Arc::clone(&store), 0.3, seed));
     let webhook = WebhookHandler::new(
-        WebhookConfig::from_source(&SETTINGS).unwrap(),
+        WebhookConfig::from_source(&HANDLER_SETTINGS).unwrap(),
         faulty.clone(),
         90,
     );
@@ -339,12 +296,12 @@ async fn figures_after_faults(
     println!("{failures} answers were 5xx and retried");
 
     let clean = WebhookHandler::new(
-        WebhookConfig::from_source(&SETTINGS).unwrap(),
+        WebhookConfig::from_source(&HANDLER_SETTINGS).unwrap(),
         Arc::clone(&control),
         90,
     );
     assert_eq!(deliver_with_retries(&clean, &traffic).await, 0);
-    let config = || MetricsConfig::from_source(&SETTINGS).unwrap();
+    let config = || MetricsConfig::from_source(&HANDLER_SETTINGS).unwrap();
     let expected = figures(&MetricsHandler::new(config(), Arc::clone(&control))).await;
     assert!(
         expected["metrics"]["button_clicks"]["total"]
@@ -377,11 +334,11 @@ async fn figures_after_faults(
     let mut failed = 0;
     for _ in 0..20 {
         let response = flaky
-            .handle(get("/api/webhook/metrics", &[("days", "7")]))
+            .handle(authorized_get("/api/webhook/metrics", &[("days", "7")]))
             .await;
         match response.status().as_u16() {
             200 => {
-                let data = json(&response)["data"].take();
+                let data = answer_json(&response)["data"].take();
                 for (key, value) in data.as_object().unwrap() {
                     assert_eq!(value, &expected["metrics"][key], "{key}");
                 }
@@ -393,25 +350,24 @@ async fn figures_after_faults(
     assert!(failed > 0 && faulty.injected("read") > 0);
 }
 
-fn seed() -> u64 {
-    std::env::var("PULSE_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(rand::random)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn store_faults_on_sqlite_end_exact_once_every_5xx_is_retried() {
     let folder = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteStore::open(folder.path().join("faulty.db")).unwrap());
     let control = Arc::new(SqliteStore::open(folder.path().join("control.db")).unwrap());
-    figures_after_faults(store, control, 400, seed()).await;
+    figures_after_faults(store, control, 400, test_seed()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn store_faults_on_dynamodb_end_exact_once_every_5xx_is_retried() {
     // moto's transactions are slow: fewer deliveries, the same mix.
-    figures_after_faults(dynamodb_store().await, dynamodb_store().await, 25, seed()).await;
+    figures_after_faults(
+        dynamodb_store().await,
+        dynamodb_store().await,
+        25,
+        test_seed(),
+    )
+    .await;
 }
 
 // ---------------------------------------------------------------- DynamoDB unreachable
@@ -494,15 +450,15 @@ async fn dynamodb_unreachable_or_stalled_is_503_and_degraded_then_recovers_by_it
         90,
     ));
     let webhook = WebhookHandler::new(
-        WebhookConfig::from_source(&SETTINGS).unwrap(),
+        WebhookConfig::from_source(&HANDLER_SETTINGS).unwrap(),
         Arc::clone(&store),
         90,
     );
     let metrics = MetricsHandler::new(
-        MetricsConfig::from_source(&SETTINGS).unwrap(),
+        MetricsConfig::from_source(&HANDLER_SETTINGS).unwrap(),
         Arc::clone(&store),
     );
-    let health = || async { metrics.handle(get("/health", &[])).await };
+    let health = || async { metrics.handle(authorized_get("/health", &[])).await };
     let body = envelope(
         vec![click(
             "wamid.outage",
@@ -513,15 +469,15 @@ async fn dynamodb_unreachable_or_stalled_is_503_and_degraded_then_recovers_by_it
         vec![],
     );
 
-    assert_eq!(json(&health().await)["status"], "healthy");
+    assert_eq!(answer_json(&health().await)["status"], "healthy");
     for (mode, name) in [(REFUSE, "refused"), (STALL, "stalled")] {
         proxy.switch(mode);
         let started = Instant::now();
         let response = health().await;
-        assert_eq!(response.status(), 503, "{name}: {}", json(&response));
-        assert_eq!(json(&response)["status"], "degraded");
+        assert_eq!(response.status(), 503, "{name}: {}", answer_json(&response));
+        assert_eq!(answer_json(&response)["status"], "degraded");
         assert_eq!(
-            webhook.handle(post(&body)).await.status(),
+            webhook.handle(signed_post(&body)).await.status(),
             503,
             "{name}: the webhook says so, Meta retries"
         );
@@ -534,16 +490,20 @@ async fn dynamodb_unreachable_or_stalled_is_503_and_degraded_then_recovers_by_it
     }
     proxy.switch(PASS);
     let response = health().await;
-    assert_eq!(json(&response)["status"], "healthy", "recovers by itself");
-    let response = webhook.handle(post(&body)).await;
-    assert_eq!(response.status(), 200, "{}", json(&response));
     assert_eq!(
-        json(&response)["data"]["stored"],
+        answer_json(&response)["status"],
+        "healthy",
+        "recovers by itself"
+    );
+    let response = webhook.handle(signed_post(&body)).await;
+    assert_eq!(response.status(), 200, "{}", answer_json(&response));
+    assert_eq!(
+        answer_json(&response)["data"]["stored"],
         1,
         "the retry stores what the outage refused"
     );
     assert_eq!(
-        json(&webhook.handle(post(&body)).await)["data"]["duplicates"],
+        answer_json(&webhook.handle(signed_post(&body)).await)["data"]["duplicates"],
         1
     );
 }

@@ -136,11 +136,7 @@ fn kill(mut pulse: std::process::Child) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigkill_under_load_loses_no_acknowledged_webhook_and_counts_nothing_twice() {
-    let seed: u64 = std::env::var("PULSE_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(rand::random);
-    println!("seed {seed} (PULSE_TEST_SEED={seed} replays it)");
+    let seed = test_seed();
     let mut rng = StdRng::seed_from_u64(seed);
     let data_dir = tempfile::tempdir().unwrap();
     let mut all = Vec::new();

@@ -4,15 +4,14 @@
 //! delivered once, in order, and the simple counts must equal what the scenario
 //! itself says.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use futures::future::join_all;
-use lambda_http::{Body, RequestExt};
+use lambda_http::Body;
 use pulse_shared::config::{MetricsConfig, WebhookConfig};
 use pulse_shared::http::{MetricsHandler, WebhookHandler};
-use pulse_shared::signature::{sign, SIGNATURE_HEADER};
 use pulse_shared::store::sqlite::SqliteStore;
 use pulse_shared::store::Store;
 use pulse_tests::*;
@@ -21,13 +20,6 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 
-const SECRET: &str = "replay-secret";
-const TOKEN: &str = "replay-dashboard-token";
-const SETTINGS: [(&str, &str); 3] = [
-    ("WHATSAPP_APP_SECRET", SECRET),
-    ("WHATSAPP_VERIFY_TOKEN", "verify"),
-    ("DASHBOARD_TOKEN", TOKEN),
-];
 const BUTTONS: [&str; 5] = [
     "RETRIEVE_CONTENT",
     "UNLOCK_CONTENT",
@@ -156,17 +148,8 @@ fn body(updates: &[Update]) -> Arc<Vec<u8>> {
     Arc::new(serde_json::to_vec(&body).unwrap())
 }
 
-fn post(body: &[u8]) -> lambda_http::Request {
-    http::Request::builder()
-        .method("POST")
-        .uri("https://pulse.example.com/webhook")
-        .header(SIGNATURE_HEADER, sign(SECRET.as_bytes(), body))
-        .body(Body::Binary(body.to_vec()))
-        .unwrap()
-}
-
 async fn deliver(webhook: &WebhookHandler, body: &[u8]) {
-    let response = webhook.handle(post(body)).await;
+    let response = webhook.handle(signed_post(body)).await;
     assert_eq!(response.status(), 200, "{:?}", response.body());
 }
 
@@ -202,22 +185,12 @@ async fn deliver_as_meta_does(
     join_all(late.iter().map(|batch| deliver(webhook, batch))).await;
 }
 
-fn get(path: &str, query: &[(&str, &str)]) -> lambda_http::Request {
-    let query: HashMap<String, String> = query
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    http::Request::builder()
-        .uri(format!("https://pulse.example.com{path}"))
-        .header("authorization", format!("Bearer {TOKEN}"))
-        .body(Body::Empty)
-        .unwrap()
-        .with_query_string_parameters(query)
-}
-
 /// The metrics and conversations routes' answers.
 async fn figures(store: Arc<dyn Store>) -> Value {
-    let metrics = MetricsHandler::new(MetricsConfig::from_source(&SETTINGS).unwrap(), store);
+    let metrics = MetricsHandler::new(
+        MetricsConfig::from_source(&HANDLER_SETTINGS).unwrap(),
+        store,
+    );
     let mut all = serde_json::Map::new();
     for (name, path, query) in [
         ("metrics", "/api/webhook/metrics", vec![("days", "7")]),
@@ -227,7 +200,7 @@ async fn figures(store: Arc<dyn Store>) -> Value {
             vec![("limit", "200"), ("active_minutes", "10080")],
         ),
     ] {
-        let response = metrics.handle(get(path, &query)).await;
+        let response = metrics.handle(authorized_get(path, &query)).await;
         let answer: Value = match response.body() {
             Body::Text(text) => serde_json::from_str(text).unwrap(),
             other => panic!("{other:?}"),
@@ -239,14 +212,10 @@ async fn figures(store: Arc<dyn Store>) -> Value {
 }
 
 async fn replay(store: Arc<dyn Store>, updates: usize, contacts: usize, largest: usize) {
-    let seed: u64 = std::env::var("PULSE_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(rand::random);
-    println!("seed {seed} (PULSE_TEST_SEED={seed} replays it)");
+    let seed = test_seed();
     let mut rng = StdRng::seed_from_u64(seed);
     let (scenario, truth) = scenario(&mut rng, updates, contacts, Utc::now());
-    let config = || WebhookConfig::from_source(&SETTINGS).unwrap();
+    let config = || WebhookConfig::from_source(&HANDLER_SETTINGS).unwrap();
 
     let webhook = WebhookHandler::new(config(), Arc::clone(&store), 90);
     let started = std::time::Instant::now();

@@ -397,6 +397,63 @@ pub async fn json_of(request: reqwest::RequestBuilder) -> Value {
     request.send().await.unwrap().json().await.unwrap()
 }
 
+// ---------------------------------------------------------------- handlers, without a server
+
+/// The settings of tests that drive the handlers directly.
+pub const HANDLER_SECRET: &str = "handler-test-app-secret";
+pub const HANDLER_TOKEN: &str = "handler-test-dashboard-token";
+pub const HANDLER_SETTINGS: [(&str, &str); 3] = [
+    ("WHATSAPP_APP_SECRET", HANDLER_SECRET),
+    ("WHATSAPP_VERIFY_TOKEN", "handler-test-verify-token"),
+    ("DASHBOARD_TOKEN", HANDLER_TOKEN),
+];
+
+/// A webhook POST signed with [`HANDLER_SECRET`], as the webhook function gets it.
+pub fn signed_post(body: &[u8]) -> lambda_http::Request {
+    http::Request::builder()
+        .method("POST")
+        .uri("https://pulse.example.com/webhook")
+        .header("content-type", "application/json")
+        .header(SIGNATURE_HEADER, sign(HANDLER_SECRET.as_bytes(), body))
+        .body(lambda_http::Body::Binary(body.to_vec()))
+        .unwrap()
+}
+
+/// A GET with [`HANDLER_TOKEN`] and these query parameters.
+pub fn authorized_get(path: &str, query: &[(&str, &str)]) -> lambda_http::Request {
+    use lambda_http::RequestExt;
+    let query: std::collections::HashMap<String, String> = query
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    http::Request::builder()
+        .uri(format!("https://pulse.example.com{path}"))
+        .header("authorization", format!("Bearer {HANDLER_TOKEN}"))
+        .body(lambda_http::Body::Empty)
+        .unwrap()
+        .with_query_string_parameters(query)
+}
+
+/// A handler's JSON answer (`null` when there is none).
+pub fn answer_json(response: &lambda_http::Response<lambda_http::Body>) -> Value {
+    match response.body() {
+        lambda_http::Body::Text(text) => serde_json::from_str(text).unwrap_or(Value::Null),
+        lambda_http::Body::Binary(bytes) => serde_json::from_slice(bytes).unwrap_or(Value::Null),
+        _ => Value::Null,
+    }
+}
+
+/// The seed of a randomised test: `PULSE_TEST_SEED`, or a new one; printed, so
+/// that a failure can be replayed.
+pub fn test_seed() -> u64 {
+    let seed = std::env::var("PULSE_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random);
+    println!("seed {seed} (PULSE_TEST_SEED={seed} replays it)");
+    seed
+}
+
 // ---------------------------------------------------------------- the binary
 
 /// The `pulse` binary, built beside this test by `cargo build --workspace --bins`
