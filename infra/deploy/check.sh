@@ -38,4 +38,4 @@ sam build --template template.yaml --build-dir target/sam-build > target/test-lo
 for function in WebhookFunction MetricsFunction DashboardFunction WsConnectFunction WsDisconnectFunction WsDefaultFunction BroadcastFunction; do
   test -x "target/sam-build/$function/bootstrap" || { say "sam build made no bootstrap for $function"; exit 1; }
 done
-say "sam build made all six functions"
+say "sam build made every function"
