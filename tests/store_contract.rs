@@ -7,8 +7,8 @@ use std::sync::Arc;
 use chrono::{Duration, DurationRound, Utc};
 use futures::future::join_all;
 use pulse_shared::counters::{names, Granularity};
-use pulse_shared::ingest::record_all;
 use pulse_shared::metrics;
+use pulse_shared::store::record_all;
 use pulse_shared::store::{Connection, ConnectionStore, EventQuery, Store};
 use pulse_tests::*;
 

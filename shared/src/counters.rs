@@ -103,6 +103,17 @@ impl Deltas {
         slots
     }
 
+    /// How many slots the deltas touch (items or row groups a store writes).
+    pub fn slots(&self) -> usize {
+        let mut slots = self
+            .0
+            .keys()
+            .map(|k| (k.granularity, k.slot))
+            .collect::<Vec<_>>();
+        slots.dedup();
+        slots.len()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

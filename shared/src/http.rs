@@ -16,9 +16,9 @@ use serde_json::json;
 
 use crate::config::{MetricsConfig, WebhookConfig};
 use crate::event::{events_from_body, EVENT_TYPES};
-use crate::ingest::record_all;
 use crate::metrics;
 use crate::signature::{self, SIGNATURE_HEADER};
+use crate::store::record_all;
 use crate::store::{Cursor, EventQuery, Store};
 
 /// The largest request body a Lambda function can be invoked with (6 MB,

@@ -1,31 +1,21 @@
-//! Recording events exactly once.
+//! What recording events means, free of any store.
 //!
 //! [`apply`] is the whole business logic of ingestion as a pure function: an event
 //! and the prior state of its contact and outbound message in, the new state and
-//! the counter deltas out. A store runs it in one of two ways:
-//!
-//! - **A delivery at a time** ([`Ledger`]): the store holds the write lock, skips
-//!   the events it has already, loads the state the others touch once, threads it
-//!   through them in order and writes the events, the final state and the counter
-//!   deltas merged per cell as one unit. The embedded store does this for a whole
-//!   group of deliveries per transaction (group commit).
-//! - **Optimistically, an event at a time** ([`record_optimistically`]): read the
-//!   state with its version, apply, and commit the event, the state and the deltas
-//!   in one atomic write that fails if the event is already stored or the state
-//!   moved meanwhile (then read again). DynamoDB works this way.
-//!
-//! Either way a redelivery changes nothing, and two racing deliveries of the same
-//! update count once.
+//! the counter deltas out. A [`Ledger`] runs it over a delivery (or a group of
+//! them): given the state its events touch, loaded once, it threads that state
+//! through them in order and merges their counter deltas per cell, so that a store
+//! writes the events, the final state and the deltas as one unit. The stores
+//! ([`crate::store`]) decide which events are new and how the unit is written; a
+//! redelivery changes nothing, and two racing deliveries of the same update count
+//! once.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::time::Duration;
+use std::collections::{BTreeSet, HashMap};
 
-use futures::{stream, StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 
 use crate::counters::{histogram, names, utc_from_ms as utc, Deltas, Granularity};
 use crate::event::{Event, EventKind, ReceivedEvent};
-use crate::store::{Commit, Committed, OptimisticStore, Store, StoreError, Versioned};
 
 /// What Pulse knows of one customer: the conversation list and response times.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -371,7 +361,7 @@ fn count_response(deltas: &mut Deltas, start_ms: i64, reply_ms: i64, sign: i64) 
 /// deltas of all of them merged per cell. Pure, like [`apply`]: the store loads
 /// what [`Ledger::missing`] names, [`Ledger::apply`]s each new event, then writes
 /// the changed state and the deltas in one go.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Ledger {
     /// Loaded or changed contacts; `None`: known to be absent from the store.
     contacts: HashMap<String, Option<ContactState>>,
@@ -463,56 +453,6 @@ pub enum Outcome {
     Duplicate,
 }
 
-/// How many times [`record_optimistically`] re-reads state that moved under it before giving up
-/// (the delivery then fails with a 5xx and Meta retries it). Each writer that
-/// loses a round waits a random time up to an exponentially growing cap, so even
-/// dozens of concurrent deliveries for one contact get through.
-const MAX_ATTEMPTS: u32 = 30;
-const BACKOFF_CAP_MS: u64 = 200;
-
-/// Records one event exactly once, optimistically (see the module docs).
-async fn record_one_optimistically(
-    store: &dyn OptimisticStore,
-    received: &ReceivedEvent,
-    retention_days: u32,
-) -> Result<Outcome, StoreError> {
-    let keys = StateKeys::of(&received.event);
-    for attempt in 0..MAX_ATTEMPTS {
-        let snapshot = store.load(&received.event.id, &keys).await?;
-        if snapshot.already_stored {
-            return Ok(Outcome::Duplicate);
-        }
-        let prior = Prior {
-            contact: snapshot.contact.value.clone(),
-            message: snapshot.message.value.clone(),
-        };
-        let effects = apply(&received.event, prior);
-        let commit = Commit {
-            event: received,
-            expires_at: expires_at(received, retention_days),
-            contact: effects.contact.as_ref().map(|state| Versioned {
-                value: Some(state),
-                version: snapshot.contact.version,
-            }),
-            message: effects.message.as_ref().map(|state| Versioned {
-                value: Some(state),
-                version: snapshot.message.version,
-            }),
-            deltas: &effects.deltas,
-        };
-        match store.commit(&commit).await? {
-            Committed::Stored => return Ok(Outcome::Stored),
-            Committed::Duplicate => return Ok(Outcome::Duplicate),
-            Committed::Conflict => {
-                tracing::debug!(event_id = %received.event.id, attempt, "state moved while recording; retrying");
-                let cap = (2u64 << attempt.min(10)).min(BACKOFF_CAP_MS);
-                tokio::time::sleep(Duration::from_millis(rand::random_range(0..=cap))).await;
-            }
-        }
-    }
-    Err(StoreError::Contention(received.event.id.clone()))
-}
-
 /// What recording a delivery did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Summary {
@@ -532,69 +472,11 @@ impl Summary {
     }
 }
 
-/// Records every event of a delivery exactly once; succeeds only when all are
-/// durably stored.
-pub async fn record_all(
-    store: &dyn Store,
-    events: &[ReceivedEvent],
-    retention_days: u32,
-) -> Result<Summary, StoreError> {
-    let outcomes = store.record(events, retention_days).await?;
-    debug_assert_eq!(outcomes.len(), events.len());
-    Ok(Summary::of(&outcomes))
-}
-
-/// How many events of one delivery are recorded at once.
-const CONCURRENCY: usize = 16;
-
-/// Records every event of a delivery optimistically, an event at a time, and
-/// returns each one's outcome in payload order.
-///
-/// Events of the same contact are recorded one after another, in payload order, so
-/// that they do not fight over the contact's state; different contacts go in
-/// parallel.
-pub async fn record_optimistically(
-    store: &dyn OptimisticStore,
-    events: &[ReceivedEvent],
-    retention_days: u32,
-) -> Result<Vec<Outcome>, StoreError> {
-    // Groups hold indices into `events`, not references: the futures below must not
-    // borrow through their argument to stay `Send` for any caller.
-    let mut groups: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-    let mut loners = Vec::new();
-    for (index, received) in events.iter().enumerate() {
-        match received.event.contact.as_ref() {
-            Some(contact) => groups
-                .entry(contact.wa_id.as_str())
-                .or_default()
-                .push(index),
-            None => loners.push(vec![index]),
-        }
-    }
-    let recorded: Vec<Vec<(usize, Outcome)>> = stream::iter(groups.into_values().chain(loners))
-        .map(|group: Vec<usize>| async move {
-            let mut outcomes = Vec::with_capacity(group.len());
-            for index in group {
-                let outcome =
-                    record_one_optimistically(store, &events[index], retention_days).await?;
-                outcomes.push((index, outcome));
-            }
-            Ok::<_, StoreError>(outcomes)
-        })
-        .buffer_unordered(CONCURRENCY)
-        .try_collect()
-        .await?;
-    let mut outcomes = vec![Outcome::Duplicate; events.len()];
-    for (index, outcome) in recorded.into_iter().flatten() {
-        outcomes[index] = outcome;
-    }
-    Ok(outcomes)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::event::EventContact;
+    use std::collections::BTreeMap;
 
     const T0: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
 

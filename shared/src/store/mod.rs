@@ -2,67 +2,22 @@
 //! ([`sqlite::SqliteStore`] for the local stack, [`dynamodb::DynamoStore`] in AWS),
 //! checked by one contract test suite.
 //!
-//! Writes take a whole delivery ([`Store::record`]): the embedded store writes it,
-//! with every other delivery that arrived meanwhile, in one transaction; DynamoDB
-//! records it optimistically through [`OptimisticStore`]. Reads never touch more
-//! than the time window or page asked for.
+//! Writes take a whole delivery ([`Store::record`]), applied by the pure
+//! [`crate::ingest::Ledger`]: the embedded store writes it, with every other
+//! delivery that arrived meanwhile, in one transaction; DynamoDB reads its state in
+//! one go and writes it in as few transactions as fit it, optimistically. Reads
+//! never touch more than the time window or page asked for.
 
 use async_trait::async_trait;
 use base64::Engine;
 use chrono::{DateTime, Utc};
 
-use crate::counters::{Deltas, Granularity, SlotCounters};
+use crate::counters::{Granularity, SlotCounters};
 use crate::event::{Event, ReceivedEvent};
-use crate::ingest::{ContactState, MessageState, Outcome, StateKeys};
+use crate::ingest::{ContactState, Outcome, Summary};
 
 pub mod dynamodb;
 pub mod sqlite;
-
-/// A state item with the version it was read at (0: absent).
-#[derive(Debug, Clone)]
-pub struct Versioned<T> {
-    pub value: Option<T>,
-    pub version: u64,
-}
-
-impl<T> Default for Versioned<T> {
-    fn default() -> Self {
-        Self {
-            value: None,
-            version: 0,
-        }
-    }
-}
-
-/// The state an event's recording reads.
-#[derive(Debug, Clone, Default)]
-pub struct Snapshot {
-    pub already_stored: bool,
-    pub contact: Versioned<ContactState>,
-    pub message: Versioned<MessageState>,
-}
-
-/// One atomic write: the event, the new state (expected at the given versions) and
-/// the counter deltas.
-#[derive(Debug)]
-pub struct Commit<'a> {
-    pub event: &'a ReceivedEvent,
-    /// When the raw event may be deleted (counters stay).
-    pub expires_at: DateTime<Utc>,
-    pub contact: Option<Versioned<&'a ContactState>>,
-    pub message: Option<Versioned<&'a MessageState>>,
-    pub deltas: &'a Deltas,
-}
-
-/// How a commit ended when the store answered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Committed {
-    Stored,
-    /// The event was stored before: nothing was written.
-    Duplicate,
-    /// A state item changed since it was loaded: nothing was written; load again.
-    Conflict,
-}
 
 /// A page of events, newest first.
 #[derive(Debug, Clone, Default)]
@@ -189,18 +144,6 @@ pub trait ConnectionStore: Send + Sync {
     ) -> Result<ConnectionPage, StoreError>;
 }
 
-/// A store written an event at a time, optimistically (see
-/// [`crate::ingest::record_optimistically`]).
-#[async_trait]
-pub trait OptimisticStore: Send + Sync {
-    /// Whether the event is stored, and the state it would change.
-    async fn load(&self, event_id: &str, keys: &StateKeys) -> Result<Snapshot, StoreError>;
-
-    /// Writes all of a commit or nothing (see [`Committed`]). Once it returns
-    /// `Stored`, the write is durable.
-    async fn commit(&self, commit: &Commit<'_>) -> Result<Committed, StoreError>;
-}
-
 /// The operations Pulse needs from a store.
 #[async_trait]
 pub trait Store: Send + Sync {
@@ -236,6 +179,18 @@ pub trait Store: Send + Sync {
 
     /// A cheap round trip, for health checks.
     async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// Records every event of a delivery exactly once; succeeds only when all are
+/// durably stored.
+pub async fn record_all(
+    store: &dyn Store,
+    events: &[ReceivedEvent],
+    retention_days: u32,
+) -> Result<Summary, StoreError> {
+    let outcomes = store.record(events, retention_days).await?;
+    debug_assert_eq!(outcomes.len(), events.len());
+    Ok(Summary::of(&outcomes))
 }
 
 #[cfg(test)]

@@ -7,9 +7,9 @@
 //! | outbound message | `MESSAGE#{id}` | `STATE` | |
 //! | counters | `COUNTERS#{Q or M}#{shard}` | `{slot ms}` | |
 //!
-//! A commit is one `TransactWriteItems`: the event put on condition that it does
-//! not exist, the state puts on condition of their versions, and one `ADD` update
-//! per counter slot. Counter and feed items are spread over [`SHARDS`] partitions
+//! A delivery is recorded in as few `TransactWriteItems` as fit it: the events put
+//! on condition that they do not exist, the state puts on condition of their
+//! versions, and one `ADD` update per counter slot (see [`record`]). Counter and feed items are spread over [`SHARDS`] partitions
 //! picked by event id, so that no single item takes every write (DynamoDB allows
 //! about 1 000 writes a second per item); readers sum or merge the shards. A
 //! metrics query thus reads at most `SHARDS` items per slot of its window,
@@ -21,27 +21,26 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, Get, GlobalSecondaryIndex, KeySchemaElement,
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
     KeyType, Projection, ProjectionType, Put, ScalarAttributeType, Select, StreamSpecification,
-    StreamViewType, TimeToLiveSpecification, TransactGetItem, TransactWriteItem, Update,
+    StreamViewType, TimeToLiveSpecification, TransactWriteItem,
 };
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
 use futures::future::try_join_all;
 use sha2::{Digest, Sha256};
 
-use super::{
-    Commit, Committed, Cursor, EventPage, EventQuery, OptimisticStore, Snapshot, Store, StoreError,
-    Versioned,
-};
+use super::{Cursor, EventPage, EventQuery, Store, StoreError};
 use crate::counters::{Granularity, SlotCounters};
 use crate::event::{Event, ReceivedEvent};
-use crate::ingest::{record_optimistically, ContactState, Outcome, StateKeys};
+use crate::ingest::{ContactState, Outcome};
 
+mod capacity;
 mod connections;
+mod record;
+pub use capacity::UsageFigures;
 pub use connections::DynamoConnections;
 
 /// Partitions that counters, the event feed and the contact list are spread over.
@@ -70,6 +69,8 @@ pub struct DynamoStore {
     retention_days: u32,
     /// Counter items read since this store was made (for benchmarks and logs).
     counter_items_read: Arc<AtomicU64>,
+    /// Requests and capacity units of recording (for benchmarks).
+    usage: Arc<capacity::Usage>,
 }
 
 fn unavailable<E: std::error::Error + 'static>(error: E) -> StoreError {
@@ -186,7 +187,14 @@ impl DynamoStore {
             table: table.into(),
             retention_days,
             counter_items_read: Arc::default(),
+            usage: Arc::default(),
         }
+    }
+
+    /// Requests and capacity units recording has taken since this store was made,
+    /// by DynamoDB's sizing rules (see [`capacity`]).
+    pub fn usage(&self) -> UsageFigures {
+        self.usage.figures()
     }
 
     /// How many counter items metrics queries have read from this store.
@@ -298,199 +306,13 @@ struct EventFilter {
 }
 
 #[async_trait]
-impl OptimisticStore for DynamoStore {
-    async fn load(&self, event_id: &str, keys: &StateKeys) -> Result<Snapshot, StoreError> {
-        let mut wanted = vec![key(format!("EVENT#{event_id}"), "EVENT")];
-        wanted.extend(
-            keys.contact
-                .as_ref()
-                .map(|c| key(format!("CONTACT#{c}"), "STATE")),
-        );
-        wanted.extend(
-            keys.message
-                .as_ref()
-                .map(|m| key(format!("MESSAGE#{m}"), "STATE")),
-        );
-        let gets = wanted
-            .into_iter()
-            .map(|k| {
-                let get = Get::builder()
-                    .table_name(&self.table)
-                    .set_key(Some(k))
-                    .projection_expression("pk, version, #d")
-                    .expression_attribute_names("#d", "data")
-                    .build()
-                    .map_err(unavailable)?;
-                Ok(TransactGetItem::builder().get(get).build())
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        let output = self
-            .client
-            .transact_get_items()
-            .set_transact_items(Some(gets))
-            .send()
-            .await
-            .map_err(unavailable)?;
-        let mut snapshot = Snapshot::default();
-        for response in output.responses.unwrap_or_default() {
-            let Some(item) = response.item.filter(|i| !i.is_empty()) else {
-                continue;
-            };
-            let pk = string_attr(&item, "pk")?;
-            let version = number_attr(&item, "version").unwrap_or(0) as u64;
-            if pk.starts_with("EVENT#") {
-                snapshot.already_stored = true;
-            } else if pk.starts_with("CONTACT#") {
-                snapshot.contact = Versioned {
-                    value: Some(parse(&item)?),
-                    version,
-                };
-            } else if pk.starts_with("MESSAGE#") {
-                snapshot.message = Versioned {
-                    value: Some(parse(&item)?),
-                    version,
-                };
-            }
-        }
-        Ok(snapshot)
-    }
-
-    async fn commit(&self, commit: &Commit<'_>) -> Result<Committed, StoreError> {
-        let event = &commit.event.event;
-        let event_item = event_item(commit.event, commit.expires_at);
-        let shard = shard_of(&event.id);
-        let expires_at = commit.expires_at.timestamp();
-        let put_event = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(event_item))
-            .condition_expression("attribute_not_exists(pk)")
-            .build()
-            .map_err(unavailable)?;
-        let mut items = vec![TransactWriteItem::builder().put(put_event).build()];
-        let mut versions = Vec::new();
-
-        if let Some(Versioned {
-            value: Some(state),
-            version,
-        }) = &commit.contact
-        {
-            let mut item = key(format!("CONTACT#{}", state.wa_id), "STATE");
-            item.extend([
-                ("data".to_owned(), s(to_json(state))),
-                (
-                    "gsi1pk".to_owned(),
-                    s(format!("CONTACTS#{}", shard_of(&state.wa_id))),
-                ),
-                (
-                    "gsi1sk".to_owned(),
-                    s(format!(
-                        "{}#{}",
-                        padded(state.last_activity_ms),
-                        state.wa_id
-                    )),
-                ),
-            ]);
-            if let Some(inbound_ms) = state.last_inbound_ms {
-                item.insert("inbound_ms".into(), n(inbound_ms));
-            }
-            items.push(self.versioned_put(item, *version)?);
-            versions.push(*version);
-        }
-        if let (
-            Some(Versioned {
-                value: Some(state),
-                version,
-            }),
-            Some(id),
-        ) = (&commit.message, StateKeys::of(event).message)
-        {
-            let mut item = key(format!("MESSAGE#{id}"), "STATE");
-            item.extend([
-                ("data".to_owned(), s(to_json(state))),
-                ("expires_at".to_owned(), n(expires_at)),
-            ]);
-            items.push(self.versioned_put(item, *version)?);
-            versions.push(*version);
-        }
-        for ((granularity, slot), counters) in commit.deltas.by_slot() {
-            let mut update = Update::builder().table_name(&self.table).set_key(Some(key(
-                format!("COUNTERS#{}#{shard}", granularity.code()),
-                &padded(slot),
-            )));
-            let mut adds = Vec::new();
-            for (i, (name, value)) in counters.iter().enumerate() {
-                adds.push(format!("#c{i} :c{i}"));
-                update = update
-                    .expression_attribute_names(format!("#c{i}"), format!("{COUNTER_PREFIX}{name}"))
-                    .expression_attribute_values(format!(":c{i}"), n(value));
-            }
-            let mut expression = format!("ADD {}", adds.join(", "));
-            if granularity == Granularity::Minute {
-                expression.push_str(" SET expires_at = :expires");
-                let expires = slot / 1000 + MINUTE_COUNTERS_KEPT_SECONDS;
-                update = update.expression_attribute_values(":expires", n(expires));
-            }
-            items.push(
-                TransactWriteItem::builder()
-                    .update(
-                        update
-                            .update_expression(expression)
-                            .build()
-                            .map_err(unavailable)?,
-                    )
-                    .build(),
-            );
-        }
-
-        // Makes the SDK's own retries of this request idempotent for ten minutes.
-        let token_source = format!("{}:{versions:?}", event.id);
-        let token = hex::encode(&Sha256::digest(token_source.as_bytes())[..18]);
-        let result = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .client_request_token(token)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(Committed::Stored),
-            Err(SdkError::ServiceError(context)) => match context.err() {
-                TransactWriteItemsError::TransactionCanceledException(cancelled) => {
-                    let reasons = cancelled.cancellation_reasons();
-                    let code = |i: usize| reasons.get(i).and_then(|r| r.code()).unwrap_or("None");
-                    if code(0) == "ConditionalCheckFailed" {
-                        Ok(Committed::Duplicate)
-                    } else if reasons.iter().all(|r| {
-                        matches!(
-                            r.code(),
-                            None | Some("None" | "ConditionalCheckFailed" | "TransactionConflict")
-                        )
-                    }) {
-                        Ok(Committed::Conflict)
-                    } else {
-                        Err(StoreError::Unavailable(format!(
-                            "transaction cancelled: {:?}",
-                            reasons.iter().map(|r| r.code()).collect::<Vec<_>>()
-                        )))
-                    }
-                }
-                other => Err(StoreError::Unavailable(
-                    DisplayErrorContext(other).to_string(),
-                )),
-            },
-            Err(other) => Err(unavailable(other)),
-        }
-    }
-}
-
-#[async_trait]
 impl Store for DynamoStore {
     async fn record(
         &self,
         events: &[ReceivedEvent],
         retention_days: u32,
     ) -> Result<Vec<Outcome>, StoreError> {
-        record_optimistically(self, events, retention_days).await
+        self.record_delivery(events, retention_days).await
     }
 
     async fn counters(
