@@ -38,6 +38,8 @@ contract!(
     keeps_the_raw_update,
     contacts_newest_first_and_active_count,
     statuses_out_of_order_and_late_retries,
+    a_large_delivery_counts_once,
+    overlapping_deliveries_race,
 );
 
 async fn quarter_total(store: &dyn Store, name: &str) -> i64 {
@@ -489,4 +491,118 @@ async fn connections_page_subscribe_and_expire(store: Arc<dyn ConnectionStore>) 
     let ids: Vec<String> = all_pages().await.into_iter().map(|c| c.id).collect();
     assert_eq!(ids.len(), 4);
     assert!(!ids.contains(&"c3=".to_owned()));
+}
+
+/// The updates of a busy delivery: `contacts` contacts each send a text and get a
+/// reply whose statuses come read, delivered, sent (newest first, as Meta may),
+/// times spread over the last hours so that counters fall in many slots.
+fn busy_updates(prefix: &str, contacts: usize) -> (Vec<serde_json::Value>, Vec<serde_json::Value>) {
+    let start = Utc::now() - Duration::hours(3);
+    let mut messages = Vec::new();
+    let mut statuses = Vec::new();
+    for c in 0..contacts {
+        let wa_id = format!("3162{c:08}");
+        let at = start + Duration::seconds(97 * c as i64);
+        messages.push(text(&format!("wamid.{prefix}in{c}"), &wa_id, at, "hi"));
+        let out = format!("wamid.{prefix}out{c}");
+        for (s, status_name) in ["read", "delivered", "sent"].iter().enumerate() {
+            let at = at + Duration::seconds(60 - 20 * s as i64);
+            statuses.push(status(&out, status_name, at, &wa_id));
+        }
+    }
+    (messages, statuses)
+}
+
+async fn a_large_delivery_counts_once(store: Arc<dyn Store>) {
+    // 90 contacts: 360 updates, which DynamoDB writes in several transactions of
+    // at most 100 items; each contact's reply is answered within the delivery.
+    let (messages, statuses) = busy_updates("big", 90);
+    let body = envelope(messages, statuses);
+    let first = record_all(store.as_ref(), &events(&body), 90)
+        .await
+        .unwrap();
+    assert_eq!((first.stored, first.duplicates), (360, 0));
+    let again = record_all(store.as_ref(), &events(&body), 90)
+        .await
+        .unwrap();
+    assert_eq!((again.stored, again.duplicates), (0, 360));
+    assert_eq!(quarter_total(store.as_ref(), names::EVENTS).await, 360);
+    assert_eq!(quarter_total(store.as_ref(), names::TEXT).await, 90);
+    assert_eq!(quarter_total(store.as_ref(), names::OUTBOUND).await, 90);
+    assert_eq!(quarter_total(store.as_ref(), names::REACHED).await, 90);
+    assert_eq!(
+        quarter_total(store.as_ref(), names::RESPONSE_COUNT).await,
+        90
+    );
+    // Every reply was sent 20 s after its message.
+    assert_eq!(
+        quarter_total(store.as_ref(), names::RESPONSE_SUM_MS).await,
+        90 * 20_000
+    );
+    let contacts = store.contacts(200).await.unwrap();
+    assert_eq!(contacts.len(), 90);
+    assert!(contacts
+        .iter()
+        .all(|c| (c.inbound, c.outbound, c.pending_since_ms()) == (1, 1, None)));
+}
+
+async fn overlapping_deliveries_race(store: Arc<dyn Store>) {
+    // Eight deliveries, each an overlapping share of the same 30 contacts' updates
+    // in its own order, at once: each update counts once whichever delivery (and,
+    // on SQLite, whichever place in one group commit) stores it.
+    let (messages, statuses) = busy_updates("race", 30);
+    let pool: Vec<(bool, serde_json::Value)> = messages
+        .into_iter()
+        .map(|m| (true, m))
+        .chain(statuses.into_iter().map(|s| (false, s)))
+        .collect();
+    let deliveries = (0..8usize).map(|d| {
+        let mut share: Vec<_> = pool
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| (i + d) % 3 != 0 || d == 0)
+            .map(|(_, update)| update.clone())
+            .collect();
+        let turn = d * 7 % share.len();
+        share.rotate_left(turn);
+        if d % 2 == 1 {
+            share.reverse();
+        }
+        let (inbound, outbound): (Vec<_>, Vec<_>) = share.into_iter().partition(|(m, _)| *m);
+        let body = envelope(
+            inbound.into_iter().map(|(_, v)| v).collect(),
+            outbound.into_iter().map(|(_, v)| v).collect(),
+        );
+        let store = Arc::clone(&store);
+        tokio::spawn(async move {
+            record_all(store.as_ref(), &events(&body), 90)
+                .await
+                .unwrap()
+        })
+    });
+    let summaries: Vec<_> = join_all(deliveries)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        summaries.iter().map(|s| s.stored).sum::<usize>(),
+        120,
+        "{summaries:?}"
+    );
+    assert_eq!(quarter_total(store.as_ref(), names::EVENTS).await, 120);
+    assert_eq!(quarter_total(store.as_ref(), names::OUTBOUND).await, 30);
+    assert_eq!(quarter_total(store.as_ref(), names::REACHED).await, 30);
+    assert_eq!(quarter_total(store.as_ref(), "status:sent").await, 30);
+    assert_eq!(
+        quarter_total(store.as_ref(), names::RESPONSE_COUNT).await,
+        30
+    );
+    assert_eq!(
+        quarter_total(store.as_ref(), names::RESPONSE_SUM_MS).await,
+        30 * 20_000
+    );
+    let contacts = store.contacts(100).await.unwrap();
+    assert_eq!(contacts.len(), 30);
+    assert!(contacts.iter().all(|c| (c.inbound, c.outbound) == (1, 1)));
 }
