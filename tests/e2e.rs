@@ -862,6 +862,68 @@ async fn the_dynamodb_mode_serves_the_same_api() {
 }
 
 #[tokio::test]
+async fn a_busy_hour_on_dynamodb_counts_each_update_once() {
+    // 300 updates from 30 contacts in deliveries of up to 50, each delivery sent
+    // twice at once, and the first three again inside a mixed redelivery: the
+    // realistic load of the DynamoDB mode, with duplicates racing.
+    let stack = Stack::start_on_moto().await;
+    let start = Utc::now() - Duration::minutes(50);
+    let buttons = ["RETRIEVE_CONTENT", "UNLOCK_CONTENT", "SHARE_WITH_CLIENTS"];
+    let mut updates = Vec::new();
+    for i in 0..100i64 {
+        let from = format!("4479000{:05}", i % 30);
+        let at = start + Duration::seconds(25 * i);
+        updates.push((
+            true,
+            click(&format!("wamid.h{i}c"), &from, at, buttons[i as usize % 3]),
+        ));
+        updates.push((true, text(&format!("wamid.h{i}t"), &from, at, "hello")));
+        let reply = format!("wamid.h{i}o");
+        let read = status(&reply, "read", at + Duration::seconds(9), &from);
+        updates.push((false, read));
+    }
+    let body_of = |share: &[(bool, Value)]| {
+        let (messages, statuses): (Vec<_>, Vec<_>) = share.iter().cloned().partition(|(m, _)| *m);
+        envelope(
+            messages.into_iter().map(|(_, v)| v).collect(),
+            statuses.into_iter().map(|(_, v)| v).collect(),
+        )
+    };
+    let mut bodies: Vec<Vec<u8>> = updates.chunks(50).map(body_of).collect();
+    bodies.push(body_of(&updates[..150]));
+    let posts = bodies
+        .iter()
+        .flat_map(|body| [stack.deliver(body), stack.deliver(body)]);
+    let answers = join_all(posts).await;
+    assert!(
+        answers.iter().all(|(status, _)| *status == 200),
+        "{answers:?}"
+    );
+    let stored: i64 = answers
+        .iter()
+        .map(|(_, a)| a["data"]["stored"].as_i64().unwrap())
+        .sum();
+    assert_eq!(stored, 300);
+    let metrics = stack.data("/api/webhook/metrics?days=1").await;
+    assert_eq!(metrics["button_clicks"]["total"], 100);
+    for button in buttons {
+        let expected = if button == "RETRIEVE_CONTENT" { 34 } else { 33 };
+        assert_eq!(
+            metrics["button_clicks"]["by_button"][button], expected,
+            "{button}"
+        );
+    }
+    assert_eq!(metrics["messages"]["text"], 100);
+    assert_eq!(metrics["statuses"]["read"], 100);
+    assert_eq!(metrics["delivery_success_rate"], 1.0);
+    let chats = stack
+        .data("/api/webhook/conversations?limit=100&active_minutes=60")
+        .await;
+    assert_eq!(chats["conversations"].as_array().unwrap().len(), 30);
+    stack.stop().await;
+}
+
+#[tokio::test]
 async fn ctrl_c_stops_the_binary_cleanly_and_loses_nothing() {
     let data_dir = tempfile::tempdir().unwrap();
     let (port, ws_port) = (free_port(), free_port());

@@ -17,6 +17,7 @@ use crate::event::{Event, ReceivedEvent};
 use crate::ingest::{ContactState, Outcome, Summary};
 
 pub mod dynamodb;
+#[cfg(feature = "sqlite")]
 pub mod sqlite;
 
 /// A page of events, newest first.
