@@ -355,7 +355,7 @@ async fn tokens_go_in_the_header_and_a_burst_of_anonymous_websockets_is_refused(
     }
     let no_token = stack.stack.ws_url();
     let attempts = (0..200).map(|_| ws_connect(&no_token));
-    let refused = futures::future::join_all(attempts).await;
+    let refused = join_all(attempts).await;
     assert!(
         refused
             .iter()

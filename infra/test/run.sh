@@ -61,6 +61,9 @@ fi
 # functions' binaries, which test builds do not produce: build the binaries first.
 say "building"
 cargo build --workspace --bins
+# The workspace's lints ([workspace.lints] in Cargo.toml), as errors.
+say "linting (clippy, warnings are errors)"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
 
 # 4. The Lambda runtime emulator: its invoke API and runtime API, into which
 # tests/runtime.rs starts the built function binaries as Lambda would.

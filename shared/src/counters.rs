@@ -251,7 +251,7 @@ mod tests {
     #[test]
     fn histogram_quantiles_are_within_two_percent() {
         let values: Vec<i64> = (1..=1000).map(|i| i * 37).collect();
-        let mut buckets = std::collections::BTreeMap::new();
+        let mut buckets = BTreeMap::new();
         for v in &values {
             *buckets.entry(histogram::bucket(*v)).or_insert(0) += 1;
         }

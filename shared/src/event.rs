@@ -221,7 +221,7 @@ pub fn events_from_body(
                 .flatten();
             match messages {
                 Some(messages) => {
-                    events_from_messages(&messages, entry_time, received_at, &mut events)
+                    events_from_messages(&messages, entry_time, received_at, &mut events);
                 }
                 None => events.push(other_update(field, value, entry_time, received_at)),
             }

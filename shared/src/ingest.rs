@@ -247,7 +247,7 @@ pub fn apply(event: &Event, prior: Prior) -> Effects {
         EventKind::TextMessage { .. } => deltas.add(Quarter, at, names::TEXT, 1),
         EventKind::MediaMessage { .. } => deltas.add(Quarter, at, names::MEDIA, 1),
         EventKind::ListSelection { .. } | EventKind::OtherMessage { .. } => {
-            deltas.add(Quarter, at, names::OTHER, 1)
+            deltas.add(Quarter, at, names::OTHER, 1);
         }
         EventKind::StatusUpdate { status, .. } => {
             deltas.add(Quarter, at, format!("{}{status}", names::STATUS_PREFIX), 1);
@@ -281,7 +281,7 @@ pub fn apply(event: &Event, prior: Prior) -> Effects {
                 match state.reached_ms {
                     None => deltas.add(Quarter, at, names::REACHED, 1),
                     Some(earlier) if ms < earlier => {
-                        move_count(&mut deltas, names::REACHED, earlier, ms)
+                        move_count(&mut deltas, names::REACHED, earlier, ms);
                     }
                     Some(_) => {}
                 }

@@ -524,10 +524,10 @@ mod tests {
                 }
             }
             serde_json::Value::Array(items) => {
-                items.iter().for_each(|v| found.extend(leaks(v, digits)))
+                items.iter().for_each(|v| found.extend(leaks(v, digits)));
             }
             serde_json::Value::Object(fields) => {
-                fields.values().for_each(|v| found.extend(leaks(v, digits)))
+                fields.values().for_each(|v| found.extend(leaks(v, digits)));
             }
             _ => {}
         }

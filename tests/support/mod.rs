@@ -458,7 +458,7 @@ pub fn test_seed() -> u64 {
 
 /// The `pulse` binary, built beside this test by `cargo build --workspace --bins`
 /// (which `make test` runs first).
-pub fn pulse_binary() -> std::path::PathBuf {
+pub fn pulse_binary() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let binary = exe
         .parent()
