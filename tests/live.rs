@@ -8,7 +8,7 @@ use std::time::Duration as StdDuration;
 
 use chrono::{Duration, Utc};
 use pulse_local::stream::new_item_record;
-use pulse_shared::broadcast::{Broadcaster, ManagementApi};
+use pulse_shared::handlers::broadcast::{Broadcaster, ManagementApi};
 use pulse_shared::store::dynamodb::{event_item, DynamoConnections};
 use pulse_shared::store::sqlite::SqliteStore;
 use pulse_shared::store::{Connection, ConnectionStore};

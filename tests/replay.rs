@@ -11,7 +11,7 @@ use chrono::{DateTime, Duration, Utc};
 use futures::future::join_all;
 use lambda_http::Body;
 use pulse_shared::config::{MetricsConfig, WebhookConfig};
-use pulse_shared::http::{MetricsHandler, WebhookHandler};
+use pulse_shared::handlers::{MetricsHandler, WebhookHandler};
 use pulse_shared::store::sqlite::SqliteStore;
 use pulse_shared::store::Store;
 use pulse_tests::*;

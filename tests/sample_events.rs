@@ -10,12 +10,12 @@ use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxy
 use aws_lambda_events::encodings::Body as LambdaBody;
 use aws_lambda_events::event::dynamodb;
 use lambda_http::Body;
-use pulse_shared::broadcast::{Broadcaster, PostError, Push};
 use pulse_shared::config::{MetricsConfig, WebhookConfig};
-use pulse_shared::http::{MetricsHandler, WebhookHandler};
+use pulse_shared::handlers::broadcast::{Broadcaster, PostError, Push};
+use pulse_shared::handlers::websocket::WebSocketHandler;
+use pulse_shared::handlers::{MetricsHandler, WebhookHandler};
 use pulse_shared::store::sqlite::SqliteStore;
 use pulse_shared::store::ConnectionStore;
-use pulse_shared::websocket::WebSocketHandler;
 use serde_json::Value;
 
 const SETTINGS: [(&str, &str); 3] = [

@@ -3,26 +3,27 @@
 //! - [`whatsapp`]: the webhook payloads as Meta sends them;
 //! - [`event`]: what each update means (the domain events);
 //! - [`signature`]: the `X-Hub-Signature-256` check;
-//! - [`ingest`]: recording events exactly once, with the state and counters they change;
+//! - [`ingest`]: what recording an event changes (state and counter deltas), pure;
 //! - [`counters`]: the pre-aggregated counters metrics are read from;
-//! - [`store`]: the store trait and its SQLite and DynamoDB implementations;
+//! - [`store`]: the store trait and its SQLite (feature `sqlite`) and DynamoDB
+//!   implementations, which record whole deliveries exactly once;
 //! - [`metrics`]: the dashboard's figures, computed from counters;
-//! - [`http`]: the Lambda handlers of the webhook and metrics functions;
-//! - [`websocket`]: the Lambda handlers of the WebSocket API's routes;
-//! - [`broadcast`]: sending newly stored events to live connections;
+//! - [`handlers`]: one per Lambda function (webhook, metrics API, WebSocket
+//!   routes, broadcast, dashboard);
 //! - [`config`], [`mask`], [`telemetry`]: settings, phone masking, logging.
+//!
+//! Dependencies point one way: handlers → metrics, store → ingest → event →
+//! whatsapp; the domain (`whatsapp`, `event`, `ingest`, `counters`) knows no
+//! AWS or SQLite type.
 
-pub mod broadcast;
 pub mod config;
 pub mod counters;
-pub mod dashboard;
 pub mod event;
-pub mod http;
+pub mod handlers;
 pub mod ingest;
 pub mod mask;
 pub mod metrics;
 pub mod signature;
 pub mod store;
 pub mod telemetry;
-pub mod websocket;
 pub mod whatsapp;

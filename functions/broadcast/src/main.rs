@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use aws_lambda_events::event::dynamodb::Event;
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
-use pulse_shared::broadcast::{Broadcaster, ManagementApi};
 use pulse_shared::config::{self, ProcessEnv};
+use pulse_shared::handlers::broadcast::{Broadcaster, ManagementApi};
 use pulse_shared::store::dynamodb::DynamoConnections;
 use pulse_shared::telemetry;
 

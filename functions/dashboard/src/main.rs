@@ -2,7 +2,7 @@
 
 use lambda_http::{run, service_fn, Error, Request};
 use pulse_shared::config::ProcessEnv;
-use pulse_shared::dashboard::{DashboardConfig, DashboardHandler};
+use pulse_shared::handlers::dashboard::{DashboardConfig, DashboardHandler};
 use pulse_shared::telemetry;
 
 #[tokio::main]

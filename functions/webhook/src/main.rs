@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use lambda_http::{run, service_fn, Error, Request};
 use pulse_shared::config::{ProcessEnv, StoreConfig, WebhookConfig};
-use pulse_shared::http::WebhookHandler;
+use pulse_shared::handlers::WebhookHandler;
 use pulse_shared::store::dynamodb::DynamoStore;
 use pulse_shared::telemetry;
 

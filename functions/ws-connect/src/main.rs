@@ -5,9 +5,9 @@ use std::sync::Arc;
 use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use pulse_shared::config::{self, ProcessEnv};
+use pulse_shared::handlers::websocket::WebSocketHandler;
 use pulse_shared::store::dynamodb::DynamoConnections;
 use pulse_shared::telemetry;
-use pulse_shared::websocket::WebSocketHandler;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {

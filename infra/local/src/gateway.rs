@@ -14,8 +14,8 @@ use base64::Engine;
 use chrono::Utc;
 use http::{header, HeaderMap, StatusCode};
 use lambda_http::Body;
-use pulse_shared::dashboard::DashboardHandler;
-use pulse_shared::http::{MetricsHandler, WebhookHandler};
+use pulse_shared::handlers::dashboard::DashboardHandler;
+use pulse_shared::handlers::{MetricsHandler, WebhookHandler};
 use serde_json::{json, Value};
 
 /// API Gateway's own limit on a request body.

@@ -8,9 +8,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use pulse_shared::broadcast::Broadcaster;
 use pulse_shared::counters::{Granularity, SlotCounters};
 use pulse_shared::event::{Event, ReceivedEvent};
+use pulse_shared::handlers::broadcast::Broadcaster;
 use pulse_shared::ingest::{ContactState, Outcome};
 use pulse_shared::store::{EventPage, EventQuery, Store, StoreError};
 use tokio::sync::mpsc;

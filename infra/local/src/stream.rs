@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
-use pulse_shared::broadcast::Broadcaster;
+use pulse_shared::handlers::broadcast::Broadcaster;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 

@@ -25,8 +25,8 @@ use axum::Router;
 use base64::Engine;
 use chrono::{DateTime, SecondsFormat, Utc};
 use futures::{SinkExt, StreamExt};
-use pulse_shared::broadcast::{PostError, Push, MAX_MESSAGE_BYTES};
-use pulse_shared::websocket::WebSocketHandler;
+use pulse_shared::handlers::broadcast::{PostError, Push, MAX_MESSAGE_BYTES};
+use pulse_shared::handlers::websocket::WebSocketHandler;
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, watch, Notify};
 

@@ -64,13 +64,18 @@ impl Mix {
                 .timestamp()
                 .to_string();
             let roll = self.rng.random_range(0..100);
-            let replied = self.replies.len() > 10;
+            let replied = !self.replies.is_empty();
             if roll < 35 && replied {
+                // Each reply gets sent, delivered and read once each, in any order
+                // across deliveries: no update of the mix is a duplicate.
                 let pick = self.rng.random_range(0..self.replies.len());
                 let (message, recipient, sent) = &mut self.replies[pick];
-                let status = STATUSES[*sent % 3];
+                let status = STATUSES[*sent];
                 *sent += 1;
                 statuses.push(json!({"id": message, "status": status, "timestamp": at, "recipient_id": recipient}));
+                if *sent == STATUSES.len() {
+                    self.replies.swap_remove(pick);
+                }
                 continue;
             }
             if roll < 35 {
@@ -137,6 +142,7 @@ async fn main() {
         let bodies: Vec<Vec<u8>> = (0..count).map(|_| mix.delivery(updates)).collect();
         let mut times = Vec::with_capacity(count);
         let mut events = 0;
+        let mut duplicates = 0;
         let start = store.usage();
         for body in &bodies {
             let received = events_from_body(body, Utc::now()).expect("a webhook");
@@ -144,7 +150,9 @@ async fn main() {
             let summary = record_all(&store, &received, 90).await.expect("recorded");
             times.push(began.elapsed().as_secs_f64() * 1000.0);
             events += summary.stored;
+            duplicates += summary.duplicates;
         }
+        assert_eq!(duplicates, 0, "the mix sends every update once");
         let first = difference(store.usage(), start);
         let start = store.usage();
         for body in &bodies {

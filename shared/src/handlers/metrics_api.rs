@@ -1,201 +1,21 @@
-//! The webhook and metrics functions' handlers.
-//!
-//! They take and return exactly what a Lambda behind an API Gateway HTTP API gets
-//! (payload format 2.0 through `lambda_http`), so the Lambdas, the local stack and
-//! the tests all run this very code.
+//! The metrics function: the REST API under `/api/` that the dashboard and
+//! operators' scripts read, behind the bearer token.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use chrono::Utc;
 use http::{header, Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
 use secrecy::ExposeSecret;
-use serde::Serialize;
 use serde_json::json;
 
-use crate::config::{MetricsConfig, WebhookConfig};
-use crate::event::{events_from_body, EVENT_TYPES};
+use crate::config::MetricsConfig;
+use crate::event::EVENT_TYPES;
 use crate::metrics;
-use crate::signature::{self, SIGNATURE_HEADER};
-use crate::store::record_all;
+use crate::signature;
 use crate::store::{Cursor, EventQuery, Store};
 
-/// The largest request body a Lambda function can be invoked with (6 MB,
-/// synchronous invocation); API Gateway itself refuses over 10 MB.
-pub const MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
-
-/// An error answer: `{"success": false, "error": {"code", "message"}}`.
-#[derive(Debug)]
-pub struct ApiError {
-    pub status: StatusCode,
-    pub code: &'static str,
-    pub message: String,
-}
-
-impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            message: message.into(),
-        }
-    }
-
-    fn bad_parameter(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_parameter", message)
-    }
-
-    pub fn into_response(self) -> Response<Body> {
-        let body = json!({"success": false, "error": {"code": self.code, "message": self.message}});
-        let mut response = json_response(self.status, &body);
-        if self.status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                header::HeaderValue::from_static("Bearer"),
-            );
-        }
-        response
-    }
-}
-
-fn json_response(status: StatusCode, body: &impl Serialize) -> Response<Body> {
-    Response::builder()
-        .status(status)
-        .header(header::CONTENT_TYPE, "application/json")
-        .header(header::CACHE_CONTROL, "no-store")
-        .body(Body::Text(
-            serde_json::to_string(body).expect("responses serialise"),
-        ))
-        .expect("static parts are valid")
-}
-
-/// A success answer: `{"success": true, "data": …, "timestamp": "<RFC 3339>"}`.
-fn success(data: impl Serialize) -> Response<Body> {
-    json_response(
-        StatusCode::OK,
-        &json!({"success": true, "data": data, "timestamp": Utc::now().to_rfc3339()}),
-    )
-}
-
-fn store_error(error: crate::store::StoreError) -> ApiError {
-    tracing::error!(%error, "store failed");
-    ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "store_unavailable",
-        "the event store is unavailable; try again",
-    )
-}
-
-fn method_not_allowed(allowed: &'static str) -> Response<Body> {
-    let mut response = ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-        format!("use {allowed}"),
-    )
-    .into_response();
-    response
-        .headers_mut()
-        .insert(header::ALLOW, header::HeaderValue::from_static(allowed));
-    response
-}
-
-/// The webhook function: `GET /webhook` (Meta's verification) and `POST /webhook`.
-pub struct WebhookHandler {
-    config: WebhookConfig,
-    store: Arc<dyn Store>,
-    retention_days: u32,
-}
-
-impl WebhookHandler {
-    pub fn new(config: WebhookConfig, store: Arc<dyn Store>, retention_days: u32) -> Self {
-        Self {
-            config,
-            store,
-            retention_days,
-        }
-    }
-
-    pub async fn handle(&self, request: Request) -> Response<Body> {
-        let result = match *request.method() {
-            Method::GET => self.verify(&request),
-            Method::POST => self.receive(&request).await,
-            _ => return method_not_allowed("GET, POST"),
-        };
-        result.unwrap_or_else(ApiError::into_response)
-    }
-
-    /// Meta's subscription check: echo the challenge when the token is ours.
-    fn verify(&self, request: &Request) -> Result<Response<Body>, ApiError> {
-        let query = request.query_string_parameters();
-        let token_ok = query.first("hub.verify_token").is_some_and(|token| {
-            signature::tokens_match(token, self.config.verify_token.expose_secret())
-        });
-        if query.first("hub.mode") != Some("subscribe") || !token_ok {
-            tracing::warn!("webhook verification refused");
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                "hub.mode must be subscribe and hub.verify_token must match",
-            ));
-        }
-        let challenge = query.first("hub.challenge").unwrap_or_default().to_owned();
-        tracing::info!("webhook verified");
-        Ok(Response::builder()
-            .status(StatusCode::OK)
-            .header(header::CONTENT_TYPE, "text/plain")
-            .body(Body::Text(challenge))
-            .expect("static parts are valid"))
-    }
-
-    /// A delivery: check, parse, store every event, and only then answer 200.
-    async fn receive(&self, request: &Request) -> Result<Response<Body>, ApiError> {
-        let started = Instant::now();
-        let body: &[u8] = request.body().as_ref();
-        if body.len() > MAX_BODY_BYTES {
-            return Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                format!("the body is over {MAX_BODY_BYTES} bytes"),
-            ));
-        }
-        let header = request
-            .headers()
-            .get(SIGNATURE_HEADER)
-            .map(|v| v.to_str().unwrap_or(""));
-        if let Err(error) = signature::verify(
-            self.config.app_secret.expose_secret().as_bytes(),
-            body,
-            header,
-        ) {
-            tracing::warn!(%error, bytes = body.len(), "webhook refused");
-            return Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "invalid_signature",
-                error.to_string(),
-            ));
-        }
-        let events = events_from_body(body, Utc::now()).map_err(|error| {
-            tracing::warn!(%error, "signed body is not a webhook");
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_payload",
-                error.to_string(),
-            )
-        })?;
-        let summary = record_all(self.store.as_ref(), &events, self.retention_days)
-            .await
-            .map_err(store_error)?;
-        tracing::info!(
-            received = summary.received,
-            stored = summary.stored,
-            duplicates = summary.duplicates,
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "webhook stored"
-        );
-        Ok(success(summary))
-    }
-}
+use super::{json_response, method_not_allowed, store_error, success, ApiError};
 
 /// The metrics function: health and the dashboard's four data routes.
 pub struct MetricsHandler {

@@ -13,7 +13,7 @@ use rust_embed::RustEmbed;
 use serde_json::json;
 
 use crate::config::{ConfigError, Source};
-use crate::http::ApiError;
+use crate::handlers::ApiError;
 
 /// `dashboard/dist`, as committed: the test command rebuilds it and fails on a difference.
 #[derive(RustEmbed)]

@@ -1,0 +1,115 @@
+//! The webhook function: Meta's verification (`GET /webhook`) and signed
+//! deliveries (`POST /webhook`), each recorded whole before it is answered.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::Utc;
+use http::{header, Method, StatusCode};
+use lambda_http::{Body, Request, RequestExt, Response};
+use secrecy::ExposeSecret;
+
+use crate::config::WebhookConfig;
+use crate::event::events_from_body;
+use crate::signature::{self, SIGNATURE_HEADER};
+use crate::store::record_all;
+use crate::store::Store;
+
+use super::{method_not_allowed, store_error, success, ApiError, MAX_BODY_BYTES};
+
+/// The webhook function: `GET /webhook` (Meta's verification) and `POST /webhook`.
+pub struct WebhookHandler {
+    config: WebhookConfig,
+    store: Arc<dyn Store>,
+    retention_days: u32,
+}
+
+impl WebhookHandler {
+    pub fn new(config: WebhookConfig, store: Arc<dyn Store>, retention_days: u32) -> Self {
+        Self {
+            config,
+            store,
+            retention_days,
+        }
+    }
+
+    pub async fn handle(&self, request: Request) -> Response<Body> {
+        let result = match *request.method() {
+            Method::GET => self.verify(&request),
+            Method::POST => self.receive(&request).await,
+            _ => return method_not_allowed("GET, POST"),
+        };
+        result.unwrap_or_else(ApiError::into_response)
+    }
+
+    /// Meta's subscription check: echo the challenge when the token is ours.
+    fn verify(&self, request: &Request) -> Result<Response<Body>, ApiError> {
+        let query = request.query_string_parameters();
+        let token_ok = query.first("hub.verify_token").is_some_and(|token| {
+            signature::tokens_match(token, self.config.verify_token.expose_secret())
+        });
+        if query.first("hub.mode") != Some("subscribe") || !token_ok {
+            tracing::warn!("webhook verification refused");
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "hub.mode must be subscribe and hub.verify_token must match",
+            ));
+        }
+        let challenge = query.first("hub.challenge").unwrap_or_default().to_owned();
+        tracing::info!("webhook verified");
+        Ok(Response::builder()
+            .status(StatusCode::OK)
+            .header(header::CONTENT_TYPE, "text/plain")
+            .body(Body::Text(challenge))
+            .expect("static parts are valid"))
+    }
+
+    /// A delivery: check, parse, store every event, and only then answer 200.
+    async fn receive(&self, request: &Request) -> Result<Response<Body>, ApiError> {
+        let started = Instant::now();
+        let body: &[u8] = request.body().as_ref();
+        if body.len() > MAX_BODY_BYTES {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("the body is over {MAX_BODY_BYTES} bytes"),
+            ));
+        }
+        let header = request
+            .headers()
+            .get(SIGNATURE_HEADER)
+            .map(|v| v.to_str().unwrap_or(""));
+        if let Err(error) = signature::verify(
+            self.config.app_secret.expose_secret().as_bytes(),
+            body,
+            header,
+        ) {
+            tracing::warn!(%error, bytes = body.len(), "webhook refused");
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_signature",
+                error.to_string(),
+            ));
+        }
+        let events = events_from_body(body, Utc::now()).map_err(|error| {
+            tracing::warn!(%error, "signed body is not a webhook");
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_payload",
+                error.to_string(),
+            )
+        })?;
+        let summary = record_all(self.store.as_ref(), &events, self.retention_days)
+            .await
+            .map_err(store_error)?;
+        tracing::info!(
+            received = summary.received,
+            stored = summary.stored,
+            duplicates = summary.duplicates,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "webhook stored"
+        );
+        Ok(success(summary))
+    }
+}
