@@ -1068,3 +1068,35 @@ async fn serve_listens_on_the_host_it_is_given_and_only_there() {
     assert_eq!(health, Some(200), "it answers on --host");
     assert!(elsewhere.is_err(), "and not on 127.0.0.1");
 }
+
+#[test]
+fn bench_intake_loads_its_own_stack_and_checks_the_count() {
+    // Closed loop and open loop, briefly: both must end with every stored event
+    // counted by the metrics API, or the command fails.
+    for args in [
+        &["--updates", "20", "--duration", "1s", "--connections", "4"][..],
+        &["--rate", "50", "--duration", "1s"][..],
+    ] {
+        let output = Command::new(pulse_binary())
+            .args(["bench", "intake"])
+            .args(args)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{args:?}: {text}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(text.contains("(exact)"), "{text}");
+        let answered: u64 = text
+            .split_once("requests")
+            .and_then(|(_, rest)| rest.split_whitespace().next()?.parse().ok())
+            .unwrap();
+        assert!(answered > 0, "{text}");
+        assert!(
+            text.contains(" 0 failed") && text.contains("VmHWM) "),
+            "{text}"
+        );
+    }
+}

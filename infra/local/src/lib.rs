@@ -2,8 +2,10 @@
 //! an emulation of API Gateway, on an embedded store, on one machine.
 
 pub mod backup;
+pub mod bench;
 pub mod gateway;
 pub mod live;
+pub mod load;
 pub mod send;
 pub mod simulate;
 pub mod stack;

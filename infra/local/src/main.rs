@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use pulse_local::backup;
+use pulse_local::bench::{self, IntakePlan};
 use pulse_local::send::send_files;
 use pulse_local::simulate::{simulate, Plan};
 use pulse_local::stack::{
@@ -43,6 +44,36 @@ enum Command {
     Export(ExportArgs),
     /// Record the updates of an export exactly once (restore, or move stores).
     Import(ImportArgs),
+    /// Measure this machine: `pulse bench intake`.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Load a fresh `pulse serve` (temporary store) with unique signed webhooks,
+    /// check every event is counted, print req/s, events/s, latency and memory.
+    Intake(IntakeArgs),
+}
+
+#[derive(clap::Args)]
+struct IntakeArgs {
+    /// Updates per request (Meta batches up to 1000).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    updates: u16,
+    /// How long to load, e.g. `20s`.
+    #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
+    duration: std::time::Duration,
+    /// Concurrent connections.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    connections: u16,
+    /// Requests per second, open loop (latency from each request's due time);
+    /// without it, as fast as answered.
+    #[arg(long, value_parser = positive_rate)]
+    rate: Option<f64>,
+    /// Requests signed ahead (default: enough for the run).
+    #[arg(long)]
+    requests: Option<usize>,
 }
 
 /// Which store `export` and `import` read and write.
@@ -169,6 +200,7 @@ async fn main() -> ExitCode {
         Some(Command::Simulate(args)) => simulate_traffic(args).await,
         Some(Command::Export(args)) => export(args).await,
         Some(Command::Import(args)) => import(args).await,
+        Some(Command::Bench(BenchCommand::Intake(args))) => bench_intake(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -432,4 +464,25 @@ async fn send(args: SendArgs) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+async fn bench_intake(args: IntakeArgs) -> Result<(), String> {
+    let updates = usize::from(args.updates);
+    let plan = IntakePlan {
+        updates,
+        duration: args.duration,
+        connections: usize::from(args.connections),
+        rate: args.rate,
+        requests: args
+            .requests
+            .unwrap_or_else(|| IntakePlan::default_requests(updates, args.duration, args.rate)),
+    };
+    let pulse = std::env::current_exe().map_err(|e| format!("where is this binary? {e}"))?;
+    let report = bench::intake(plan, pulse).await?;
+    print!("{}", report.render());
+    if report.verified() {
+        Ok(())
+    } else {
+        Err("the counts do not match what was sent (see above)".into())
+    }
 }

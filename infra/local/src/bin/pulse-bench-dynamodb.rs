@@ -8,19 +8,17 @@
 //!
 //! Each size starts on a new table and records about `--events` events in
 //! deliveries of that size, the mix of the load harness (30 % clicks, 30 % texts,
-//! 5 % media, 35 % statuses of earlier replies, out of order), 5 000 contacts,
-//! WhatsApp times over the last hour; then every delivery again.
+//! 5 % media, 35 % statuses of earlier replies, out of order; `pulse_local::load`),
+//! 5 000 contacts; then every delivery again.
 
 use std::time::Instant;
 
-use chrono::{Duration, Utc};
+use chrono::Utc;
 use clap::Parser;
+use pulse_local::load::Mix;
 use pulse_shared::event::events_from_body;
 use pulse_shared::store::dynamodb::{create_tables, DynamoStore, UsageFigures};
 use pulse_shared::store::record_all;
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
-use serde_json::{json, Value};
 
 #[derive(Parser)]
 struct Args {
@@ -34,74 +32,6 @@ struct Args {
     /// transaction (about 2 MB each here): a thousand is plenty for the figures.
     #[arg(long, default_value_t = 1000)]
     events: usize,
-}
-
-const BUTTONS: [&str; 4] = [
-    "RETRIEVE_CONTENT",
-    "UNLOCK_CONTENT",
-    "SHARE_WITH_CLIENTS",
-    "OTHER_CTA",
-];
-const STATUSES: [&str; 3] = ["sent", "delivered", "read"];
-
-/// Makes deliveries of the harness's mix.
-struct Mix {
-    rng: StdRng,
-    next_id: usize,
-    /// Replies sent, with the statuses they have had.
-    replies: Vec<(String, String, usize)>,
-}
-
-impl Mix {
-    fn delivery(&mut self, updates: usize) -> Vec<u8> {
-        let now = Utc::now();
-        let (mut messages, mut statuses) = (Vec::new(), Vec::new());
-        for _ in 0..updates {
-            self.next_id += 1;
-            let id = self.next_id;
-            let from = format!("4477{:08}", self.rng.random_range(0..5000));
-            let at = (now - Duration::seconds(self.rng.random_range(0..3600)))
-                .timestamp()
-                .to_string();
-            let roll = self.rng.random_range(0..100);
-            let replied = !self.replies.is_empty();
-            if roll < 35 && replied {
-                // Each reply gets sent, delivered and read once each, in any order
-                // across deliveries: no update of the mix is a duplicate.
-                let pick = self.rng.random_range(0..self.replies.len());
-                let (message, recipient, sent) = &mut self.replies[pick];
-                let status = STATUSES[*sent];
-                *sent += 1;
-                statuses.push(json!({"id": message, "status": status, "timestamp": at, "recipient_id": recipient}));
-                if *sent == STATUSES.len() {
-                    self.replies.swap_remove(pick);
-                }
-                continue;
-            }
-            if roll < 35 {
-                self.replies
-                    .push((format!("wamid.out{id}"), from.clone(), 0));
-            }
-            let message: Value = match roll {
-                0..65 => {
-                    json!({"from": from, "id": format!("wamid.c{id}"), "timestamp": at, "type": "interactive",
-                    "interactive": {"type": "button_reply", "button_reply": {"id": BUTTONS[id % 4], "title": "Unlock"}}})
-                }
-                65..95 => {
-                    json!({"from": from, "id": format!("wamid.t{id}"), "timestamp": at, "type": "text",
-                    "text": {"body": "Could you send me the factsheet for the fund?"}})
-                }
-                _ => {
-                    json!({"from": from, "id": format!("wamid.m{id}"), "timestamp": at, "type": "image",
-                    "image": {"id": format!("media{id}"), "mime_type": "image/jpeg"}})
-                }
-            };
-            messages.push(message);
-        }
-        serde_json::to_vec(&json!({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"field": "messages",
-            "value": {"messaging_product": "whatsapp", "metadata": {"phone_number_id": "1"}, "messages": messages, "statuses": statuses}}]}]}))
-        .expect("JSON")
-    }
 }
 
 fn per(total: u64, count: usize) -> f64 {
@@ -133,11 +63,7 @@ async fn main() {
             .await
             .expect("tables");
         let store = DynamoStore::new(client.clone(), &table, 90);
-        let mut mix = Mix {
-            rng: StdRng::seed_from_u64(7),
-            next_id: 0,
-            replies: Vec::new(),
-        };
+        let mut mix = Mix::new(7);
         let count = (args.events / updates).max(3);
         let bodies: Vec<Vec<u8>> = (0..count).map(|_| mix.delivery(updates)).collect();
         let mut times = Vec::with_capacity(count);

@@ -1,0 +1,396 @@
+//! `pulse bench intake`: how fast this machine takes in webhooks.
+//!
+//! It starts `pulse serve` as a child process on a temporary embedded store
+//! (free loopback ports, fresh secrets), signs unique requests of the load
+//! harness's mix ([`crate::load`]) ahead of time, then loads `POST /webhook`:
+//!
+//! - **closed loop** (no `--rate`): `--connections` clients each send their next
+//!   request as soon as the last is answered, for `--duration`: the saturation
+//!   throughput;
+//! - **open loop** (`--rate R`): a request is due every 1/R s whatever the answers,
+//!   and its latency counts from when it was due, so a stall shows in the figures
+//!   instead of slowing the load (no coordinated omission).
+//!
+//! Then it checks the count: every event stored must be counted by the metrics API
+//! (`/api/webhook/stats/realtime`, last hour), and reads the server's peak memory
+//! (`VmHWM`). Run it on the release build: `cargo run --release -- bench intake`.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pulse_shared::signature::{sign, SIGNATURE_HEADER};
+use tokio::process::{Child, Command};
+
+use crate::load::Mix;
+
+/// What to load the webhook with.
+#[derive(Debug, Clone)]
+pub struct IntakePlan {
+    /// Updates per request.
+    pub updates: usize,
+    pub duration: Duration,
+    /// Concurrent clients (closed loop) or connections at most (open loop).
+    pub connections: usize,
+    /// Requests per second (open loop); `None`: as fast as answered.
+    pub rate: Option<f64>,
+    /// Requests signed ahead; a closed-loop run that uses them all stops early
+    /// (resending would be duplicates, which are cheaper).
+    pub requests: usize,
+}
+
+impl IntakePlan {
+    /// Enough requests for the run: rate × duration in the open loop; in the
+    /// closed loop about 400 000 updates' worth (more than 20 s at 15 000
+    /// requests a second), at least 1 000 requests.
+    pub fn default_requests(updates: usize, duration: Duration, rate: Option<f64>) -> usize {
+        match rate {
+            Some(rate) => (rate * duration.as_secs_f64()).ceil() as usize,
+            None => {
+                let per_second = (400_000 / 20 / updates.max(1)).max(50);
+                (per_second as f64 * duration.as_secs_f64())
+                    .ceil()
+                    .max(1_000.0) as usize
+            }
+        }
+    }
+}
+
+/// What a run measured.
+#[derive(Debug, Clone)]
+pub struct IntakeReport {
+    pub plan: IntakePlan,
+    /// Requests sent and answered 200.
+    pub answered: usize,
+    /// Requests answered otherwise, or not at all.
+    pub failed: usize,
+    /// Events the answers said were stored.
+    pub stored: u64,
+    /// Events the metrics API counts afterwards.
+    pub counted: u64,
+    pub elapsed: Duration,
+    /// Latencies in ms, sorted.
+    pub latencies_ms: Vec<f64>,
+    /// The server's peak resident memory, in KiB.
+    pub peak_memory_kib: Option<u64>,
+}
+
+impl IntakeReport {
+    /// Every request answered 200 and every stored event counted, exactly.
+    pub fn verified(&self) -> bool {
+        self.failed == 0 && self.stored == self.counted
+    }
+
+    fn quantile(&self, q: f64) -> f64 {
+        let n = self.latencies_ms.len();
+        if n == 0 {
+            return f64::NAN;
+        }
+        self.latencies_ms[((n - 1) as f64 * q).round() as usize]
+    }
+
+    /// The figures, for a person.
+    pub fn render(&self) -> String {
+        let seconds = self.elapsed.as_secs_f64();
+        let mode = match self.plan.rate {
+            Some(rate) => {
+                format!("open loop at {rate} req/s (latency from each request's due time)")
+            }
+            None => format!("closed loop, {} connections", self.plan.connections),
+        };
+        let memory = self.peak_memory_kib.map_or("unknown".to_owned(), |kib| {
+            format!("{:.1} MiB", kib as f64 / 1024.0)
+        });
+        let check = if self.verified() { "exact" } else { "MISMATCH" };
+        format!(
+            "pulse bench intake: {} update(s) per request, {mode}, {:.1} s\n\
+             requests   {} answered 200, {} failed: {:.0} req/s\n\
+             events     {} stored: {:.0} events/s; the metrics API counts {} ({check})\n\
+             latency    p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms\n\
+             memory     server peak (VmHWM) {memory}\n",
+            self.plan.updates,
+            seconds,
+            self.answered,
+            self.failed,
+            self.answered as f64 / seconds,
+            self.stored,
+            self.stored as f64 / seconds,
+            self.counted,
+            self.quantile(0.5),
+            self.quantile(0.99),
+            self.latencies_ms.last().copied().unwrap_or(f64::NAN),
+        )
+    }
+}
+
+/// A `pulse serve` child on a temporary store.
+struct Server {
+    child: Child,
+    base: String,
+    token: String,
+    secret: String,
+    _data: tempfile::TempDir,
+}
+
+fn free_port() -> Result<u16, String> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| format!("no free port: {e}"))
+}
+
+fn random_hex() -> String {
+    hex::encode(rand::random::<[u8; 16]>())
+}
+
+impl Server {
+    async fn start(pulse: &Path, client: &reqwest::Client) -> Result<Self, String> {
+        let data = tempfile::tempdir().map_err(|e| format!("no temporary folder: {e}"))?;
+        let (http_port, ws_port) = (free_port()?, free_port()?);
+        let (secret, token) = (random_hex(), random_hex());
+        let child = Command::new(pulse)
+            .args(["serve", "--http-port", &http_port.to_string()])
+            .args(["--ws-port", &ws_port.to_string()])
+            .arg("--data-dir")
+            .arg(data.path())
+            .env("WHATSAPP_APP_SECRET", &secret)
+            .env("WHATSAPP_VERIFY_TOKEN", random_hex())
+            .env("DASHBOARD_TOKEN", &token)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("could not start {}: {e}", pulse.display()))?;
+        let server = Self {
+            child,
+            base: format!("http://127.0.0.1:{http_port}"),
+            token,
+            secret,
+            _data: data,
+        };
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(15) {
+            let health = client.get(format!("{}/health", server.base)).send().await;
+            if health.is_ok_and(|r| r.status().is_success()) {
+                return Ok(server);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Err("pulse serve did not answer /health within 15 s".into())
+    }
+
+    fn peak_memory_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()?)).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    }
+}
+
+/// One request's answer: latency in ms, and the events stored (`None`: failed).
+type Answer = (f64, Option<u64>);
+
+async fn post(client: &reqwest::Client, url: &str, body: &(Vec<u8>, String)) -> Option<u64> {
+    let response = client
+        .post(url)
+        .header("content-type", "application/json")
+        .header(SIGNATURE_HEADER, &body.1)
+        .body(body.0.clone())
+        .send()
+        .await
+        .ok()?;
+    if !response.status().is_success() {
+        return None;
+    }
+    let answer: serde_json::Value = response.json().await.ok()?;
+    answer["data"]["stored"].as_u64()
+}
+
+/// Runs the benchmark with `pulse` (this very binary, usually).
+pub async fn intake(plan: IntakePlan, pulse: PathBuf) -> Result<IntakeReport, String> {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(plan.connections)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .map_err(|e| format!("no HTTP client: {e}"))?;
+    let server = Server::start(&pulse, &client).await?;
+    eprintln!(
+        "signing {} requests of {} update(s)…",
+        plan.requests, plan.updates
+    );
+    let mut mix = Mix::new(rand::random());
+    let bodies: Arc<Vec<(Vec<u8>, String)>> = Arc::new(
+        (0..plan.requests)
+            .map(|_| {
+                let body = mix.delivery(plan.updates);
+                let signature = sign(server.secret.as_bytes(), &body);
+                (body, signature)
+            })
+            .collect(),
+    );
+    let url = Arc::new(format!("{}/webhook", server.base));
+    eprintln!("loading {url} for {:?}…", plan.duration);
+    let started = Instant::now();
+    let answers: Vec<Answer> = match plan.rate {
+        None => closed_loop(&plan, &client, &url, &bodies).await,
+        Some(rate) => open_loop(&plan, rate, &client, &url, &bodies).await,
+    };
+    let elapsed = started.elapsed();
+    let peak_memory_kib = server.peak_memory_kib();
+
+    let realtime: serde_json::Value = client
+        .get(format!("{}/api/webhook/stats/realtime", server.base))
+        .bearer_auth(&server.token)
+        .send()
+        .await
+        .and_then(|r| r.error_for_status())
+        .map_err(|e| format!("the metrics API did not answer: {e}"))?
+        .json()
+        .await
+        .map_err(|e| format!("the metrics API's answer is not JSON: {e}"))?;
+    let counted = realtime["data"]["last_hour"]
+        .as_u64()
+        .ok_or("the metrics API's answer has no data.last_hour")?;
+
+    let mut latencies_ms: Vec<f64> = answers.iter().map(|(ms, _)| *ms).collect();
+    latencies_ms.sort_by(f64::total_cmp);
+    let stored = answers.iter().filter_map(|(_, s)| *s).sum();
+    let answered = answers.iter().filter(|(_, s)| s.is_some()).count();
+    Ok(IntakeReport {
+        failed: answers.len() - answered,
+        plan,
+        answered,
+        stored,
+        counted,
+        elapsed,
+        latencies_ms,
+        peak_memory_kib,
+    })
+}
+
+async fn closed_loop(
+    plan: &IntakePlan,
+    client: &reqwest::Client,
+    url: &Arc<String>,
+    bodies: &Arc<Vec<(Vec<u8>, String)>>,
+) -> Vec<Answer> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let end = Instant::now() + plan.duration;
+    let workers = (0..plan.connections).map(|_| {
+        let (client, url, bodies, next) =
+            (client.clone(), url.clone(), bodies.clone(), next.clone());
+        tokio::spawn(async move {
+            let mut answers = Vec::new();
+            while Instant::now() < end {
+                let index = next.fetch_add(1, Ordering::Relaxed);
+                let Some(body) = bodies.get(index) else { break };
+                let sent = Instant::now();
+                let stored = post(&client, &url, body).await;
+                answers.push((sent.elapsed().as_secs_f64() * 1e3, stored));
+            }
+            answers
+        })
+    });
+    let mut answers = Vec::new();
+    for worker in futures::future::join_all(workers).await {
+        answers.extend(worker.unwrap_or_default());
+    }
+    if next.load(Ordering::Relaxed) >= bodies.len() {
+        eprintln!(
+            "all {} signed requests sent before the duration ended (pass --requests for more)",
+            bodies.len()
+        );
+    }
+    answers
+}
+
+async fn open_loop(
+    plan: &IntakePlan,
+    rate: f64,
+    client: &reqwest::Client,
+    url: &Arc<String>,
+    bodies: &Arc<Vec<(Vec<u8>, String)>>,
+) -> Vec<Answer> {
+    let start = tokio::time::Instant::now();
+    let limit = Arc::new(tokio::sync::Semaphore::new(plan.connections.max(1) * 64));
+    let mut requests = tokio::task::JoinSet::new();
+    for index in 0..bodies.len() {
+        let due = start + Duration::from_secs_f64(index as f64 / rate);
+        if due.duration_since(start) >= plan.duration {
+            break;
+        }
+        tokio::time::sleep_until(due).await;
+        let (client, url, bodies, limit) =
+            (client.clone(), url.clone(), bodies.clone(), limit.clone());
+        requests.spawn(async move {
+            let _permit = limit.acquire_owned().await;
+            let stored = post(&client, &url, &bodies[index]).await;
+            (due.elapsed().as_secs_f64() * 1e3, stored)
+        });
+    }
+    requests.join_all().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enough_requests_for_the_run() {
+        let twenty = Duration::from_secs(20);
+        assert_eq!(
+            IntakePlan::default_requests(1, twenty, Some(2000.0)),
+            40_000
+        );
+        assert_eq!(IntakePlan::default_requests(1, twenty, None), 400_000);
+        assert_eq!(IntakePlan::default_requests(50, twenty, None), 8_000);
+        assert_eq!(
+            IntakePlan::default_requests(1000, Duration::from_secs(2), None),
+            1_000
+        );
+    }
+
+    #[test]
+    fn a_report_is_exact_only_when_everything_counted() {
+        let report = IntakeReport {
+            plan: IntakePlan {
+                updates: 1,
+                duration: Duration::from_secs(1),
+                connections: 1,
+                rate: None,
+                requests: 3,
+            },
+            answered: 3,
+            failed: 0,
+            stored: 3,
+            counted: 3,
+            elapsed: Duration::from_secs(1),
+            latencies_ms: vec![1.0, 2.0, 9.0],
+            peak_memory_kib: Some(2048),
+        };
+        assert!(report.verified());
+        let text = report.render();
+        assert!(text.contains("3 answered 200, 0 failed: 3 req/s"), "{text}");
+        assert!(
+            text.contains("p50 2.00 ms, p99 9.00 ms, max 9.00 ms"),
+            "{text}"
+        );
+        assert!(
+            text.contains("(exact)") && text.contains("2.0 MiB"),
+            "{text}"
+        );
+        let short = IntakeReport {
+            counted: 2,
+            ..report.clone()
+        };
+        assert!(!short.verified());
+        assert!(short.render().contains("MISMATCH"));
+        let failed = IntakeReport {
+            failed: 1,
+            ..report
+        };
+        assert!(!failed.verified());
+    }
+}
