@@ -1100,3 +1100,197 @@ fn bench_intake_loads_its_own_stack_and_checks_the_count() {
         );
     }
 }
+
+/// Whether `value` has the shape `schema` describes (objects, arrays, `$ref`,
+/// `allOf`, `oneOf`, `enum`; scalars by JSON type), else where it differs. An
+/// object may hold only documented keys (`strict`), or, as one part of an
+/// `allOf`, any keys as long as those it names fit.
+fn conforms(doc: &Value, schema: &Value, value: &Value, at: &str) -> Result<(), String> {
+    check(doc, schema, value, at, true)
+}
+
+fn check(doc: &Value, schema: &Value, value: &Value, at: &str, strict: bool) -> Result<(), String> {
+    let schema = &resolve(doc, schema);
+    if let Some(parts) = schema["oneOf"].as_array() {
+        return parts
+            .iter()
+            .find(|part| check(doc, part, value, at, strict).is_ok())
+            .map(|_| ())
+            .ok_or_else(|| format!("{at}: {value} matches no oneOf variant"));
+    }
+    if let Some(parts) = schema["allOf"].as_array() {
+        for part in parts {
+            check(doc, part, value, at, false)?;
+        }
+        if strict {
+            let named = named_keys(doc, schema, value);
+            for key in value.as_object().into_iter().flatten().map(|(k, _)| k) {
+                if !named.contains(key) {
+                    return Err(format!("{at}: {key} is not documented"));
+                }
+            }
+        }
+        return Ok(());
+    }
+    if let Some(allowed) = schema["enum"].as_array() {
+        if !allowed.contains(value) {
+            return Err(format!("{at}: {value} is not one of {allowed:?}"));
+        }
+    }
+    let types: Vec<&str> = match &schema["type"] {
+        Value::String(t) => vec![t.as_str()],
+        Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
+        _ => return Ok(()),
+    };
+    let actual = match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_f64() => "number",
+        Value::Number(_) => "integer",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    };
+    let fits = types.contains(&actual) || (actual == "integer" && types.contains(&"number"));
+    if !fits {
+        return Err(format!("{at}: {actual} where {types:?} is documented"));
+    }
+    match value {
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                check(doc, &schema["items"], item, &format!("{at}[{i}]"), true)?;
+            }
+        }
+        Value::Object(map) => {
+            let props = schema["properties"].as_object();
+            for (key, v) in map {
+                let at = format!("{at}.{key}");
+                match props.and_then(|p| p.get(key)) {
+                    Some(sub) => check(doc, sub, v, &at, true)?,
+                    None if schema["additionalProperties"].is_object() => {
+                        check(doc, &schema["additionalProperties"], v, &at, true)?
+                    }
+                    None if strict => return Err(format!("{at} is not documented")),
+                    None => {}
+                }
+            }
+            for key in schema["required"].as_array().into_iter().flatten() {
+                let key = key.as_str().unwrap();
+                if !map.contains_key(key) {
+                    return Err(format!("{at}: required {key} missing"));
+                }
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// The keys an `allOf` names, counting only the `oneOf` variant `value` takes.
+fn named_keys(doc: &Value, schema: &Value, value: &Value) -> std::collections::BTreeSet<String> {
+    let schema = resolve(doc, schema);
+    let mut keys: std::collections::BTreeSet<String> = schema["properties"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, _)| k.clone())
+        .collect();
+    for part in schema["allOf"].as_array().into_iter().flatten() {
+        keys.extend(named_keys(doc, part, value));
+    }
+    if let Some(variant) = schema["oneOf"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|v| check(doc, v, value, "", false).is_ok())
+    {
+        keys.extend(named_keys(doc, variant, value));
+    }
+    keys
+}
+
+fn resolve(doc: &Value, schema: &Value) -> Value {
+    match schema["$ref"].as_str() {
+        Some(r) => {
+            doc["components"]["schemas"][r.trim_start_matches("#/components/schemas/")].clone()
+        }
+        None => schema.clone(),
+    }
+}
+
+#[tokio::test]
+async fn the_openapi_description_documents_what_every_route_answers() {
+    let stack = Stack::start().await;
+    let now = Utc::now();
+    let body = envelope(
+        vec![
+            click("wamid.o1", CUSTOMER, now, "UNLOCK_CONTENT"),
+            text("wamid.o2", CUSTOMER, now, "hi"),
+        ],
+        vec![status("wamid.o3", "sent", now, CUSTOMER)],
+    );
+    let (_, delivered) = stack.deliver(&body).await;
+    // No token needed: it holds no data.
+    let doc: Value = stack
+        .http
+        .get(stack.url("/api/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let documented: Vec<&str> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let mut expected = vec!["/health", "/webhook"];
+    expected.extend(pulse_shared::handlers::metrics_api::DATA_PATHS);
+    expected.sort_unstable();
+    let mut documented_sorted = documented.clone();
+    documented_sorted.sort_unstable();
+    assert_eq!(documented_sorted, expected);
+
+    let success = |path: &str, method: &str| {
+        doc["paths"][path][method]["responses"]["200"]["content"]["application/json"]["schema"]
+            .clone()
+    };
+    conforms(
+        &doc,
+        &success("/webhook", "post"),
+        &delivered,
+        "POST /webhook",
+    )
+    .unwrap();
+    let (_, health) = stack.get("/health").await;
+    conforms(&doc, &success("/health", "get"), &health, "/health").unwrap();
+    for path in pulse_shared::handlers::metrics_api::DATA_PATHS {
+        assert_eq!(
+            doc["paths"][path]["get"]["security"],
+            json!([{"dashboard_token": []}]),
+            "{path}"
+        );
+        let (status, answer) = stack.get(path).await;
+        assert_eq!(status, 200, "{path}");
+        conforms(&doc, &success(path, "get"), &answer, path).unwrap();
+    }
+    let (status, refused) = stack.get("/api/webhook/metrics?days=0").await;
+    assert_eq!(status, 400);
+    let failure = &doc["paths"]["/api/webhook/metrics"]["get"]["responses"]["400"]["content"]
+        ["application/json"]["schema"];
+    conforms(&doc, failure, &refused, "400").unwrap();
+    // The checker itself refuses what the description does not say.
+    let mut odd = stack.get("/api/webhook/stats/realtime").await.1;
+    odd["data"]["surprise"] = json!(1);
+    assert!(conforms(
+        &doc,
+        &success("/api/webhook/stats/realtime", "get"),
+        &odd,
+        "odd"
+    )
+    .is_err());
+    stack.stop().await;
+}

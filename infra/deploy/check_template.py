@@ -119,17 +119,21 @@ def main(template_path, root):
         allowed = [t for t in ["+05:30", "UTC+5:30", "India Standard Time", "Asia/ Kolkata", ""] if re.fullmatch(pattern, t)]
         expect(not allowed, f"the Timezone pattern lets through {allowed}")
 
-    # HTTP routes: those of the local gateway (infra/local/src/gateway.rs).
+    # HTTP routes: those of the route table the local gateway dispatches by
+    # (shared/src/routes.rs).
+    import re
+    table = (root / "shared" / "src" / "routes.rs").read_text()
+    function_names = {"Webhook": "WebhookFunction", "Metrics": "MetricsFunction", "Dashboard": "DashboardFunction"}
+    wanted = {(method, path, function_names[function])
+              for method, path, function in re.findall(r'route\("(\w+)", "([^"]+)", Function::(\w+)\)', table)}
+    expect(len(wanted) >= 8, f"shared/src/routes.rs lists the routes, found {sorted(wanted)}")
     routes = set()
     for name, function in functions.items():
         for event in function["Properties"].get("Events", {}).values():
             if event["Type"] == "HttpApi":
                 routes.add((event["Properties"]["Method"], event["Properties"]["Path"], name))
-    expect(routes == {("GET", "/webhook", "WebhookFunction"), ("POST", "/webhook", "WebhookFunction"),
-                      ("GET", "/health", "MetricsFunction"), ("GET", "/api/webhook/{proxy+}", "MetricsFunction"),
-                      ("GET", "/", "DashboardFunction"), ("GET", "/config.json", "DashboardFunction"),
-                      ("GET", "/assets/{proxy+}", "DashboardFunction")},
-           f"HTTP routes match the local gateway's, got {sorted(routes)}")
+    expect(routes == wanted,
+           f"HTTP routes match shared/src/routes.rs: missing {sorted(wanted - routes)}, extra {sorted(routes - wanted)}")
     # The page's live feed and its Content-Security-Policy need the WebSocket's URL.
     dashboard_variables = functions.get("DashboardFunction", {}).get("Properties", {}).get("Environment", {}).get("Variables", {})
     expect("WEBSOCKET_URL" in dashboard_variables, "the dashboard function is given WEBSOCKET_URL")

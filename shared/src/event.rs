@@ -9,6 +9,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
 
 use crate::whatsapp::{self, Envelope, Message, MessagesValue, Status};
 
@@ -16,7 +17,7 @@ use crate::whatsapp::{self, Envelope, Message, MessagesValue, Status};
 pub const KNOWN_BUTTONS: [&str; 3] = ["RETRIEVE_CONTENT", "UNLOCK_CONTENT", "SHARE_WITH_CLIENTS"];
 
 /// One update of a webhook, as Pulse stores and shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Event {
     /// Stable for the same update however often Meta delivers it.
     pub id: String,
@@ -39,7 +40,7 @@ pub struct Event {
     pub kind: EventKind,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct EventContact {
     pub wa_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -47,7 +48,7 @@ pub struct EventContact {
 }
 
 /// What kind of update an event is, with what each kind needs.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum EventKind {
     /// An interactive `button_reply`, or a template quick-reply `button`.
@@ -94,7 +95,7 @@ pub enum EventKind {
     },
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct StatusError {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code: Option<i64>,

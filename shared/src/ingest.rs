@@ -454,7 +454,7 @@ pub enum Outcome {
 }
 
 /// What recording a delivery did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Summary {
     pub received: usize,
     pub stored: usize,

@@ -8,6 +8,7 @@
 //! - [`store`]: the store trait and its SQLite (feature `sqlite`) and DynamoDB
 //!   implementations, which record whole deliveries exactly once;
 //! - [`metrics`]: the dashboard's figures, computed from counters;
+//! - [`routes`]: the HTTP API's route table (gateway, template check, OpenAPI);
 //! - [`handlers`]: one per Lambda function (webhook, metrics API, WebSocket
 //!   routes, broadcast, dashboard);
 //! - [`config`], [`mask`], [`telemetry`]: settings, phone masking, logging.
@@ -23,6 +24,7 @@ pub mod handlers;
 pub mod ingest;
 pub mod mask;
 pub mod metrics;
+pub mod routes;
 pub mod signature;
 pub mod store;
 pub mod telemetry;

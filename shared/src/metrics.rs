@@ -7,6 +7,7 @@ use std::time::Instant;
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::counters::{histogram, names, utc_from_ms, Granularity, SlotCounters};
 use crate::event::{Event, EventKind, KNOWN_BUTTONS};
@@ -15,7 +16,7 @@ use crate::mask::{mask_message_id, mask_phone};
 use crate::store::{EventQuery, Store, StoreError};
 
 /// `data` of `GET /api/webhook/metrics`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct WebhookMetrics {
     pub window: Window,
     pub button_clicks: ButtonClicks,
@@ -27,7 +28,7 @@ pub struct WebhookMetrics {
     pub response_time_ms: ResponseTimes,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct Window {
     pub days: u32,
     /// First and last local calendar day, `YYYY-MM-DD`.
@@ -36,7 +37,7 @@ pub struct Window {
     pub timezone: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct ButtonClicks {
     pub total: i64,
     /// Every known button, and any other id that was clicked.
@@ -46,7 +47,7 @@ pub struct ButtonClicks {
     pub hourly: [i64; 24],
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct DailyClicks {
     pub date: NaiveDate,
     pub total: i64,
@@ -54,7 +55,7 @@ pub struct DailyClicks {
 }
 
 /// Inbound messages; clicks are not included, list selections count as other.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, ToSchema)]
 pub struct MessageCounts {
     pub text: i64,
     pub media: i64,
@@ -63,7 +64,7 @@ pub struct MessageCounts {
 }
 
 /// Distinct outbound messages for which each status was reported.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, ToSchema)]
 pub struct StatusCounts {
     pub sent: i64,
     pub delivered: i64,
@@ -71,7 +72,7 @@ pub struct StatusCounts {
     pub failed: i64,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, ToSchema)]
 pub struct ResponseTimes {
     pub count: i64,
     pub avg: Option<f64>,
@@ -213,7 +214,7 @@ pub async fn webhook_metrics(
 }
 
 /// `data` of `GET /api/webhook/conversations`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Conversations {
     /// Contacts with an inbound message in the last `active_minutes`.
     pub active_conversations: u64,
@@ -223,7 +224,7 @@ pub struct Conversations {
     pub conversations: Vec<Conversation>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Conversation {
     /// Masked.
     pub wa_id: String,
@@ -274,7 +275,7 @@ pub async fn conversations(
 }
 
 /// `data` of `GET /api/webhook/stats/realtime`, by WhatsApp time.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Realtime {
     pub last_minute: i64,
     pub last_5_minutes: i64,
@@ -284,7 +285,7 @@ pub struct Realtime {
     pub last_event_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct MinuteCount {
     pub minute: DateTime<Utc>,
     pub count: i64,
@@ -352,8 +353,17 @@ pub fn public_event(mut event: Event) -> Event {
     event
 }
 
+/// `data` of `GET /api/webhook/events/recent`: a page, newest first.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RecentEvents {
+    pub events: Vec<Event>,
+    /// Pass as `before` for the next (older) page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
 /// Body of `GET /health`: no personal data.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Health {
     pub status: &'static str,
     pub store: StoreHealth,
@@ -361,7 +371,7 @@ pub struct Health {
     pub version: &'static str,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct StoreHealth {
     pub reachable: bool,
     pub latency_ms: f64,

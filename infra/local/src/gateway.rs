@@ -2,8 +2,8 @@
 //!
 //! Each HTTP request becomes the payload-2.0 event API Gateway would send, which
 //! goes through `lambda_http`'s own deserialiser into the handler the Lambda runs;
-//! the handler's response goes back out as API Gateway would return it. Routes and
-//! limits are those of `template.yaml`'s HTTP API.
+//! the handler's response goes back out as API Gateway would return it. Routes
+//! ([`pulse_shared::routes`]) and limits are those of `template.yaml`'s HTTP API.
 
 use std::sync::Arc;
 
@@ -16,6 +16,7 @@ use http::{header, HeaderMap, StatusCode};
 use lambda_http::Body;
 use pulse_shared::handlers::dashboard::DashboardHandler;
 use pulse_shared::handlers::{MetricsHandler, WebhookHandler};
+use pulse_shared::routes::{self, Function};
 use serde_json::{json, Value};
 
 /// API Gateway's own limit on a request body.
@@ -28,29 +29,6 @@ pub struct Functions {
     pub dashboard: DashboardHandler,
 }
 
-enum Target {
-    Webhook,
-    Metrics,
-    Dashboard,
-}
-
-/// The HTTP API's routes, as `template.yaml` declares them.
-fn route(method: &str, path: &str) -> Option<(Target, String)> {
-    match (method, path) {
-        ("GET" | "POST", "/webhook") => Some((Target::Webhook, format!("{method} /webhook"))),
-        ("GET", "/health") => Some((Target::Metrics, "GET /health".into())),
-        ("GET", p) if p.starts_with("/api/webhook/") => {
-            Some((Target::Metrics, "GET /api/webhook/{proxy+}".into()))
-        }
-        ("GET", "/") => Some((Target::Dashboard, "GET /".into())),
-        ("GET", "/config.json") => Some((Target::Dashboard, "GET /config.json".into())),
-        ("GET", p) if p.starts_with("/assets/") => {
-            Some((Target::Dashboard, "GET /assets/{proxy+}".into()))
-        }
-        _ => None,
-    }
-}
-
 /// The axum handler for every request.
 pub async fn handle(
     State(functions): State<Arc<Functions>>,
@@ -58,13 +36,13 @@ pub async fn handle(
     request: Request,
 ) -> Response {
     let (parts, body) = request.into_parts();
-    let Some((target, route_key)) = route(parts.method.as_str(), parts.uri.path()) else {
+    let Some(route) = routes::find(parts.method.as_str(), parts.uri.path()) else {
         return gateway_error(StatusCode::NOT_FOUND, "Not Found");
     };
     let Ok(body) = to_bytes(body, API_GATEWAY_MAX_BODY).await else {
         return gateway_error(StatusCode::PAYLOAD_TOO_LARGE, "Request Entity Too Large");
     };
-    let event = api_gateway_event(&parts, &route_key, &body, &peer.ip().to_string());
+    let event = api_gateway_event(&parts, &route.key(), &body, &peer.ip().to_string());
     let lambda_request = match lambda_http::request::from_str(&event.to_string()) {
         Ok(request) => request,
         Err(error) => {
@@ -72,10 +50,10 @@ pub async fn handle(
             return gateway_error(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error");
         }
     };
-    let response = match target {
-        Target::Webhook => functions.webhook.handle(lambda_request).await,
-        Target::Metrics => functions.metrics.handle(lambda_request).await,
-        Target::Dashboard => functions.dashboard.handle(lambda_request).await,
+    let response = match route.function {
+        Function::Webhook => functions.webhook.handle(lambda_request).await,
+        Function::Metrics => functions.metrics.handle(lambda_request).await,
+        Function::Dashboard => functions.dashboard.handle(lambda_request).await,
     };
     into_http(response)
 }
