@@ -1168,7 +1168,7 @@ fn check(doc: &Value, schema: &Value, value: &Value, at: &str, strict: bool) -> 
                 match props.and_then(|p| p.get(key)) {
                     Some(sub) => check(doc, sub, v, &at, true)?,
                     None if schema["additionalProperties"].is_object() => {
-                        check(doc, &schema["additionalProperties"], v, &at, true)?
+                        check(doc, &schema["additionalProperties"], v, &at, true)?;
                     }
                     None if strict => return Err(format!("{at} is not documented")),
                     None => {}
