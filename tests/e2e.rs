@@ -1294,3 +1294,50 @@ async fn the_openapi_description_documents_what_every_route_answers() {
     .is_err());
     stack.stop().await;
 }
+
+#[test]
+fn cli_errors_say_what_failed_and_why() {
+    // Each cause in the chain, outermost first, on one line.
+    let data_dir = tempfile::tempdir().unwrap();
+    let missing = data_dir.path().join("missing.ndjson");
+    let output = Command::new(pulse_binary())
+        .arg("import")
+        .arg(&missing)
+        .arg("--data-dir")
+        .arg(data_dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains(&format!(
+            "pulse: cannot read {}: No such file",
+            missing.display()
+        )),
+        "{stderr}"
+    );
+
+    let port = free_port();
+    let output = Command::new(pulse_binary())
+        .args(["send", "--url", &format!("http://127.0.0.1:{port}/webhook")])
+        .arg("--data-dir")
+        .arg(data_dir.path())
+        .arg("../events/whatsapp/text_message.json")
+        .env("WHATSAPP_APP_SECRET", "s")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("pulse: "))
+        .unwrap_or_default();
+    assert!(
+        line.contains("cannot reach") && line.contains("(is `pulse serve` running?): "),
+        "{stderr}"
+    );
+    assert!(
+        line.to_lowercase().contains("connect"),
+        "the cause is kept: {stderr}"
+    );
+}

@@ -76,7 +76,7 @@ impl FaultyStore {
 }
 
 fn injected(kind: &str) -> StoreError {
-    StoreError::Unavailable(format!("injected fault: {kind}"))
+    StoreError::unavailable(format!("injected fault: {kind}"))
 }
 
 #[async_trait]

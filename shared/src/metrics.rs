@@ -14,6 +14,7 @@ use crate::event::{Event, EventKind, KNOWN_BUTTONS};
 use crate::ingest::ContactState;
 use crate::mask::{mask_message_id, mask_phone};
 use crate::store::{EventQuery, Store, StoreError};
+use crate::telemetry::Chain;
 
 /// `data` of `GET /api/webhook/metrics`.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
@@ -390,7 +391,7 @@ pub async fn health(store: &dyn Store) -> Health {
             .await
             .ok(),
         Err(error) => {
-            tracing::warn!(%error, "health check: store unreachable");
+            tracing::warn!(error = %Chain(error), "health check: store unreachable");
             None
         }
     };

@@ -6,6 +6,22 @@ use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
 
+/// An error and its sources, for a log line or a person: `outer: inner: root`.
+#[derive(Debug)]
+pub struct Chain<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(cause) = source {
+            write!(f, ": {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
+    }
+}
+
 /// Installs the JSON log subscriber. The level comes from `RUST_LOG`, else Lambda's
 /// `AWS_LAMBDA_LOG_LEVEL`, else `info`. Calling it twice is harmless.
 pub fn init() {

@@ -8,6 +8,7 @@
 //! same exactly-once path, so importing into an empty store gives the figures of
 //! the original, and importing twice changes nothing.
 
+use anyhow::Context;
 use std::io::{BufRead, Write};
 
 use chrono::{DateTime, Utc};
@@ -74,7 +75,7 @@ fn progress(message: &'static str) -> ProgressBar {
 }
 
 /// Writes every stored update, newest first; returns how many.
-pub async fn export(store: &dyn Store, out: &mut impl Write) -> Result<u64, String> {
+pub async fn export(store: &dyn Store, out: &mut impl Write) -> anyhow::Result<u64> {
     let bar = progress("updates exported");
     let mut count = 0;
     let mut before = None;
@@ -86,23 +87,23 @@ pub async fn export(store: &dyn Store, out: &mut impl Write) -> Result<u64, Stri
                 ..Default::default()
             })
             .await
-            .map_err(|e| format!("reading the events: {e}"))?;
+            .context("reading the events")?;
         for listed in page.events {
             let Some((event, raw)) = store
                 .event(&listed.id)
                 .await
-                .map_err(|e| format!("reading event {}: {e}", listed.id))?
+                .with_context(|| format!("reading event {}", listed.id))?
             else {
                 continue; // expired since it was listed
             };
             let webhook = webhook_of(&event, &raw)
-                .map_err(|e| format!("event {}: its raw update is not JSON: {e}", event.id))?;
+                .with_context(|| format!("event {}: its raw update is not JSON", event.id))?;
             let line = Line {
                 received_at: event.received_at,
                 webhook,
             };
-            serde_json::to_writer(&mut *out, &line).map_err(|e| format!("writing: {e}"))?;
-            out.write_all(b"\n").map_err(|e| format!("writing: {e}"))?;
+            serde_json::to_writer(&mut *out, &line).context("writing")?;
+            out.write_all(b"\n").context("writing")?;
             count += 1;
             bar.inc(1);
         }
@@ -111,7 +112,7 @@ pub async fn export(store: &dyn Store, out: &mut impl Write) -> Result<u64, Stri
             None => break,
         }
     }
-    out.flush().map_err(|e| format!("writing: {e}"))?;
+    out.flush().context("writing")?;
     bar.finish_and_clear();
     Ok(count)
 }
@@ -137,7 +138,7 @@ pub async fn import(
     store: &dyn Store,
     input: impl BufRead,
     retention_days: u32,
-) -> Result<Imported, String> {
+) -> anyhow::Result<Imported> {
     let bar = progress("lines imported");
     let mut imported = Imported::default();
     let mut batch: Vec<ReceivedEvent> = Vec::with_capacity(BATCH);
@@ -179,15 +180,13 @@ async fn record(
     batch: &mut Vec<ReceivedEvent>,
     retention_days: u32,
     imported: &mut Imported,
-) -> Result<(), String> {
+) -> anyhow::Result<()> {
     if batch.is_empty() {
         return Ok(());
     }
-    let outcomes = store.record(batch, retention_days).await.map_err(|e| {
-        format!(
-            "the store failed: {e} (what was imported stays; import the file again to complete it)"
-        )
-    })?;
+    let outcomes = store.record(batch, retention_days).await.context(
+        "recording failed (what was imported stays; import the file again to complete it)",
+    )?;
     for outcome in outcomes {
         match outcome {
             Outcome::Stored => imported.stored += 1,

@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use pulse_shared::signature::{sign, SIGNATURE_HEADER};
 use tokio::process::{Child, Command};
 
@@ -134,11 +135,11 @@ struct Server {
     _data: tempfile::TempDir,
 }
 
-fn free_port() -> Result<u16, String> {
+fn free_port() -> anyhow::Result<u16> {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
-        .map_err(|e| format!("no free port: {e}"))
+        .context("no free port")
 }
 
 fn random_hex() -> String {
@@ -146,8 +147,8 @@ fn random_hex() -> String {
 }
 
 impl Server {
-    async fn start(pulse: &Path, client: &reqwest::Client) -> Result<Self, String> {
-        let data = tempfile::tempdir().map_err(|e| format!("no temporary folder: {e}"))?;
+    async fn start(pulse: &Path, client: &reqwest::Client) -> anyhow::Result<Self> {
+        let data = tempfile::tempdir().context("no temporary folder")?;
         let (http_port, ws_port) = (free_port()?, free_port()?);
         let (secret, token) = (random_hex(), random_hex());
         let child = Command::new(pulse)
@@ -163,7 +164,7 @@ impl Server {
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
             .spawn()
-            .map_err(|e| format!("could not start {}: {e}", pulse.display()))?;
+            .with_context(|| format!("could not start {}", pulse.display()))?;
         let server = Self {
             child,
             base: format!("http://127.0.0.1:{http_port}"),
@@ -179,7 +180,7 @@ impl Server {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        Err("pulse serve did not answer /health within 15 s".into())
+        anyhow::bail!("pulse serve did not answer /health within 15 s")
     }
 
     fn peak_memory_kib(&self) -> Option<u64> {
@@ -209,12 +210,12 @@ async fn post(client: &reqwest::Client, url: &str, body: &(Vec<u8>, String)) -> 
 }
 
 /// Runs the benchmark with `pulse` (this very binary, usually).
-pub async fn intake(plan: IntakePlan, pulse: PathBuf) -> Result<IntakeReport, String> {
+pub async fn intake(plan: IntakePlan, pulse: PathBuf) -> anyhow::Result<IntakeReport> {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(plan.connections)
         .timeout(Duration::from_secs(30))
         .build()
-        .map_err(|e| format!("no HTTP client: {e}"))?;
+        .context("no HTTP client")?;
     let server = Server::start(&pulse, &client).await?;
     eprintln!(
         "signing {} requests of {} update(s)…",
@@ -246,13 +247,13 @@ pub async fn intake(plan: IntakePlan, pulse: PathBuf) -> Result<IntakeReport, St
         .send()
         .await
         .and_then(|r| r.error_for_status())
-        .map_err(|e| format!("the metrics API did not answer: {e}"))?
+        .context("the metrics API did not answer")?
         .json()
         .await
-        .map_err(|e| format!("the metrics API's answer is not JSON: {e}"))?;
+        .context("the metrics API's answer is not JSON")?;
     let counted = realtime["data"]["last_hour"]
         .as_u64()
-        .ok_or("the metrics API's answer has no data.last_hour")?;
+        .context("the metrics API's answer has no data.last_hour")?;
 
     let mut latencies_ms: Vec<f64> = answers.iter().map(|(ms, _)| *ms).collect();
     latencies_ms.sort_by(f64::total_cmp);

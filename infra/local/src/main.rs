@@ -5,6 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::{anyhow, bail, Context};
 use clap::{Parser, Subcommand};
 use pulse_local::backup;
 use pulse_local::bench::{self, IntakePlan};
@@ -204,14 +205,15 @@ async fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("pulse: {message}");
+        Err(error) => {
+            // `{:#}`: the error and each of its causes, `outer: inner: root`.
+            eprintln!("pulse: {error:#}");
             ExitCode::FAILURE
         }
     }
 }
 
-async fn serve(args: ServeArgs) -> Result<(), String> {
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let options = Options {
         http_addr: SocketAddr::from((args.host, args.http_port)),
         ws_addr: SocketAddr::from((args.host, args.ws_port)),
@@ -221,11 +223,16 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     };
     let stack = LocalStack::start(options)
         .await
-        .map_err(|e| e.to_string())?;
+        .context("the local stack did not start")?;
     print_banner(&stack);
-    tokio::signal::ctrl_c().await.map_err(|e| e.to_string())?;
+    tokio::signal::ctrl_c()
+        .await
+        .context("cannot listen for Ctrl-C")?;
     println!("\nStopping: finishing requests in flight…");
-    stack.stop().await.map_err(|e| e.to_string())?;
+    stack
+        .stop()
+        .await
+        .context("stopping: the store did not close cleanly")?;
     println!("Stopped. Everything acknowledged is stored.");
     Ok(())
 }
@@ -328,14 +335,14 @@ impl IfEmpty for String {
     }
 }
 
-async fn export(args: ExportArgs) -> Result<(), String> {
+async fn export(args: ExportArgs) -> anyhow::Result<()> {
     let (store, _, description) = open_store(args.store.store, &args.store.data_dir, false)
         .await
-        .map_err(|e| e.to_string())?;
+        .context("cannot open the store")?;
     let count = match &args.output {
         Some(path) => {
             let file = std::fs::File::create(path)
-                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+                .with_context(|| format!("cannot write {}", path.display()))?;
             backup::export(&*store, &mut std::io::BufWriter::new(file)).await?
         }
         None => {
@@ -353,16 +360,16 @@ async fn export(args: ExportArgs) -> Result<(), String> {
     Ok(())
 }
 
-async fn import(args: ImportArgs) -> Result<(), String> {
+async fn import(args: ImportArgs) -> anyhow::Result<()> {
     let (store, retention_days, description) =
         open_store(args.store.store, &args.store.data_dir, true)
             .await
-            .map_err(|e| e.to_string())?;
+            .context("cannot open the store")?;
     let imported = if args.file.as_os_str() == "-" {
         backup::import(&*store, std::io::stdin().lock(), retention_days).await?
     } else {
         let file = std::fs::File::open(&args.file)
-            .map_err(|e| format!("cannot read {}: {e}", args.file.display()))?;
+            .with_context(|| format!("cannot read {}", args.file.display()))?;
         backup::import(&*store, std::io::BufReader::new(file), retention_days).await?
     };
     for (line, error) in &imported.skipped {
@@ -378,28 +385,28 @@ async fn import(args: ImportArgs) -> Result<(), String> {
     if imported.skipped.is_empty() {
         Ok(())
     } else {
-        Err(format!(
+        bail!(
             "{} lines could not be read (listed above); the rest is imported",
             imported.skipped.len()
-        ))
+        )
     }
 }
 
 /// `WHATSAPP_APP_SECRET`, else the one `pulse serve` keeps in the data folder.
-fn app_secret(data_dir: &std::path::Path) -> Result<String, String> {
+fn app_secret(data_dir: &std::path::Path) -> anyhow::Result<String> {
     std::env::var("WHATSAPP_APP_SECRET")
         .ok()
         .filter(|s| !s.is_empty())
         .or_else(|| read_env_file(&data_dir.join(LOCAL_ENV_FILE)).remove("WHATSAPP_APP_SECRET"))
         .ok_or_else(|| {
-            format!(
+            anyhow!(
                 "no app secret: set WHATSAPP_APP_SECRET, or start `pulse serve` first (it keeps one in {})",
                 data_dir.join(LOCAL_ENV_FILE).display()
             )
         })
 }
 
-async fn simulate_traffic(args: SimulateArgs) -> Result<(), String> {
+async fn simulate_traffic(args: SimulateArgs) -> anyhow::Result<()> {
     let seed = args.seed.unwrap_or_else(rand::random);
     let plan = Plan {
         url: args.url,
@@ -434,7 +441,7 @@ async fn simulate_traffic(args: SimulateArgs) -> Result<(), String> {
         summary.errors
     );
     match summary.first_error {
-        Some(error) => Err(format!(
+        Some(error) => Err(anyhow!(
             "{} webhooks failed; the first: {error}",
             summary.errors
         )),
@@ -442,7 +449,7 @@ async fn simulate_traffic(args: SimulateArgs) -> Result<(), String> {
     }
 }
 
-async fn send(args: SendArgs) -> Result<(), String> {
+async fn send(args: SendArgs) -> anyhow::Result<()> {
     let secret = app_secret(&args.data_dir)?;
     let sent = send_files(&args.url, &secret, &args.files, args.keep_timestamps).await?;
     let mut failed = 0;
@@ -458,15 +465,12 @@ async fn send(args: SendArgs) -> Result<(), String> {
         }
     }
     if failed > 0 {
-        return Err(format!(
-            "{failed} of {} deliveries were not accepted",
-            sent.len()
-        ));
+        bail!("{failed} of {} deliveries were not accepted", sent.len());
     }
     Ok(())
 }
 
-async fn bench_intake(args: IntakeArgs) -> Result<(), String> {
+async fn bench_intake(args: IntakeArgs) -> anyhow::Result<()> {
     let updates = usize::from(args.updates);
     let plan = IntakePlan {
         updates,
@@ -477,12 +481,12 @@ async fn bench_intake(args: IntakeArgs) -> Result<(), String> {
             .requests
             .unwrap_or_else(|| IntakePlan::default_requests(updates, args.duration, args.rate)),
     };
-    let pulse = std::env::current_exe().map_err(|e| format!("where is this binary? {e}"))?;
+    let pulse = std::env::current_exe().context("where is this binary?")?;
     let report = bench::intake(plan, pulse).await?;
     print!("{}", report.render());
     if report.verified() {
         Ok(())
     } else {
-        Err("the counts do not match what was sent (see above)".into())
+        bail!("the counts do not match what was sent (see above)")
     }
 }

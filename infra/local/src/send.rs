@@ -1,5 +1,6 @@
 //! `pulse send`: signs WhatsApp payload files as Meta would and posts them.
 
+use anyhow::Context;
 use std::path::PathBuf;
 
 use pulse_shared::signature::{sign, SIGNATURE_HEADER};
@@ -20,12 +21,12 @@ pub async fn send_files(
     secret: &str,
     files: &[PathBuf],
     keep_timestamps: bool,
-) -> Result<Vec<Sent>, String> {
+) -> anyhow::Result<Vec<Sent>> {
     let client = reqwest::Client::new();
     let mut sent = Vec::with_capacity(files.len());
     for file in files {
         let mut body =
-            std::fs::read(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+            std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
         if !keep_timestamps {
             body = shift_to_now(&body, chrono::Utc::now().timestamp()).unwrap_or(body);
         }
@@ -36,7 +37,7 @@ pub async fn send_files(
             .body(body)
             .send()
             .await
-            .map_err(|e| format!("cannot reach {url}: {e} (is `pulse serve` running?)"))?;
+            .with_context(|| format!("cannot reach {url} (is `pulse serve` running?)"))?;
         let status = response.status().as_u16();
         let body = response.text().await.unwrap_or_default();
         sent.push(Sent {

@@ -27,6 +27,7 @@ use crate::gateway::{self, Functions};
 use crate::live::{feed_sockets, AnnouncingStore};
 use crate::stream::{feed_broadcast, poll_dynamodb_stream};
 use crate::websocket::{WebSocketGateway, STAGE};
+use pulse_shared::telemetry::Chain;
 
 /// The settings the Lambdas read from their environment; generated here when absent.
 pub const SECRET_SETTINGS: [&str; 3] = [
@@ -500,7 +501,7 @@ async fn purge_hourly(store: SqliteStore) {
         match store.purge_expired(chrono::Utc::now()).await {
             Ok(0) => {}
             Ok(purged) => tracing::info!(purged, "expired events deleted"),
-            Err(error) => tracing::warn!(%error, "purging expired events failed"),
+            Err(error) => tracing::warn!(error = %Chain(&error), "purging expired events failed"),
         }
     }
 }

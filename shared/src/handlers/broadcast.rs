@@ -27,6 +27,7 @@ use crate::event::Event;
 use crate::metrics::public_event;
 use crate::store::dynamodb::event_from_item;
 use crate::store::{Connection, ConnectionStore};
+use crate::telemetry::Chain;
 
 /// API Gateway's limit on one message to a WebSocket client.
 pub const MAX_MESSAGE_BYTES: usize = 128 * 1024;
@@ -218,7 +219,7 @@ impl Broadcaster {
             {
                 Ok(page) => page,
                 Err(error) => {
-                    tracing::error!(%error, "reading the connections failed");
+                    tracing::error!(error = %Chain(&error), "reading the connections failed");
                     report.connections_unreadable = true;
                     return report;
                 }
@@ -280,7 +281,7 @@ impl Broadcaster {
                 Err(PostError::Gone) => {
                     delivery.gone = true;
                     if let Err(error) = self.connections.remove(&connection.id).await {
-                        tracing::warn!(%error, connection_id = connection.id, "deleting a gone connection failed");
+                        tracing::warn!(error = %Chain(&error), connection_id = connection.id, "deleting a gone connection failed");
                     }
                     break;
                 }

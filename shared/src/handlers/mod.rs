@@ -12,6 +12,7 @@
 //!
 //! This module holds what the REST handlers share: the JSON envelope and errors.
 
+use crate::telemetry::Chain;
 use chrono::Utc;
 use http::{header, StatusCode};
 use lambda_http::{Body, Response};
@@ -85,7 +86,7 @@ pub(crate) fn success(data: impl Serialize) -> Response<Body> {
 }
 
 pub(crate) fn store_error(error: crate::store::StoreError) -> ApiError {
-    tracing::error!(%error, "store failed");
+    tracing::error!(error = %Chain(&error), "store failed");
     ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
         "store_unavailable",

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::event::EVENT_TYPES;
 use crate::signature::tokens_match;
 use crate::store::{Connection, ConnectionStore};
+use crate::telemetry::Chain;
 
 /// API Gateway ends a WebSocket connection after two hours at the latest; its
 /// record expires then, in case `$disconnect` never comes.
@@ -99,7 +100,7 @@ impl WebSocketHandler {
                 response(200, "")
             }
             Err(error) => {
-                tracing::error!(%error, "storing the connection failed");
+                tracing::error!(error = %Chain(&error), "storing the connection failed");
                 response(500, "Internal Server Error")
             }
         }
@@ -120,7 +121,7 @@ impl WebSocketHandler {
             }
             Err(error) => {
                 // The record expires through TTL, and a broadcast to it gets 410.
-                tracing::error!(%error, connection_id = id, "removing the connection failed");
+                tracing::error!(error = %Chain(&error), connection_id = id, "removing the connection failed");
                 response(500, "Internal Server Error")
             }
         }
@@ -172,7 +173,7 @@ impl WebSocketHandler {
                     Ok(true) => ServerMessage::Subscribed { types },
                     Ok(false) => error("this connection is not registered; reconnect"),
                     Err(e) => {
-                        tracing::error!(error = %e, connection_id, "saving a subscription failed");
+                        tracing::error!(error = %Chain(&e), connection_id, "saving a subscription failed");
                         error("the subscription could not be saved; try again")
                     }
                 }

@@ -91,15 +91,32 @@ impl Cursor {
 }
 
 /// What can go wrong in a store. None of these is the caller's fault: the webhook
-/// answers 5xx so that Meta delivers again.
+/// answers 5xx so that Meta delivers again. The cause stays attached as the
+/// error's source (log it with [`crate::telemetry::Chain`]).
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
-    #[error("the store did not answer: {0}")]
-    Unavailable(String),
-    #[error("stored data could not be read: {0}")]
-    Corrupt(String),
+    #[error("the store did not answer")]
+    Unavailable(#[source] Cause),
+    #[error("stored data could not be read")]
+    Corrupt(#[source] Cause),
     #[error("event {0} kept conflicting with concurrent writes")]
     Contention(String),
+}
+
+/// Why a store failed. Shared, so that one failed group commit can answer each
+/// delivery in it with the same error.
+pub type Cause = std::sync::Arc<dyn std::error::Error + Send + Sync + 'static>;
+
+impl StoreError {
+    /// The store did not answer, because of `cause` (an error, or a message).
+    pub fn unavailable(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self::Unavailable(cause.into().into())
+    }
+
+    /// Stored data could not be read, because of `cause` (an error, or a message).
+    pub fn corrupt(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self::Corrupt(cause.into().into())
+    }
 }
 
 /// A dashboard's live WebSocket connection, as the connections table keeps it.
@@ -196,7 +213,28 @@ pub async fn record_all(
 
 #[cfg(test)]
 mod tests {
-    use super::Cursor;
+    use super::{Cursor, StoreError};
+    use crate::telemetry::Chain;
+
+    #[test]
+    fn a_store_error_keeps_its_cause() {
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let error = StoreError::unavailable(refused);
+        assert_eq!(error.to_string(), "the store did not answer");
+        let cause = std::error::Error::source(&error).expect("a source");
+        assert!(cause.downcast_ref::<std::io::Error>().is_some());
+        assert_eq!(
+            Chain(&error).to_string(),
+            "the store did not answer: refused"
+        );
+        let shared = error.clone();
+        assert_eq!(Chain(&shared).to_string(), Chain(&error).to_string());
+        let corrupt = StoreError::corrupt("a counter item's slot is not a number");
+        assert_eq!(
+            Chain(&corrupt).to_string(),
+            "stored data could not be read: a counter item's slot is not a number"
+        );
+    }
 
     #[test]
     fn cursor_round_trips_and_rejects_garbage() {

@@ -111,12 +111,12 @@ struct Delivery {
     done: oneshot::Sender<Result<Vec<Outcome>, StoreError>>,
 }
 
-fn unavailable(error: impl std::fmt::Display) -> StoreError {
-    StoreError::Unavailable(error.to_string())
+fn unavailable(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> StoreError {
+    StoreError::unavailable(error)
 }
 
-fn corrupt(error: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(error.to_string())
+fn corrupt(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> StoreError {
+    StoreError::corrupt(error)
 }
 
 fn writer_gone() -> StoreError {

@@ -48,7 +48,7 @@ fn from_item(item: &HashMap<String, AttributeValue>) -> Result<Connection, Store
         item.get(name)
             .and_then(|v| v.as_n().ok())
             .and_then(|v| v.parse::<i64>().ok())
-            .ok_or_else(|| StoreError::Corrupt(format!("connection without number {name}")))
+            .ok_or_else(|| StoreError::corrupt(format!("connection without number {name}")))
     };
     Ok(Connection {
         id: string_attr(item, "connection_id")?.to_owned(),

@@ -21,7 +21,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
     KeyType, Projection, ProjectionType, Put, ScalarAttributeType, Select, StreamSpecification,
@@ -73,8 +72,8 @@ pub struct DynamoStore {
     usage: Arc<capacity::Usage>,
 }
 
-fn unavailable<E: std::error::Error + 'static>(error: E) -> StoreError {
-    StoreError::Unavailable(DisplayErrorContext(error).to_string())
+fn unavailable<E: std::error::Error + Send + Sync + 'static>(error: E) -> StoreError {
+    StoreError::unavailable(error)
 }
 
 fn s(value: impl Into<String>) -> AttributeValue {
@@ -106,7 +105,7 @@ fn string_attr<'a>(
     item.get(name)
         .and_then(|v| v.as_s().ok())
         .map(String::as_str)
-        .ok_or_else(|| StoreError::Corrupt(format!("item without string attribute {name}")))
+        .ok_or_else(|| StoreError::corrupt(format!("item without string attribute {name}")))
 }
 
 fn number_attr(item: &HashMap<String, AttributeValue>, name: &str) -> Option<i64> {
@@ -118,7 +117,7 @@ fn number_attr(item: &HashMap<String, AttributeValue>, name: &str) -> Option<i64
 fn parse<T: serde::de::DeserializeOwned>(
     item: &HashMap<String, AttributeValue>,
 ) -> Result<T, StoreError> {
-    serde_json::from_str(string_attr(item, "data")?).map_err(|e| StoreError::Corrupt(e.to_string()))
+    serde_json::from_str(string_attr(item, "data")?).map_err(StoreError::corrupt)
 }
 
 fn to_json(value: &impl serde::Serialize) -> String {
@@ -353,7 +352,7 @@ impl Store for DynamoStore {
         for item in items {
             let slot: i64 = string_attr(&item, "sk")?
                 .parse()
-                .map_err(|_| StoreError::Corrupt("counter slot".into()))?;
+                .map_err(|_| StoreError::corrupt("a counter item's slot is not a number"))?;
             let counters = slots.entry(slot).or_insert_with(|| SlotCounters {
                 slot,
                 values: Default::default(),

@@ -26,7 +26,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem, Update};
 use futures::future::try_join_all;
@@ -248,7 +248,7 @@ impl DynamoStore {
                 return Ok(found);
             }
         }
-        Err(StoreError::Unavailable(format!(
+        Err(StoreError::unavailable(format!(
             "DynamoDB left {} keys unprocessed after {MAX_UNPROCESSED_ROUNDS} retries",
             keys.len()
         )))
@@ -361,15 +361,13 @@ impl DynamoStore {
                     if raced {
                         Ok(false)
                     } else {
-                        Err(StoreError::Unavailable(format!(
+                        Err(StoreError::unavailable(format!(
                             "transaction cancelled: {:?}",
                             reasons.iter().map(|r| r.code()).collect::<Vec<_>>()
                         )))
                     }
                 }
-                other => Err(StoreError::Unavailable(
-                    DisplayErrorContext(other).to_string(),
-                )),
+                _ => Err(StoreError::unavailable(SdkError::ServiceError(context))),
             },
             Err(other) => Err(unavailable(other)),
         }
