@@ -93,14 +93,33 @@ impl Cursor {
 /// What can go wrong in a store. None of these is the caller's fault: the webhook
 /// answers 5xx so that Meta delivers again. The cause stays attached as the
 /// error's source (log it with [`crate::telemetry::Chain`]).
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, Clone)]
 pub enum StoreError {
-    #[error("the store did not answer")]
-    Unavailable(#[source] Cause),
-    #[error("stored data could not be read")]
-    Corrupt(#[source] Cause),
-    #[error("event {0} kept conflicting with concurrent writes")]
+    Unavailable(Cause),
+    Corrupt(Cause),
+    /// The event's id.
     Contention(String),
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Unavailable(_) => f.write_str("the store did not answer"),
+            Self::Corrupt(_) => f.write_str("stored data could not be read"),
+            Self::Contention(id) => write!(f, "event {id} kept conflicting with concurrent writes"),
+        }
+    }
+}
+
+// By hand rather than derived: the source is the cause inside the `Arc`, so that
+// callers can downcast it to what failed.
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Unavailable(cause) | Self::Corrupt(cause) => Some(&**cause),
+            Self::Contention(_) => None,
+        }
+    }
 }
 
 /// Why a store failed. Shared, so that one failed group commit can answer each
