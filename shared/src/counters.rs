@@ -105,13 +105,26 @@ impl Deltas {
 
     /// How many slots the deltas touch (items or row groups a store writes).
     pub fn slots(&self) -> usize {
-        let mut slots = self
-            .0
-            .keys()
-            .map(|k| (k.granularity, k.slot))
-            .collect::<Vec<_>>();
-        slots.dedup();
-        slots.len()
+        self.slot_keys().count()
+    }
+
+    /// How many slots `other` touches that these deltas do not: at most how many
+    /// more a store writes once it is merged in.
+    pub fn new_slots(&self, other: &Deltas) -> usize {
+        let mine: Vec<_> = self.slot_keys().collect();
+        other
+            .slot_keys()
+            .filter(|slot| mine.binary_search(slot).is_err())
+            .count()
+    }
+
+    /// Each (granularity, slot) once, in order.
+    fn slot_keys(&self) -> impl Iterator<Item = (Granularity, i64)> + '_ {
+        let mut last = None;
+        self.0.keys().filter_map(move |k| {
+            let slot = (k.granularity, k.slot);
+            (last.replace(slot) != Some(slot)).then_some(slot)
+        })
     }
 
     pub fn is_empty(&self) -> bool {
@@ -213,6 +226,24 @@ pub mod histogram {
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    #[test]
+    fn slots_are_counted_once_and_new_ones_against_others() {
+        let at = |minute: i64| Utc.timestamp_opt(1_767_225_600 + 60 * minute, 0).unwrap();
+        let mut held = Deltas::default();
+        held.add(Granularity::Quarter, at(0), "a", 1);
+        held.add(Granularity::Quarter, at(1), "b", 1); // the same quarter
+        held.add(Granularity::Minute, at(1), "a", 1);
+        assert_eq!(held.slots(), 2);
+        let mut more = Deltas::default();
+        more.add(Granularity::Quarter, at(2), "c", 1); // held's quarter
+        more.add(Granularity::Quarter, at(20), "c", 1); // a new quarter
+        more.add(Granularity::Minute, at(2), "a", 1); // a new minute
+        more.add(Granularity::Minute, at(1), "z", 1); // held's minute
+        assert_eq!(held.new_slots(&more), 2);
+        held.merge(more);
+        assert_eq!(held.slots(), 4);
+    }
 
     #[test]
     fn slots_align_to_utc_quarters_and_minutes() {

@@ -361,7 +361,7 @@ fn count_response(deltas: &mut Deltas, start_ms: i64, reply_ms: i64, sign: i64) 
 /// deltas of all of them merged per cell. Pure, like [`apply`]: the store loads
 /// what [`Ledger::missing`] names, [`Ledger::apply`]s each new event, then writes
 /// the changed state and the deltas in one go.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct Ledger {
     /// Loaded or changed contacts; `None`: known to be absent from the store.
     contacts: HashMap<String, Option<ContactState>>,
@@ -407,6 +407,29 @@ impl Ledger {
                 .and_then(|k| self.messages.get_mut(k)?.take()),
         };
         let effects = apply(event, prior);
+        self.take(keys, effects);
+    }
+
+    /// What recording `event` would change, the ledger left as it is: to decide
+    /// whether it still fits a write before [`Ledger::take`]ing it.
+    pub fn effects(&self, event: &Event) -> (StateKeys, Effects) {
+        let keys = StateKeys::of(event);
+        let prior = Prior {
+            contact: keys
+                .contact
+                .as_ref()
+                .and_then(|k| self.contacts.get(k)?.clone()),
+            message: keys
+                .message
+                .as_ref()
+                .and_then(|k| self.messages.get(k)?.clone()),
+        };
+        let effects = apply(event, prior);
+        (keys, effects)
+    }
+
+    /// Records what [`Ledger::effects`] computed on this very ledger.
+    pub fn take(&mut self, keys: StateKeys, effects: Effects) {
         debug_assert_eq!(keys.contact.is_some(), effects.contact.is_some());
         debug_assert_eq!(keys.message.is_some(), effects.message.is_some());
         self.deltas.merge(effects.deltas);
@@ -418,6 +441,20 @@ impl Ledger {
             self.changed_messages.insert(key.clone());
             self.messages.insert(key, Some(state));
         }
+    }
+
+    /// How many state items a write would hold beyond the ledger's if these keys
+    /// changed too.
+    pub fn new_state_items(&self, keys: &StateKeys) -> usize {
+        let contact = keys
+            .contact
+            .as_ref()
+            .is_some_and(|k| !self.changed_contacts.contains(k));
+        let message = keys
+            .message
+            .as_ref()
+            .is_some_and(|k| !self.changed_messages.contains(k));
+        usize::from(contact) + usize::from(message)
     }
 
     /// The contacts whose state changed, to be written.

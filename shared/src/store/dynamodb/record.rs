@@ -398,31 +398,30 @@ impl Loaded {
 /// one), applied on top of `loaded`.
 fn next_chunk(rest: &mut &[usize], events: &[ReceivedEvent], loaded: &Loaded) -> Chunk {
     let mut chunk = Chunk::default();
+    let mut items = 0;
     while let Some((&index, tail)) = rest.split_first() {
         let received = &events[index];
-        // Applied to a copy first: whether the event fits is known only after
-        // applying it (a late status can move counts to other slots).
-        let mut ledger = chunk.ledger.clone();
-        let missing = ledger.missing(&received.event);
+        let missing = chunk.ledger.missing(&received.event);
         if let Some(wa_id) = missing.contact {
             let state = loaded.contacts.get(&wa_id).and_then(|v| v.value.clone());
-            ledger.load_contact(wa_id, state);
+            chunk.ledger.load_contact(wa_id, state);
         }
         if let Some(id) = missing.message {
             let state = loaded.messages.get(&id).and_then(|v| v.value.clone());
-            ledger.load_message(id, state);
+            chunk.ledger.load_message(id, state);
         }
-        ledger.apply(&received.event);
+        // Whether the event fits is known only from its effects (a late status
+        // can move counts to other slots); the ledger takes them only if it does.
+        let (keys, effects) = chunk.ledger.effects(&received.event);
+        let added = 1
+            + chunk.ledger.new_state_items(&keys)
+            + chunk.ledger.deltas().new_slots(&effects.deltas);
         let bytes = chunk.bytes + 2 * received.raw.get().len() + 512;
-        let items = chunk.events.len()
-            + 1
-            + ledger.changed_contacts().count()
-            + ledger.changed_messages().count()
-            + ledger.deltas().slots();
-        if !chunk.events.is_empty() && (items > MAX_ITEMS || bytes > MAX_BYTES) {
+        if !chunk.events.is_empty() && (items + added > MAX_ITEMS || bytes > MAX_BYTES) {
             break;
         }
-        chunk.ledger = ledger;
+        chunk.ledger.take(keys, effects);
+        items += added;
         chunk.bytes = bytes;
         chunk.events.push(index);
         *rest = tail;
