@@ -80,13 +80,14 @@ const READERS: u32 = 4;
 const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(100);
 
 /// The writer's connection. Every commit is fsynced (`synchronous = FULL`). Its
-/// page cache (16 MiB, against SQLite's 2 MiB default) holds the hot state and
-/// index pages, so a group commit reads little and spills nothing mid-way. It
-/// checkpoints itself only as a backstop, once the WAL holds 16 MiB: the
-/// checkpointer thread does that work off the writer's path, but only a
-/// checkpoint run between two of the writer's commits lets the WAL start over.
+/// page cache (8 MiB, against SQLite's 2 MiB default) holds the hot state and
+/// index pages, so a group commit reads little and spills nothing mid-way; not
+/// more, because SQLite walks the whole cache at the end of every transaction.
+/// It checkpoints itself only as a backstop, once the WAL holds 64 MiB: the
+/// checkpointer thread does that work off the writer's path, and a checkpoint
+/// inside a commit is what made the slowest answers (see docs/benchmarks.md).
 const WRITER_SETTINGS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;
-    PRAGMA busy_timeout = 5000; PRAGMA cache_size = -16384; PRAGMA wal_autocheckpoint = 4096;
+    PRAGMA busy_timeout = 5000; PRAGMA cache_size = -8192; PRAGMA wal_autocheckpoint = 16384;
     PRAGMA journal_size_limit = 67108864;";
 
 /// The SQLite store. Cheap to clone.
