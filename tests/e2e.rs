@@ -410,7 +410,8 @@ async fn a_batch_of_1000_updates_counts_each_once() {
     let messages: Vec<Value> = (0..1000)
         .map(|i| {
             let from = format!("9190000{:05}", i % 40);
-            let at = now - Duration::seconds(i);
+            // Within today (UTC, the stack's zone), also just after midnight.
+            let at = now - Duration::seconds(i % seconds_into_today(now));
             if i % 2 == 0 {
                 click(
                     &format!("wamid.b{i}"),
@@ -867,12 +868,16 @@ async fn a_busy_hour_on_dynamodb_counts_each_update_once() {
     // twice at once, and the first three again inside a mixed redelivery: the
     // realistic load of the DynamoDB mode, with duplicates racing.
     let stack = Stack::start_on_moto().await;
-    let start = Utc::now() - Duration::minutes(50);
+    // Within the last 50 minutes and within today (UTC, the stack's zone).
+    let now = Utc::now();
+    let span = seconds_into_today(now).min(50 * 60);
+    let start = now - Duration::seconds(span);
     let buttons = ["RETRIEVE_CONTENT", "UNLOCK_CONTENT", "SHARE_WITH_CLIENTS"];
     let mut updates = Vec::new();
     for i in 0..100i64 {
         let from = format!("4479000{:05}", i % 30);
-        let at = start + Duration::seconds(25 * i);
+        // Replies come 9 s after: keep those before now too.
+        let at = start + Duration::seconds((span - 10).max(0) * i / 100);
         updates.push((
             true,
             click(&format!("wamid.h{i}c"), &from, at, buttons[i as usize % 3]),
@@ -1340,4 +1345,11 @@ fn cli_errors_say_what_failed_and_why() {
         line.to_lowercase().contains("connect"),
         "the cause is kept: {stderr}"
     );
+}
+
+/// Seconds from UTC midnight to `now`, at least 1: WhatsApp times no older than
+/// this count today.
+fn seconds_into_today(now: chrono::DateTime<Utc>) -> i64 {
+    let midnight = now.date_naive().and_hms_opt(0, 0, 0).unwrap().and_utc();
+    (now - midnight).num_seconds().max(1)
 }
