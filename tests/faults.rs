@@ -15,7 +15,7 @@ use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use chrono::{DateTime, Utc};
 use futures::future::join_all;
 use pulse_shared::config::{MetricsConfig, WebhookConfig};
-use pulse_shared::counters::{Granularity, SlotCounters};
+use pulse_shared::counters::{DayCounter, SlotCounters};
 use pulse_shared::event::{Event, ReceivedEvent};
 use pulse_shared::handlers::broadcast::{Broadcaster, PostError, Push, POST_TIMEOUT};
 use pulse_shared::handlers::{MetricsHandler, WebhookHandler};
@@ -102,15 +102,25 @@ impl Store for FaultyStore {
         }
     }
 
-    async fn counters(
+    async fn quarter_counters(
         &self,
-        g: Granularity,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<DayCounter>, StoreError> {
+        match self.roll(&["read"]) {
+            Some(kind) => Err(injected(kind)),
+            None => self.inner.quarter_counters(from, to).await,
+        }
+    }
+
+    async fn minute_counters(
+        &self,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<SlotCounters>, StoreError> {
         match self.roll(&["read"]) {
             Some(kind) => Err(injected(kind)),
-            None => self.inner.counters(g, from, to).await,
+            None => self.inner.minute_counters(from, to).await,
         }
     }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use chrono::{Duration, DurationRound, Utc};
 use futures::future::join_all;
-use pulse_shared::counters::{names, Granularity};
+use pulse_shared::counters::names;
 use pulse_shared::metrics;
 use pulse_shared::store::record_all;
 use pulse_shared::store::{Connection, ConnectionStore, EventQuery, Store};
@@ -44,15 +44,14 @@ contract!(
 
 async fn quarter_total(store: &dyn Store, name: &str) -> i64 {
     let now = Utc::now();
-    let slots = store
-        .counters(
-            Granularity::Quarter,
-            now - Duration::days(30),
-            now + Duration::days(1),
-        )
+    let rows = store
+        .quarter_counters(now - Duration::days(30), now + Duration::days(1))
         .await
         .unwrap();
-    slots.iter().map(|s| s.get(name)).sum()
+    rows.iter()
+        .filter(|row| row.name == name)
+        .map(|row| row.total())
+        .sum()
 }
 
 async fn stores_once_and_reports_duplicates(store: Arc<dyn Store>) {
@@ -155,15 +154,22 @@ async fn counters_are_read_by_window(store: Arc<dyn Store>) {
     record_all(store.as_ref(), &events(&body), 90)
         .await
         .unwrap();
-    let slots = store
-        .counters(Granularity::Quarter, days_ago(5), today + Duration::days(1))
+    let rows = store
+        .quarter_counters(days_ago(5), today + Duration::days(1))
         .await
         .unwrap();
-    assert_eq!(slots.iter().map(|s| s.get(names::TEXT)).sum::<i64>(), 2);
+    let texts: Vec<_> = rows.iter().filter(|r| r.name == names::TEXT).collect();
+    assert_eq!(texts.iter().map(|r| r.total()).sum::<i64>(), 2);
     assert!(
-        slots.windows(2).all(|w| w[0].slot < w[1].slot),
-        "slots come in time order"
+        texts.windows(2).all(|w| w[0].day < w[1].day),
+        "a row per day, in time order"
     );
+    // A window that starts after a day's first quarter leaves that quarter out.
+    let later = store
+        .quarter_counters(days_ago(3) + Duration::minutes(15), today)
+        .await
+        .unwrap();
+    assert!(later.iter().all(|r| r.name != names::TEXT), "{later:?}");
     let week = metrics::webhook_metrics(store.as_ref(), chrono_tz::UTC, 7, Utc::now())
         .await
         .unwrap();

@@ -5,6 +5,9 @@
 //! metric: since every time zone's offset is a multiple of 15 minutes, any local
 //! calendar day or hour — `Asia/Kolkata`'s, Nepal's, a DST day — is an exact union of
 //! quarters. Minute slots carry only event totals, for the realtime view.
+//!
+//! Quarters are read back a UTC day at a time ([`DayCounter`]): a 30-day window is
+//! then about 31 rows a counter however busy it was, instead of 2 880.
 
 use std::collections::BTreeMap;
 
@@ -139,6 +142,68 @@ impl Deltas {
         };
         self.0.get(&key).copied().unwrap_or(0)
     }
+}
+
+/// Milliseconds in a UTC day.
+pub const DAY_MS: i64 = 86_400_000;
+/// Quarters in a UTC day.
+pub const QUARTERS_PER_DAY: usize = 96;
+
+/// One counter's quarters within one UTC day, as a store reads them back for a
+/// time range: the quarters inside the range that hold a count, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DayCounter {
+    /// The UTC day's start, Unix milliseconds.
+    pub day: i64,
+    pub name: String,
+    /// (quarter of the day, 0 to 95; value), zeros left out.
+    pub quarters: Vec<(u8, i64)>,
+}
+
+impl DayCounter {
+    /// Each quarter as (slot start in Unix milliseconds, value).
+    pub fn slots(&self) -> impl Iterator<Item = (i64, i64)> + '_ {
+        let quarter = Granularity::Quarter.millis();
+        self.quarters
+            .iter()
+            .map(move |&(q, value)| (self.day + i64::from(q) * quarter, value))
+    }
+
+    pub fn total(&self) -> i64 {
+        self.quarters.iter().map(|(_, v)| v).sum()
+    }
+
+    /// Quarter cells `(slot, name, value)` gathered into a row per day and name,
+    /// keeping only the slots in `[from_ms, to_ms)` and the non-zero sums.
+    pub fn gather<'a>(
+        cells: impl IntoIterator<Item = (i64, &'a str, i64)>,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Vec<DayCounter> {
+        let mut days: BTreeMap<(i64, &str), BTreeMap<u8, i64>> = BTreeMap::new();
+        for (slot, name, value) in cells {
+            if slot < from_ms || slot >= to_ms {
+                continue;
+            }
+            let (day, quarter) = day_and_quarter(slot);
+            *days.entry((day, name)).or_default().entry(quarter).or_default() += value;
+        }
+        days.into_iter()
+            .map(|((day, name), quarters)| DayCounter {
+                day,
+                name: name.to_owned(),
+                quarters: quarters.into_iter().filter(|(_, v)| *v != 0).collect(),
+            })
+            .filter(|c| !c.quarters.is_empty())
+            .collect()
+    }
+}
+
+/// A quarter slot's UTC day start and its index within that day.
+pub fn day_and_quarter(slot: i64) -> (i64, u8) {
+    let day = slot.div_euclid(DAY_MS) * DAY_MS;
+    let quarter = (slot - day) / Granularity::Quarter.millis();
+    (day, quarter as u8)
 }
 
 /// One slot's counters as read back from a store (summed over its shards).

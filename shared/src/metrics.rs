@@ -4,12 +4,12 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use chrono::{DateTime, Duration, NaiveDate, TimeZone, Timelike, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Offset, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::counters::{histogram, names, utc_from_ms, Granularity, SlotCounters};
+use crate::counters::{histogram, names, utc_from_ms, DayCounter, Granularity, DAY_MS};
 use crate::event::{Event, EventKind, KNOWN_BUTTONS};
 use crate::ingest::ContactState;
 use crate::mask::{mask_message_id, mask_phone};
@@ -110,54 +110,103 @@ fn local_window(
     )
 }
 
+/// The local calendar date and hour of quarter slots: one time-zone lookup per
+/// UTC day, or per quarter on a day whose UTC offset changes (a DST day).
+struct LocalClock {
+    tz: Tz,
+    day: Option<i64>,
+    /// The day's offset, when the same at its start and end.
+    offset_ms: Option<i64>,
+}
+
+impl LocalClock {
+    fn new(tz: Tz) -> Self {
+        Self {
+            tz,
+            day: None,
+            offset_ms: None,
+        }
+    }
+
+    fn offset_ms(&self, at_ms: i64) -> i64 {
+        let utc = utc_from_ms(at_ms).naive_utc();
+        i64::from(self.tz.offset_from_utc_datetime(&utc).fix().local_minus_utc()) * 1000
+    }
+
+    fn date_and_hour(&mut self, slot: i64) -> (NaiveDate, usize) {
+        let day = slot.div_euclid(DAY_MS) * DAY_MS;
+        if self.day != Some(day) {
+            let (start, end) = (self.offset_ms(day), self.offset_ms(day + DAY_MS - 1));
+            self.day = Some(day);
+            self.offset_ms = (start == end).then_some(start);
+        }
+        let offset = self.offset_ms.unwrap_or_else(|| self.offset_ms(slot));
+        let local = utc_from_ms(slot + offset).naive_utc();
+        (local.date(), local.hour() as usize)
+    }
+}
+
+/// Adds to a named count without allocating the name when it is there already.
+fn add_to(counts: &mut BTreeMap<String, i64>, name: &str, by: i64) {
+    match counts.get_mut(name) {
+        Some(count) => *count += by,
+        None => {
+            counts.insert(name.to_owned(), by);
+        }
+    }
+}
+
 /// Figures of `days` local calendar days (today included) from quarter counters.
 pub fn webhook_metrics_from(
-    slots: &[SlotCounters],
+    counters: &[DayCounter],
     tz: Tz,
     days: u32,
     now: DateTime<Utc>,
 ) -> WebhookMetrics {
-    let (first, last, _, _) = local_window(tz, days, now);
+    let (first, last, start, end) = local_window(tz, days, now);
+    let window = start.timestamp_millis()..end.timestamp_millis();
     let known = || {
         KNOWN_BUTTONS
             .iter()
             .map(|b| (b.to_string(), 0))
             .collect::<BTreeMap<_, _>>()
     };
-    let mut daily: BTreeMap<NaiveDate, DailyClicks> = (0..days)
-        .map(|d| first + Duration::days(i64::from(d)))
-        .map(|date| {
-            (
-                date,
-                DailyClicks {
-                    date,
-                    total: 0,
-                    by_button: known(),
-                },
-            )
+    let mut daily: Vec<DailyClicks> = (0..days)
+        .map(|d| DailyClicks {
+            date: first + Duration::days(i64::from(d)),
+            total: 0,
+            by_button: known(),
         })
         .collect();
     let mut by_button = known();
     let mut hourly = [0i64; 24];
     let mut totals: BTreeMap<&str, i64> = BTreeMap::new();
     let mut buckets: BTreeMap<i64, i64> = BTreeMap::new();
+    let mut clock = LocalClock::new(tz);
 
-    for slot in slots {
-        let local = utc_from_ms(slot.slot).with_timezone(&tz);
-        let Some(day) = daily.get_mut(&local.date_naive()) else {
-            continue;
-        };
-        for (name, &value) in &slot.values {
-            if let Some(button) = name.strip_prefix(names::CLICK_PREFIX) {
-                *by_button.entry(button.to_owned()).or_default() += value;
-                *day.by_button.entry(button.to_owned()).or_default() += value;
+    for counter in counters {
+        let slots = counter.slots().filter(|(slot, _)| window.contains(slot));
+        if let Some(button) = counter.name.strip_prefix(names::CLICK_PREFIX) {
+            let mut clicks = 0;
+            for (slot, value) in slots {
+                let (date, hour) = clock.date_and_hour(slot);
+                let Some(day) = usize::try_from((date - first).num_days())
+                    .ok()
+                    .and_then(|index| daily.get_mut(index))
+                else {
+                    continue;
+                };
+                add_to(&mut day.by_button, button, value);
                 day.total += value;
-                hourly[local.hour() as usize] += value;
-            } else if let Some(bucket) = name.strip_prefix(names::RESPONSE_BUCKET_PREFIX) {
-                *buckets.entry(bucket.parse().unwrap_or(0)).or_default() += value;
-            } else {
-                *totals.entry(name.as_str()).or_default() += value;
+                hourly[hour] += value;
+                clicks += value;
             }
+            add_to(&mut by_button, button, clicks);
+        } else if let Some(bucket) = counter.name.strip_prefix(names::RESPONSE_BUCKET_PREFIX) {
+            *buckets.entry(bucket.parse().unwrap_or(0)).or_default() +=
+                slots.map(|(_, v)| v).sum::<i64>();
+        } else {
+            *totals.entry(counter.name.as_str()).or_default() += slots.map(|(_, v)| v).sum::<i64>();
         }
     }
     let total = |name: &str| totals.get(name).copied().unwrap_or(0);
@@ -181,7 +230,7 @@ pub fn webhook_metrics_from(
         button_clicks: ButtonClicks {
             total: by_button.values().sum(),
             by_button,
-            daily: daily.into_values().collect(),
+            daily,
             hourly,
         },
         messages,
@@ -210,8 +259,8 @@ pub async fn webhook_metrics(
     now: DateTime<Utc>,
 ) -> Result<WebhookMetrics, StoreError> {
     let (_, _, start, end) = local_window(tz, days, now);
-    let slots = store.counters(Granularity::Quarter, start, end).await?;
-    Ok(webhook_metrics_from(&slots, tz, days, now))
+    let counters = store.quarter_counters(start, end).await?;
+    Ok(webhook_metrics_from(&counters, tz, days, now))
 }
 
 /// `data` of `GET /api/webhook/conversations`.
@@ -264,13 +313,17 @@ pub async fn conversations(
     let (_, _, today_start, today_end) = local_window(tz, 1, now);
     let (active, today, contacts) = futures::try_join!(
         store.active_contacts(now - Duration::minutes(i64::from(active_minutes))),
-        store.counters(Granularity::Quarter, today_start, today_end),
+        store.quarter_counters(today_start, today_end),
         store.contacts(limit),
     )?;
     Ok(Conversations {
         active_conversations: active,
         active_minutes,
-        daily_chat_volume: today.iter().map(|s| s.get(names::TEXT)).sum(),
+        daily_chat_volume: today
+            .iter()
+            .filter(|c| c.name == names::TEXT)
+            .map(DayCounter::total)
+            .sum(),
         conversations: contacts.into_iter().map(Conversation::from).collect(),
     })
 }
@@ -300,8 +353,7 @@ pub async fn realtime(store: &dyn Store, now: DateTime<Utc>) -> Result<Realtime,
         ..Default::default()
     };
     let (slots, last) = futures::try_join!(
-        store.counters(
-            Granularity::Minute,
+        store.minute_counters(
             utc_from_ms(first),
             utc_from_ms(current + 60_000)
         ),
@@ -410,11 +462,17 @@ pub async fn health(store: &dyn Store) -> Health {
 mod tests {
     use super::*;
 
-    fn slot(at: DateTime<Utc>, values: &[(&str, i64)]) -> SlotCounters {
-        SlotCounters {
-            slot: Granularity::Quarter.slot_of(at),
-            values: values.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
-        }
+    /// A quarter's cells: its time and `(name, value)` pairs.
+    type Cells<'a> = (DateTime<Utc>, &'a [(&'a str, i64)]);
+
+    /// Day rows of quarter cells, as a store reads them.
+    fn counters(cells: &[Cells<'_>]) -> Vec<DayCounter> {
+        let flat = cells.iter().flat_map(|(at, values)| {
+            values
+                .iter()
+                .map(|(name, value)| (Granularity::Quarter.slot_of(*at), *name, *value))
+        });
+        DayCounter::gather(flat, i64::MIN, i64::MAX)
     }
 
     #[test]
@@ -424,10 +482,10 @@ mod tests {
         let now = Utc.with_ymd_and_hms(2026, 5, 2, 12, 0, 0).unwrap();
         let before_midnight = Utc.with_ymd_and_hms(2026, 5, 1, 18, 29, 59).unwrap();
         let after_midnight = Utc.with_ymd_and_hms(2026, 5, 1, 18, 30, 0).unwrap();
-        let slots = [
-            slot(before_midnight, &[("click:UNLOCK_CONTENT", 1)]),
-            slot(after_midnight, &[("click:X", 2)]),
-        ];
+        let slots = counters(&[
+            (before_midnight, &[("click:UNLOCK_CONTENT", 1)]),
+            (after_midnight, &[("click:X", 2)]),
+        ]);
         let m = webhook_metrics_from(&slots, tz, 2, now);
         assert_eq!(m.button_clicks.daily.len(), 2);
         assert_eq!(m.button_clicks.daily[0].date.to_string(), "2026-05-01");
@@ -462,11 +520,32 @@ mod tests {
     }
 
     #[test]
+    fn clicks_on_a_dst_day_fall_in_their_local_hours_and_the_window_bounds_them() {
+        let tz: Tz = "Europe/Berlin".parse().unwrap();
+        let now = Utc.with_ymd_and_hms(2026, 3, 29, 20, 0, 0).unwrap();
+        let at = |h, m| Utc.with_ymd_and_hms(2026, 3, 29, h, m, 0).unwrap();
+        let slots = counters(&[
+            (at(0, 30), &[("click:X", 1)]),  // 01:30 CET
+            (at(1, 30), &[("click:X", 10)]), // 03:30 CEST: clocks went 02:00 -> 03:00
+            (at(21, 45), &[("click:X", 100), (names::TEXT, 1)]), // 23:45 CEST
+            (at(22, 0), &[("click:X", 1_000), (names::TEXT, 2)]), // the next local day
+            (Utc.with_ymd_and_hms(2026, 3, 27, 22, 59, 0).unwrap(), &[(names::TEXT, 4)]), // before
+        ]);
+        let m = webhook_metrics_from(&slots, tz, 2, now);
+        assert_eq!(m.button_clicks.hourly[1], 1);
+        assert_eq!(m.button_clicks.hourly[3], 10);
+        assert_eq!(m.button_clicks.hourly[23], 100);
+        assert_eq!(m.button_clicks.daily[1].total, 111);
+        assert_eq!(m.button_clicks.by_button["X"], 111);
+        assert_eq!(m.messages.text, 1);
+    }
+
+    #[test]
     fn ratios_and_response_times() {
         let now = Utc.with_ymd_and_hms(2026, 5, 2, 12, 0, 0).unwrap();
         let b = |ms| format!("{}{}", names::RESPONSE_BUCKET_PREFIX, histogram::bucket(ms));
         let (b1, b2) = (b(1_000), b(3_000));
-        let slots = [slot(
+        let slots = counters(&[(
             now,
             &[
                 (names::OUTBOUND, 4),
@@ -480,7 +559,7 @@ mod tests {
                 (&b1, 1),
                 (&b2, 1),
             ],
-        )];
+        )]);
         let m = webhook_metrics_from(&slots, chrono_tz::UTC, 7, now);
         assert_eq!(m.delivery_success_rate, Some(0.75));
         assert_eq!(

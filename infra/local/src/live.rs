@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use pulse_shared::counters::{Granularity, SlotCounters};
+use pulse_shared::counters::{DayCounter, SlotCounters};
 use pulse_shared::event::{Event, ReceivedEvent};
 use pulse_shared::handlers::broadcast::Broadcaster;
 use pulse_shared::ingest::{ContactState, Outcome};
@@ -51,13 +51,20 @@ impl Store for AnnouncingStore {
         Ok(outcomes)
     }
 
-    async fn counters(
+    async fn quarter_counters(
         &self,
-        granularity: Granularity,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<DayCounter>, StoreError> {
+        self.inner.quarter_counters(from, to).await
+    }
+
+    async fn minute_counters(
+        &self,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<SlotCounters>, StoreError> {
-        self.inner.counters(granularity, from, to).await
+        self.inner.minute_counters(from, to).await
     }
 
     async fn events(&self, query: &EventQuery) -> Result<EventPage, StoreError> {

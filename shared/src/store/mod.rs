@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use base64::Engine;
 use chrono::{DateTime, Utc};
 
-use crate::counters::{Granularity, SlotCounters};
+use crate::counters::{DayCounter, SlotCounters};
 use crate::event::{Event, ReceivedEvent};
 use crate::ingest::{ContactState, Outcome, Summary};
 
@@ -194,10 +194,17 @@ pub trait Store: Send + Sync {
         retention_days: u32,
     ) -> Result<Vec<Outcome>, StoreError>;
 
-    /// Counters of the slots in `[from, to)`, one entry per slot that has any.
-    async fn counters(
+    /// Quarter counters of `[from, to)`, a row per UTC day and counter name that
+    /// has any count there (quarters outside the range left out).
+    async fn quarter_counters(
         &self,
-        granularity: Granularity,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<DayCounter>, StoreError>;
+
+    /// Minute counters of `[from, to)`, one entry per minute that has any.
+    async fn minute_counters(
+        &self,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<SlotCounters>, StoreError>;

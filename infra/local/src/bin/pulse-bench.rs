@@ -12,7 +12,6 @@ use std::time::{Duration as StdDuration, Instant};
 
 use chrono::{Duration, Utc};
 use clap::Parser;
-use pulse_shared::counters::Granularity;
 use pulse_shared::event::events_from_body;
 use pulse_shared::metrics::webhook_metrics;
 use pulse_shared::store::dynamodb::{create_tables, DynamoStore};
@@ -116,17 +115,11 @@ async fn main() {
         let store = SqliteStore::open(folder.path().join("bench.db")).unwrap();
         let fill_time = fill(&store, events).await;
         let now = Utc::now();
-        let rows: usize = store
-            .counters(
-                Granularity::Quarter,
-                now - Duration::days(31),
-                now + Duration::days(1),
-            )
+        let rows = store
+            .quarter_counters(now - Duration::days(31), now + Duration::days(1))
             .await
             .unwrap()
-            .iter()
-            .map(|slot| slot.values.len())
-            .sum();
+            .len();
         report(
             "SQLite",
             events,

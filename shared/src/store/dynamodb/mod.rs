@@ -32,7 +32,7 @@ use futures::future::try_join_all;
 use sha2::{Digest, Sha256};
 
 use super::{Cursor, EventPage, EventQuery, Store, StoreError};
-use crate::counters::{Granularity, SlotCounters};
+use crate::counters::{DayCounter, Granularity, SlotCounters};
 use crate::event::{Event, ReceivedEvent};
 use crate::ingest::{ContactState, Outcome};
 
@@ -179,6 +179,64 @@ pub fn timeouts() -> aws_config::timeout::TimeoutConfig {
 }
 
 impl DynamoStore {
+    /// Counters of the slots in `[from, to)`, one entry per slot that has any
+    /// (an item per slot and shard holds all of its counter names).
+    async fn slot_counters(
+        &self,
+        granularity: Granularity,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<SlotCounters>, StoreError> {
+        let (from_ms, to_ms) = (from.timestamp_millis(), to.timestamp_millis());
+        if to_ms <= from_ms {
+            return Ok(Vec::new());
+        }
+        let shards = (0..SHARDS).map(|shard| async move {
+            let mut items = Vec::new();
+            let mut pages = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :p AND sk BETWEEN :from AND :to")
+                .expression_attribute_values(
+                    ":p",
+                    s(format!("COUNTERS#{}#{shard}", granularity.code())),
+                )
+                .expression_attribute_values(":from", s(padded(from_ms)))
+                .expression_attribute_values(":to", s(padded(to_ms - 1)))
+                .into_paginator()
+                .items()
+                .send();
+            while let Some(item) = pages.next().await {
+                items.push(item.map_err(unavailable)?);
+            }
+            Ok::<_, StoreError>(items)
+        });
+        let mut slots: BTreeMap<i64, SlotCounters> = BTreeMap::new();
+        let items: Vec<_> = try_join_all(shards).await?.into_iter().flatten().collect();
+        self.counter_items_read
+            .fetch_add(items.len() as u64, Ordering::Relaxed);
+        for item in items {
+            let slot: i64 = string_attr(&item, "sk")?
+                .parse()
+                .map_err(|_| StoreError::corrupt("a counter item's slot is not a number"))?;
+            let counters = slots.entry(slot).or_insert_with(|| SlotCounters {
+                slot,
+                values: Default::default(),
+            });
+            for (name, value) in &item {
+                if let (Some(name), Ok(value)) = (name.strip_prefix(COUNTER_PREFIX), value.as_n()) {
+                    *counters.values.entry(name.to_owned()).or_default() +=
+                        value.parse::<i64>().unwrap_or(0);
+                }
+            }
+        }
+        Ok(slots
+            .into_values()
+            .filter(|s| s.values.values().any(|v| *v != 0))
+            .collect())
+    }
+
     /// A store on `table`, whose raw events expire after `retention_days`.
     pub fn new(client: Client, table: impl Into<String>, retention_days: u32) -> Self {
         Self {
@@ -314,60 +372,30 @@ impl Store for DynamoStore {
         self.record_delivery(events, retention_days).await
     }
 
-    async fn counters(
+    async fn quarter_counters(
         &self,
-        granularity: Granularity,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<DayCounter>, StoreError> {
+        let slots = self.slot_counters(Granularity::Quarter, from, to).await?;
+        let cells = slots.iter().flat_map(|slot| {
+            slot.values
+                .iter()
+                .map(|(name, value)| (slot.slot, name.as_str(), *value))
+        });
+        Ok(DayCounter::gather(
+            cells,
+            from.timestamp_millis(),
+            to.timestamp_millis(),
+        ))
+    }
+
+    async fn minute_counters(
+        &self,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<SlotCounters>, StoreError> {
-        let (from_ms, to_ms) = (from.timestamp_millis(), to.timestamp_millis());
-        if to_ms <= from_ms {
-            return Ok(Vec::new());
-        }
-        let shards = (0..SHARDS).map(|shard| async move {
-            let mut items = Vec::new();
-            let mut pages = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :p AND sk BETWEEN :from AND :to")
-                .expression_attribute_values(
-                    ":p",
-                    s(format!("COUNTERS#{}#{shard}", granularity.code())),
-                )
-                .expression_attribute_values(":from", s(padded(from_ms)))
-                .expression_attribute_values(":to", s(padded(to_ms - 1)))
-                .into_paginator()
-                .items()
-                .send();
-            while let Some(item) = pages.next().await {
-                items.push(item.map_err(unavailable)?);
-            }
-            Ok::<_, StoreError>(items)
-        });
-        let mut slots: BTreeMap<i64, SlotCounters> = BTreeMap::new();
-        let items: Vec<_> = try_join_all(shards).await?.into_iter().flatten().collect();
-        self.counter_items_read
-            .fetch_add(items.len() as u64, Ordering::Relaxed);
-        for item in items {
-            let slot: i64 = string_attr(&item, "sk")?
-                .parse()
-                .map_err(|_| StoreError::corrupt("a counter item's slot is not a number"))?;
-            let counters = slots.entry(slot).or_insert_with(|| SlotCounters {
-                slot,
-                values: Default::default(),
-            });
-            for (name, value) in &item {
-                if let (Some(name), Ok(value)) = (name.strip_prefix(COUNTER_PREFIX), value.as_n()) {
-                    *counters.values.entry(name.to_owned()).or_default() +=
-                        value.parse::<i64>().unwrap_or(0);
-                }
-            }
-        }
-        Ok(slots
-            .into_values()
-            .filter(|s| s.values.values().any(|v| *v != 0))
-            .collect())
+        self.slot_counters(Granularity::Minute, from, to).await
     }
 
     async fn events(&self, query: &EventQuery) -> Result<EventPage, StoreError> {
