@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use chrono::{DateTime, Duration, NaiveDate, Offset, TimeZone, Timelike, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Offset, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -110,8 +110,8 @@ fn local_window(
     )
 }
 
-/// The local calendar date and hour of quarter slots: one time-zone lookup per
-/// UTC day, or per quarter on a day whose UTC offset changes (a DST day).
+/// UTC offsets of quarter slots: one time-zone lookup per UTC day, or per quarter
+/// on a day whose offset changes (a DST day).
 struct LocalClock {
     tz: Tz,
     day: Option<i64>,
@@ -128,21 +128,20 @@ impl LocalClock {
         }
     }
 
-    fn offset_ms(&self, at_ms: i64) -> i64 {
+    fn lookup(&self, at_ms: i64) -> i64 {
         let utc = utc_from_ms(at_ms).naive_utc();
         i64::from(self.tz.offset_from_utc_datetime(&utc).fix().local_minus_utc()) * 1000
     }
 
-    fn date_and_hour(&mut self, slot: i64) -> (NaiveDate, usize) {
+    /// The slot as local wall-clock time, in milliseconds since the local epoch.
+    fn local_ms(&mut self, slot: i64) -> i64 {
         let day = slot.div_euclid(DAY_MS) * DAY_MS;
         if self.day != Some(day) {
-            let (start, end) = (self.offset_ms(day), self.offset_ms(day + DAY_MS - 1));
+            let (start, end) = (self.lookup(day), self.lookup(day + DAY_MS - 1));
             self.day = Some(day);
             self.offset_ms = (start == end).then_some(start);
         }
-        let offset = self.offset_ms.unwrap_or_else(|| self.offset_ms(slot));
-        let local = utc_from_ms(slot + offset).naive_utc();
-        (local.date(), local.hour() as usize)
+        slot + self.offset_ms.unwrap_or_else(|| self.lookup(slot))
     }
 }
 
@@ -183,25 +182,31 @@ pub fn webhook_metrics_from(
     let mut totals: BTreeMap<&str, i64> = BTreeMap::new();
     let mut buckets: BTreeMap<i64, i64> = BTreeMap::new();
     let mut clock = LocalClock::new(tz);
+    let first_epoch_day = i64::from(first.to_epoch_days());
 
     for counter in counters {
         let slots = counter.slots().filter(|(slot, _)| window.contains(slot));
         if let Some(button) = counter.name.strip_prefix(names::CLICK_PREFIX) {
-            let mut clicks = 0;
+            // A UTC day's row spans at most two local days: sum per local day,
+            // then add each sum to the day's map once.
+            let mut local_days: Vec<(i64, i64)> = Vec::with_capacity(2);
             for (slot, value) in slots {
-                let (date, hour) = clock.date_and_hour(slot);
-                let Some(day) = usize::try_from((date - first).num_days())
-                    .ok()
-                    .and_then(|index| daily.get_mut(index))
-                else {
+                let local = clock.local_ms(slot);
+                hourly[(local.rem_euclid(DAY_MS) / 3_600_000) as usize] += value;
+                let index = local.div_euclid(DAY_MS) - first_epoch_day;
+                match local_days.last_mut() {
+                    Some((last, sum)) if *last == index => *sum += value,
+                    _ => local_days.push((index, value)),
+                }
+            }
+            for (index, clicks) in local_days {
+                let Some(day) = usize::try_from(index).ok().and_then(|i| daily.get_mut(i)) else {
                     continue;
                 };
-                add_to(&mut day.by_button, button, value);
-                day.total += value;
-                hourly[hour] += value;
-                clicks += value;
+                add_to(&mut day.by_button, button, clicks);
+                day.total += clicks;
+                add_to(&mut by_button, button, clicks);
             }
-            add_to(&mut by_button, button, clicks);
         } else if let Some(bucket) = counter.name.strip_prefix(names::RESPONSE_BUCKET_PREFIX) {
             *buckets.entry(bucket.parse().unwrap_or(0)).or_default() +=
                 slots.map(|(_, v)| v).sum::<i64>();
@@ -461,6 +466,7 @@ pub async fn health(store: &dyn Store) -> Health {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::Timelike;
 
     /// A quarter's cells: its time and `(name, value)` pairs.
     type Cells<'a> = (DateTime<Utc>, &'a [(&'a str, i64)]);

@@ -438,18 +438,25 @@ fn encode_quarters(quarters: &[i64; QUARTERS_PER_DAY]) -> Vec<u8> {
 
 fn decode_quarters(bytes: &[u8]) -> Result<[i64; QUARTERS_PER_DAY], StoreError> {
     let mut quarters = [0; QUARTERS_PER_DAY];
+    for (quarter, value) in quarter_pairs(bytes)? {
+        quarters[usize::from(quarter)] += value;
+    }
+    Ok(quarters)
+}
+
+/// The (quarter, value) pairs of a stored day row, checked whole first.
+fn quarter_pairs(bytes: &[u8]) -> Result<impl Iterator<Item = (u8, i64)> + '_, StoreError> {
     let pairs = bytes.chunks_exact(9);
     if !pairs.remainder().is_empty() {
         return Err(corrupt("a quarter_counters row is not whole (quarter, value) pairs"));
     }
-    for pair in pairs {
-        let quarter = usize::from(pair[0]);
-        let value = i64::from_le_bytes(pair[1..].try_into().expect("8 bytes"));
-        *quarters
-            .get_mut(quarter)
-            .ok_or_else(|| corrupt("a quarter_counters row names a quarter past 95"))? += value;
+    if pairs.clone().any(|pair| usize::from(pair[0]) >= QUARTERS_PER_DAY) {
+        return Err(corrupt("a quarter_counters row names a quarter past 95"));
     }
-    Ok(quarters)
+    Ok(pairs.map(|pair| {
+        let value = i64::from_le_bytes(pair[1..].try_into().expect("8 bytes"));
+        (pair[0], value)
+    }))
 }
 
 /// Moves quarter cells of files written before `quarter_counters` existed into
@@ -536,11 +543,8 @@ impl Store for SqliteStore {
             let mut counters = Vec::new();
             while let Some(row) = rows.next().map_err(unavailable)? {
                 let day: i64 = row.get(0).map_err(unavailable)?;
-                let quarters = decode_quarters(row.get_ref(2).and_then(|v| Ok(v.as_blob()?)).map_err(unavailable)?)?;
-                let quarters: Vec<(u8, i64)> = quarters
-                    .iter()
-                    .enumerate()
-                    .map(|(q, v)| (q as u8, *v))
+                let bytes = row.get_ref(2).and_then(|v| Ok(v.as_blob()?)).map_err(unavailable)?;
+                let quarters: Vec<(u8, i64)> = quarter_pairs(bytes)?
                     .filter(|&(q, v)| {
                         let slot = day + i64::from(q) * Granularity::Quarter.millis();
                         v != 0 && slot >= from_ms && slot < to_ms

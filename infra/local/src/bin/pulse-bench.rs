@@ -3,9 +3,9 @@
 //!
 //! It records `--events` synthetic events through the real path (`record_all`, in
 //! deliveries of 500), spread evenly over the last 30 days, clicks, texts and
-//! statuses mixed; then runs the 30-day metrics query `--runs` times and prints the
-//! median and worst time and how many counter rows (SQLite) or items (DynamoDB)
-//! one query read.
+//! statuses mixed; then runs the 30-day metrics query `--runs` times in each of
+//! `--timezones` and prints the median and worst time and how many counter rows
+//! (SQLite) or items (DynamoDB) one query read.
 
 use std::sync::Arc;
 use std::time::{Duration as StdDuration, Instant};
@@ -28,6 +28,10 @@ struct Args {
     /// Timed metrics queries per size.
     #[arg(long, default_value_t = 20)]
     runs: usize,
+    /// Time zones the query is timed in, each on the same store (IANA names; a
+    /// half-hour offset such as Asia/Kolkata splits UTC days between local ones).
+    #[arg(long, value_delimiter = ',', default_value = "UTC,Asia/Kolkata")]
+    timezones: Vec<chrono_tz::Tz>,
     /// Also measure DynamoDB at this endpoint (moto, DynamoDB Local or AWS).
     #[arg(long)]
     dynamodb_endpoint: Option<String>,
@@ -84,11 +88,11 @@ async fn fill(store: &dyn Store, total: usize) -> StdDuration {
 }
 
 /// Times the 30-day query; returns (median, worst) in ms.
-async fn time_queries(store: &dyn Store, runs: usize) -> (f64, f64) {
+async fn time_queries(store: &dyn Store, tz: chrono_tz::Tz, runs: usize) -> (f64, f64) {
     let mut times = Vec::with_capacity(runs);
     for _ in 0..runs {
         let started = Instant::now();
-        let metrics = webhook_metrics(store, chrono_tz::UTC, 30, Utc::now())
+        let metrics = webhook_metrics(store, tz, 30, Utc::now())
             .await
             .unwrap();
         times.push(started.elapsed().as_secs_f64() * 1000.0);
@@ -98,9 +102,16 @@ async fn time_queries(store: &dyn Store, runs: usize) -> (f64, f64) {
     (times[times.len() / 2], *times.last().unwrap())
 }
 
-fn report(store: &str, events: usize, fill: StdDuration, (median, worst): (f64, f64), read: u64) {
+fn report(
+    store: &str,
+    tz: chrono_tz::Tz,
+    events: usize,
+    fill: StdDuration,
+    (median, worst): (f64, f64),
+    read: u64,
+) {
     println!(
-        "| {store} | {events} | {:.0} | {median:.1} | {worst:.1} | {read} |",
+        "| {store} | {tz} | {events} | {:.0} | {median:.2} | {worst:.2} | {read} |",
         events as f64 / fill.as_secs_f64()
     );
 }
@@ -108,8 +119,8 @@ fn report(store: &str, events: usize, fill: StdDuration, (median, worst): (f64, 
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
-    println!("| store | events stored | fill rate (events/s) | 30-day query median (ms) | worst (ms) | counter rows/items read per query |");
-    println!("|---|---|---|---|---|---|");
+    println!("| store | time zone | events stored | fill rate (events/s) | 30-day query median (ms) | worst (ms) | counter rows/items read per query |");
+    println!("|---|---|---|---|---|---|---|");
     for &events in &args.events {
         let folder = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(folder.path().join("bench.db")).unwrap();
@@ -120,13 +131,10 @@ async fn main() {
             .await
             .unwrap()
             .len();
-        report(
-            "SQLite",
-            events,
-            fill_time,
-            time_queries(&store, args.runs).await,
-            rows as u64,
-        );
+        for &tz in &args.timezones {
+            let timing = time_queries(&store, tz, args.runs).await;
+            report("SQLite", tz, events, fill_time, timing, rows as u64);
+        }
 
         if let Some(endpoint) = &args.dynamodb_endpoint {
             let config = aws_config::from_env().endpoint_url(endpoint).load().await;
@@ -137,10 +145,12 @@ async fn main() {
                 .unwrap();
             let store = Arc::new(DynamoStore::new(client, &table, 90));
             let fill_time = fill(store.as_ref(), events).await;
-            let before = store.counter_items_read();
-            let timing = time_queries(store.as_ref(), args.runs).await;
-            let per_query = (store.counter_items_read() - before) / args.runs as u64;
-            report("DynamoDB (moto)", events, fill_time, timing, per_query);
+            for &tz in &args.timezones {
+                let before = store.counter_items_read();
+                let timing = time_queries(store.as_ref(), tz, args.runs).await;
+                let per_query = (store.counter_items_read() - before) / args.runs as u64;
+                report("DynamoDB (moto)", tz, events, fill_time, timing, per_query);
+            }
         }
     }
 }
