@@ -394,19 +394,7 @@ impl Ledger {
     /// Records a new event (never a duplicate) on top of what the ledger holds;
     /// state it was not given counts as absent.
     pub fn apply(&mut self, event: &Event) {
-        let keys = StateKeys::of(event);
-        // Taken, not cloned: `apply` returns the new state of every key it reads.
-        let prior = Prior {
-            contact: keys
-                .contact
-                .as_ref()
-                .and_then(|k| self.contacts.get_mut(k)?.take()),
-            message: keys
-                .message
-                .as_ref()
-                .and_then(|k| self.messages.get_mut(k)?.take()),
-        };
-        let effects = apply(event, prior);
+        let (keys, effects) = self.effects(event);
         self.take(keys, effects);
     }
 
