@@ -519,6 +519,28 @@ fn busy_updates(prefix: &str, contacts: usize) -> (Vec<serde_json::Value>, Vec<s
     (messages, statuses)
 }
 
+/// What [`busy_updates`] for `contacts` contacts must have counted, once each.
+async fn assert_busy_totals(store: &dyn Store, contacts: usize) {
+    let n = contacts as i64;
+    for (name, expected) in [
+        (names::EVENTS, 4 * n),
+        (names::TEXT, n),
+        (names::OUTBOUND, n),
+        (names::REACHED, n),
+        ("status:sent", n),
+        (names::RESPONSE_COUNT, n),
+        // Every reply was sent 20 s after its message.
+        (names::RESPONSE_SUM_MS, n * 20_000),
+    ] {
+        assert_eq!(quarter_total(store, name).await, expected, "{name}");
+    }
+    let stored = store.contacts(2 * contacts).await.unwrap();
+    assert_eq!(stored.len(), contacts);
+    assert!(stored
+        .iter()
+        .all(|c| (c.inbound, c.outbound, c.pending_since_ms()) == (1, 1, None)));
+}
+
 async fn a_large_delivery_counts_once(store: Arc<dyn Store>) {
     // 90 contacts: 360 updates, which DynamoDB writes in several transactions of
     // at most 100 items; each contact's reply is answered within the delivery.
@@ -532,24 +554,7 @@ async fn a_large_delivery_counts_once(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!((again.stored, again.duplicates), (0, 360));
-    assert_eq!(quarter_total(store.as_ref(), names::EVENTS).await, 360);
-    assert_eq!(quarter_total(store.as_ref(), names::TEXT).await, 90);
-    assert_eq!(quarter_total(store.as_ref(), names::OUTBOUND).await, 90);
-    assert_eq!(quarter_total(store.as_ref(), names::REACHED).await, 90);
-    assert_eq!(
-        quarter_total(store.as_ref(), names::RESPONSE_COUNT).await,
-        90
-    );
-    // Every reply was sent 20 s after its message.
-    assert_eq!(
-        quarter_total(store.as_ref(), names::RESPONSE_SUM_MS).await,
-        90 * 20_000
-    );
-    let contacts = store.contacts(200).await.unwrap();
-    assert_eq!(contacts.len(), 90);
-    assert!(contacts
-        .iter()
-        .all(|c| (c.inbound, c.outbound, c.pending_since_ms()) == (1, 1, None)));
+    assert_busy_totals(store.as_ref(), 90).await;
 }
 
 async fn overlapping_deliveries_race(store: Arc<dyn Store>) {
@@ -596,19 +601,5 @@ async fn overlapping_deliveries_race(store: Arc<dyn Store>) {
         120,
         "{summaries:?}"
     );
-    assert_eq!(quarter_total(store.as_ref(), names::EVENTS).await, 120);
-    assert_eq!(quarter_total(store.as_ref(), names::OUTBOUND).await, 30);
-    assert_eq!(quarter_total(store.as_ref(), names::REACHED).await, 30);
-    assert_eq!(quarter_total(store.as_ref(), "status:sent").await, 30);
-    assert_eq!(
-        quarter_total(store.as_ref(), names::RESPONSE_COUNT).await,
-        30
-    );
-    assert_eq!(
-        quarter_total(store.as_ref(), names::RESPONSE_SUM_MS).await,
-        30 * 20_000
-    );
-    let contacts = store.contacts(100).await.unwrap();
-    assert_eq!(contacts.len(), 30);
-    assert!(contacts.iter().all(|c| (c.inbound, c.outbound) == (1, 1)));
+    assert_busy_totals(store.as_ref(), 30).await;
 }
