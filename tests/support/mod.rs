@@ -475,11 +475,7 @@ pub fn pulse_binary() -> PathBuf {
 }
 
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    pulse_local::bench::free_port().expect("a free loopback port")
 }
 
 pub async fn spawn_pulse(

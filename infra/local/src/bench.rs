@@ -135,11 +135,11 @@ struct Server {
     _data: tempfile::TempDir,
 }
 
-fn free_port() -> anyhow::Result<u16> {
+/// A loopback port nobody listens on now (for a server about to be started).
+pub fn free_port() -> std::io::Result<u16> {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
-        .context("no free port")
 }
 
 fn random_hex() -> String {
@@ -149,7 +149,10 @@ fn random_hex() -> String {
 impl Server {
     async fn start(pulse: &Path, client: &reqwest::Client) -> anyhow::Result<Self> {
         let data = tempfile::tempdir().context("no temporary folder")?;
-        let (http_port, ws_port) = (free_port()?, free_port()?);
+        let (http_port, ws_port) = (
+            free_port().context("no free port")?,
+            free_port().context("no free port")?,
+        );
         let (secret, token) = (random_hex(), random_hex());
         let child = Command::new(pulse)
             .args(["serve", "--http-port", &http_port.to_string()])
