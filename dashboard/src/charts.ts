@@ -129,7 +129,8 @@ export class BarChart {
         { stroke: axis, grid: { stroke: grid }, ticks: { stroke: grid }, size: 44 },
       ],
       series: [
-        { label: this.options.xTitle, value: (_u, v) => (v === null ? "" : (this.data.xLabels[this.data.xs.indexOf(v)] ?? "")) },
+        // Under the cursor the legend names its x; at rest it speaks of all of them.
+        { label: this.options.xTitle, value: (_u, v) => (v === null ? "all" : (this.data.xLabels[this.data.xs.indexOf(v)] ?? "")) },
         ...raw.map((s, k) => ({
           label: s.label,
           fill: colors[k % colors.length],
@@ -137,9 +138,13 @@ export class BarChart {
           width: 0,
           paths: bars,
           points: { show: false },
-          // The legend shows the series' own count, not the stacked height.
-          value: (_u: uPlot, _v: number | null, _si: number, i: number | null) =>
-            i === null ? "" : count(raw[k]?.values[i] ?? 0),
+          // The legend shows the series' own count, not the stacked height: at the
+          // cursor's x, or over every x at rest. Read at call time: `update` may
+          // have brought new values since the chart was built.
+          value: (_u: uPlot, _v: number | null, _si: number, i: number | null) => {
+            const values = this.data.series[k]?.values ?? [];
+            return count(i === null ? values.reduce((sum, v) => sum + v, 0) : (values[i] ?? 0));
+          },
         })),
       ],
     };

@@ -228,6 +228,21 @@ describe("the dashboard", () => {
       await expectText(page, "#delivery-rate", `${(metrics.delivery_success_rate * 100).toFixed(1)} %`);
       await expectText(page, "#rt-count", shown(metrics.response_time_ms.count));
       assert.match(await page.locator("#timezone").textContent(), new RegExp(`counted in ${metrics.window.timezone}`));
+      // At rest, the stacked chart's legend gives each button's clicks over the
+      // window (and follows the window as it changes).
+      const legend = Object.fromEntries(
+        Object.entries(metrics.button_clicks.by_button).map(([button, clicks]) => [button, shown(clicks)]),
+      );
+      await page
+        .waitForFunction((expected) => {
+          const series = [...document.querySelectorAll("#clicks figure:first-of-type .u-legend .u-series")].slice(1);
+          const got = Object.fromEntries(series.map((s) => [s.querySelector(".u-label")?.textContent, s.querySelector(".u-value")?.textContent]));
+          return Object.entries(expected).every(([button, clicks]) => got[button] === clicks);
+        }, legend, { timeout: 10_000 })
+        .catch(async () => {
+          const got = await page.locator("#clicks figure").first().locator(".u-legend").textContent();
+          assert.fail(`the daily chart's legend: expected ${JSON.stringify(legend)}, shown ${JSON.stringify(got)}`);
+        });
       // The chart's table holds the same daily numbers.
       const rows = await (await dailyTable(page)).locator("tbody tr").count();
       assert.equal(rows, metrics.button_clicks.daily.length);
