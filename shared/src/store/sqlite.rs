@@ -544,12 +544,12 @@ impl Store for SqliteStore {
             while let Some(row) = rows.next().map_err(unavailable)? {
                 let day: i64 = row.get(0).map_err(unavailable)?;
                 let bytes = row.get_ref(2).and_then(|v| Ok(v.as_blob()?)).map_err(unavailable)?;
-                let quarters: Vec<(u8, i64)> = quarter_pairs(bytes)?
-                    .filter(|&(q, v)| {
-                        let slot = day + i64::from(q) * Granularity::Quarter.millis();
-                        v != 0 && slot >= from_ms && slot < to_ms
-                    })
-                    .collect();
+                // Sized up front: collecting a filter grows the vector step by step.
+                let mut quarters = Vec::with_capacity(bytes.len() / 9);
+                quarters.extend(quarter_pairs(bytes)?.filter(|&(q, v)| {
+                    let slot = day + i64::from(q) * Granularity::Quarter.millis();
+                    v != 0 && slot >= from_ms && slot < to_ms
+                }));
                 if !quarters.is_empty() {
                     counters.push(DayCounter { day, name: row.get(1).map_err(unavailable)?, quarters });
                 }
