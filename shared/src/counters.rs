@@ -186,7 +186,11 @@ impl DayCounter {
                 continue;
             }
             let (day, quarter) = day_and_quarter(slot);
-            *days.entry((day, name)).or_default().entry(quarter).or_default() += value;
+            *days
+                .entry((day, name))
+                .or_default()
+                .entry(quarter)
+                .or_default() += value;
         }
         days.into_iter()
             .map(|((day, name), quarters)| DayCounter {

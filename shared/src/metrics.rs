@@ -130,7 +130,12 @@ impl LocalClock {
 
     fn lookup(&self, at_ms: i64) -> i64 {
         let utc = utc_from_ms(at_ms).naive_utc();
-        i64::from(self.tz.offset_from_utc_datetime(&utc).fix().local_minus_utc()) * 1000
+        i64::from(
+            self.tz
+                .offset_from_utc_datetime(&utc)
+                .fix()
+                .local_minus_utc(),
+        ) * 1000
     }
 
     /// The slot as local wall-clock time, in milliseconds since the local epoch.
@@ -358,10 +363,7 @@ pub async fn realtime(store: &dyn Store, now: DateTime<Utc>) -> Result<Realtime,
         ..Default::default()
     };
     let (slots, last) = futures::try_join!(
-        store.minute_counters(
-            utc_from_ms(first),
-            utc_from_ms(current + 60_000)
-        ),
+        store.minute_counters(utc_from_ms(first), utc_from_ms(current + 60_000)),
         store.events(&newest),
     )?;
     let by_slot: BTreeMap<i64, i64> = slots
@@ -531,11 +533,14 @@ mod tests {
         let now = Utc.with_ymd_and_hms(2026, 3, 29, 20, 0, 0).unwrap();
         let at = |h, m| Utc.with_ymd_and_hms(2026, 3, 29, h, m, 0).unwrap();
         let slots = counters(&[
-            (at(0, 30), &[("click:X", 1)]),  // 01:30 CET
+            (at(0, 30), &[("click:X", 1)]),                       // 01:30 CET
             (at(1, 30), &[("click:X", 10)]), // 03:30 CEST: clocks went 02:00 -> 03:00
             (at(21, 45), &[("click:X", 100), (names::TEXT, 1)]), // 23:45 CEST
             (at(22, 0), &[("click:X", 1_000), (names::TEXT, 2)]), // the next local day
-            (Utc.with_ymd_and_hms(2026, 3, 27, 22, 59, 0).unwrap(), &[(names::TEXT, 4)]), // before
+            (
+                Utc.with_ymd_and_hms(2026, 3, 27, 22, 59, 0).unwrap(),
+                &[(names::TEXT, 4)],
+            ), // before
         ]);
         let m = webhook_metrics_from(&slots, tz, 2, now);
         assert_eq!(m.button_clicks.hourly[1], 1);

@@ -142,12 +142,11 @@ impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and starts its writer.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
         let path = path.as_ref().to_path_buf();
-        let connection = Connection::open(&path).map_err(unavailable)?;
+        let mut connection = Connection::open(&path).map_err(unavailable)?;
         connection
             .execute_batch(WRITER_SETTINGS)
             .map_err(unavailable)?;
         connection.execute_batch(SCHEMA).map_err(unavailable)?;
-        let mut connection = connection;
         move_quarter_cells(&mut connection)?;
         let checkpointer = Connection::open(&path).map_err(unavailable)?;
         checkpointer
@@ -405,7 +404,9 @@ fn add_quarters<'a>(
         .prepare_cached("SELECT quarters FROM quarter_counters WHERE day = ?1 AND name = ?2")
         .map_err(unavailable)?;
     let mut write = tx
-        .prepare_cached("INSERT OR REPLACE INTO quarter_counters (day, name, quarters) VALUES (?1, ?2, ?3)")
+        .prepare_cached(
+            "INSERT OR REPLACE INTO quarter_counters (day, name, quarters) VALUES (?1, ?2, ?3)",
+        )
         .map_err(unavailable)?;
     for ((day, name), additions) in rows {
         let stored: Option<Vec<u8>> = read
@@ -428,7 +429,8 @@ fn add_quarters<'a>(
 
 /// A day's quarters as stored: the non-zero ones as (quarter, i64 LE) pairs.
 fn encode_quarters(quarters: &[i64; QUARTERS_PER_DAY]) -> Vec<u8> {
-    let mut bytes = Vec::with_capacity(9 * 8);
+    let held = quarters.iter().filter(|v| **v != 0).count();
+    let mut bytes = Vec::with_capacity(9 * held);
     for (quarter, value) in quarters.iter().enumerate().filter(|(_, v)| **v != 0) {
         bytes.push(quarter as u8);
         bytes.extend_from_slice(&value.to_le_bytes());
@@ -448,9 +450,14 @@ fn decode_quarters(bytes: &[u8]) -> Result<[i64; QUARTERS_PER_DAY], StoreError> 
 fn quarter_pairs(bytes: &[u8]) -> Result<impl Iterator<Item = (u8, i64)> + '_, StoreError> {
     let pairs = bytes.chunks_exact(9);
     if !pairs.remainder().is_empty() {
-        return Err(corrupt("a quarter_counters row is not whole (quarter, value) pairs"));
+        return Err(corrupt(
+            "a quarter_counters row is not whole (quarter, value) pairs",
+        ));
     }
-    if pairs.clone().any(|pair| usize::from(pair[0]) >= QUARTERS_PER_DAY) {
+    if pairs
+        .clone()
+        .any(|pair| usize::from(pair[0]) >= QUARTERS_PER_DAY)
+    {
         return Err(corrupt("a quarter_counters row names a quarter past 95"));
     }
     Ok(pairs.map(|pair| {
@@ -475,11 +482,19 @@ fn move_quarter_cells(c: &mut Connection) -> Result<(), StoreError> {
     if cells.is_empty() {
         return Ok(());
     }
-    add_quarters(&tx, cells.iter().map(|(slot, name, value)| (*slot, name.as_str(), *value)))?;
+    add_quarters(
+        &tx,
+        cells
+            .iter()
+            .map(|(slot, name, value)| (*slot, name.as_str(), *value)),
+    )?;
     tx.execute("DELETE FROM counters WHERE granularity = 'Q'", [])
         .map_err(unavailable)?;
     tx.commit().map_err(unavailable)?;
-    tracing::info!(cells = cells.len(), "moved quarter counters to a row per day");
+    tracing::info!(
+        cells = cells.len(),
+        "moved quarter counters to a row per day"
+    );
     Ok(())
 }
 
@@ -808,8 +823,13 @@ mod tests {
             .prepare("SELECT quarters FROM quarter_counters WHERE name = ?1")
             .unwrap();
         let rows = query.query_map([name], |r| r.get::<_, Vec<u8>>(0)).unwrap();
-        rows.map(|bytes| decode_quarters(&bytes.unwrap()).unwrap().iter().sum::<i64>())
-            .sum()
+        rows.map(|bytes| {
+            decode_quarters(&bytes.unwrap())
+                .unwrap()
+                .iter()
+                .sum::<i64>()
+        })
+        .sum()
     }
 
     #[test]
@@ -942,12 +962,17 @@ mod tests {
         let folder = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(folder.path().join("pulse.db")).unwrap();
         let day = T0 * 1000;
-        let texts = (0..4).map(|i| text(&format!("wamid.r{i}"), T0 + i * 3600 * 6)).collect();
+        let texts = (0..4)
+            .map(|i| text(&format!("wamid.r{i}"), T0 + i * 3600 * 6))
+            .collect();
         let events = delivery(texts, vec![]).events;
         store.record(&events, 90).await.unwrap();
         // 06:00 to 18:00 holds the texts of 06:00 and 12:00 only.
         let rows = store
-            .quarter_counters(utc_from_ms(day + DAY_MS / 4), utc_from_ms(day + 3 * DAY_MS / 4))
+            .quarter_counters(
+                utc_from_ms(day + DAY_MS / 4),
+                utc_from_ms(day + 3 * DAY_MS / 4),
+            )
             .await
             .unwrap();
         let texts: Vec<_> = rows.iter().filter(|r| r.name == names::TEXT).collect();

@@ -98,9 +98,7 @@ async fn time_queries(store: &dyn Store, tz: chrono_tz::Tz, runs: usize) -> (f64
     let mut times = Vec::with_capacity(runs);
     for _ in 0..runs {
         let started = Instant::now();
-        let metrics = webhook_metrics(store, tz, 30, Utc::now())
-            .await
-            .unwrap();
+        let metrics = webhook_metrics(store, tz, 30, Utc::now()).await.unwrap();
         times.push(started.elapsed().as_secs_f64() * 1000.0);
         std::hint::black_box(metrics);
     }
