@@ -440,29 +440,29 @@ fn encode_quarters(quarters: &[i64; QUARTERS_PER_DAY]) -> Vec<u8> {
 
 fn decode_quarters(bytes: &[u8]) -> Result<[i64; QUARTERS_PER_DAY], StoreError> {
     let mut quarters = [0; QUARTERS_PER_DAY];
-    for (quarter, value) in quarter_pairs(bytes)? {
+    for pair in quarter_pairs(bytes)? {
+        let (quarter, value) = pair?;
         quarters[usize::from(quarter)] += value;
     }
     Ok(quarters)
 }
 
-/// The (quarter, value) pairs of a stored day row, checked whole first.
-fn quarter_pairs(bytes: &[u8]) -> Result<impl Iterator<Item = (u8, i64)> + '_, StoreError> {
+/// The (quarter, value) pairs of a stored day row, each checked as it is read.
+fn quarter_pairs(
+    bytes: &[u8],
+) -> Result<impl Iterator<Item = Result<(u8, i64), StoreError>> + '_, StoreError> {
     let pairs = bytes.chunks_exact(9);
     if !pairs.remainder().is_empty() {
         return Err(corrupt(
             "a quarter_counters row is not whole (quarter, value) pairs",
         ));
     }
-    if pairs
-        .clone()
-        .any(|pair| usize::from(pair[0]) >= QUARTERS_PER_DAY)
-    {
-        return Err(corrupt("a quarter_counters row names a quarter past 95"));
-    }
     Ok(pairs.map(|pair| {
+        if usize::from(pair[0]) >= QUARTERS_PER_DAY {
+            return Err(corrupt("a quarter_counters row names a quarter past 95"));
+        }
         let value = i64::from_le_bytes(pair[1..].try_into().expect("8 bytes"));
-        (pair[0], value)
+        Ok((pair[0], value))
     }))
 }
 
@@ -561,10 +561,13 @@ impl Store for SqliteStore {
                 let bytes = row.get_ref(2).and_then(|v| Ok(v.as_blob()?)).map_err(unavailable)?;
                 // Sized up front: collecting a filter grows the vector step by step.
                 let mut quarters = Vec::with_capacity(bytes.len() / 9);
-                quarters.extend(quarter_pairs(bytes)?.filter(|&(q, v)| {
+                for pair in quarter_pairs(bytes)? {
+                    let (q, v) = pair?;
                     let slot = day + i64::from(q) * Granularity::Quarter.millis();
-                    v != 0 && slot >= from_ms && slot < to_ms
-                }));
+                    if v != 0 && slot >= from_ms && slot < to_ms {
+                        quarters.push((q, v));
+                    }
+                }
                 if !quarters.is_empty() {
                     counters.push(DayCounter { day, name: row.get(1).map_err(unavailable)?, quarters });
                 }
