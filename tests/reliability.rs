@@ -129,6 +129,21 @@ async fn clicks_counted(port: u16, token: &str) -> i64 {
     metrics["data"]["button_clicks"]["total"].as_i64().unwrap()
 }
 
+/// The customer's inbound messages as the conversations route shows them (from
+/// contact state, which the embedded store may hold in memory at a kill).
+async fn messages_in(port: u16, token: &str) -> u64 {
+    let url =
+        format!("http://127.0.0.1:{port}/api/webhook/conversations?limit=10&active_minutes=10080");
+    let page = json_of(reqwest::Client::new().get(url).bearer_auth(token)).await;
+    let conversations = page["data"]["conversations"].as_array().unwrap();
+    assert_eq!(
+        conversations.len(),
+        1,
+        "every click comes from one customer"
+    );
+    conversations[0]["messages_in"].as_u64().unwrap()
+}
+
 fn kill(mut pulse: std::process::Child) {
     pulse.kill().unwrap(); // SIGKILL: no shutdown path runs.
     pulse.wait().unwrap();
@@ -190,6 +205,11 @@ async fn sigkill_under_load_loses_no_acknowledged_webhook_and_counts_nothing_twi
         stored.len() as i64,
         "the counters hold each stored click once"
     );
+    assert_eq!(
+        messages_in(port, &token).await,
+        stored.len() as u64,
+        "the contact's state holds each stored click once"
+    );
 
     // Meta retries what was not acknowledged; here, everything, twice.
     let unique: BTreeSet<String> = all.iter().flat_map(|d| d.ids.iter().cloned()).collect();
@@ -201,6 +221,7 @@ async fn sigkill_under_load_loses_no_acknowledged_webhook_and_counts_nothing_twi
             "every retry is answered 200"
         );
         assert_eq!(clicks_counted(port, &token).await, unique.len() as i64);
+        assert_eq!(messages_in(port, &token).await, unique.len() as u64);
     }
     let stored: BTreeSet<String> = stored_clicks(port, &token).await.into_iter().collect();
     let expected: BTreeSet<String> = unique.iter().map(|id| mask_message_id(id)).collect();

@@ -445,6 +445,11 @@ impl Ledger {
         usize::from(contact) + usize::from(message)
     }
 
+    /// A contact's state as the ledger holds it (`None` when not loaded or absent).
+    pub fn contact(&self, wa_id: &str) -> Option<&ContactState> {
+        self.contacts.get(wa_id)?.as_ref()
+    }
+
     /// The contacts whose state changed, to be written.
     pub fn changed_contacts(&self) -> impl Iterator<Item = &ContactState> {
         self.changed_contacts
@@ -462,6 +467,17 @@ impl Ledger {
     /// The counter deltas of every event applied, merged per cell.
     pub fn deltas(&self) -> &Deltas {
         &self.deltas
+    }
+
+    /// Hands over the deltas gathered so far, to be written while the state
+    /// stays (a writer that keeps state across commits writes deltas with each).
+    pub fn take_deltas(&mut self) -> Deltas {
+        std::mem::take(&mut self.deltas)
+    }
+
+    /// Whether some contact or message state changed since the ledger was made.
+    pub fn has_changed_state(&self) -> bool {
+        !self.changed_contacts.is_empty() || !self.changed_messages.is_empty()
     }
 }
 

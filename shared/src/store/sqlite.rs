@@ -9,9 +9,10 @@
 //! (see [`crate::ingest::Ledger`]). Reads use a pool of their own connections,
 //! which WAL lets read while a commit is being written.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -24,7 +25,7 @@ use super::{
     StoreError,
 };
 use crate::counters::{
-    day_and_quarter, utc_from_ms, DayCounter, Granularity, SlotCounters, QUARTERS_PER_DAY,
+    day_and_quarter, utc_from_ms, DayCounter, Deltas, Granularity, SlotCounters, QUARTERS_PER_DAY,
 };
 use crate::event::{Event, ReceivedEvent};
 use crate::ingest::{expires_at, ContactState, Ledger, Outcome};
@@ -73,6 +74,15 @@ CREATE TABLE IF NOT EXISTS counters (
     value       INTEGER NOT NULL,
     PRIMARY KEY (granularity, slot, name)
 ) WITHOUT ROWID;
+-- The last event (by rowid, which is arrival order) whose effects the contacts
+-- and messages tables hold. The writer keeps state in memory between writes
+-- (see `Writer`); events stored after the mark are applied again on open. A
+-- file from before the mark existed holds every event's state.
+CREATE TABLE IF NOT EXISTS state_mark (
+    only       INTEGER PRIMARY KEY CHECK (only = 0),
+    last_event INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO state_mark (only, last_event) SELECT 0, coalesce(max(rowid), 0) FROM events;
 CREATE TABLE IF NOT EXISTS connections (
     connection_id TEXT PRIMARY KEY,
     connected_ms  INTEGER NOT NULL,
@@ -88,6 +98,13 @@ const MINUTE_COUNTERS_KEPT_MS: i64 = 2 * 86_400_000;
 const MAX_GROUP_EVENTS: usize = 5_000;
 /// Read connections: enough for the two cores and a few concurrent dashboards.
 const READERS: u32 = 4;
+/// How long, at most, contact and message state stays in the writer's memory
+/// while deliveries keep coming: a busy contact's row is then written once in
+/// this time instead of in every group commit.
+const STATE_INTERVAL: Duration = Duration::from_secs(1);
+/// A writer with no work for this long writes the state in memory. Not at once:
+/// under load the queue empties for a moment between most groups.
+const STATE_IDLE: Duration = Duration::from_millis(50);
 /// How often, at most, the checkpointer copies committed pages from the WAL
 /// into the database file. Between two runs a hot page (the current slot's
 /// counters, the tail of an index) is committed many times and copied once.
@@ -109,7 +126,19 @@ const WRITER_SETTINGS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = F
 pub struct SqliteStore {
     writer: mpsc::UnboundedSender<Job>,
     readers: r2d2::Pool<SqliteConnectionManager>,
+    unwritten: UnwrittenContacts,
     path: PathBuf,
+}
+
+/// Contacts the writer has committed events for but not yet written the state
+/// of, by `wa_id`: readers take these over the table's rows, so an answered
+/// webhook's contact can be read at once. The writer updates it after each commit
+/// and before answering; a reader copies it before reading the table.
+type UnwrittenContacts = Arc<Mutex<HashMap<String, ContactState>>>;
+
+fn lock(contacts: &UnwrittenContacts) -> std::sync::MutexGuard<'_, HashMap<String, ContactState>> {
+    // The map is only ever extended or cleared whole: a panic leaves it usable.
+    contacts.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Work for the writer thread.
@@ -148,6 +177,8 @@ impl SqliteStore {
             .map_err(unavailable)?;
         connection.execute_batch(SCHEMA).map_err(unavailable)?;
         move_quarter_cells(&mut connection)?;
+        let unwritten = UnwrittenContacts::default();
+        let state_writer = Writer::open(connection, unwritten.clone())?;
         let checkpointer = Connection::open(&path).map_err(unavailable)?;
         checkpointer
             .execute_batch("PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;")
@@ -168,11 +199,12 @@ impl SqliteStore {
         let (writer, jobs) = mpsc::unbounded_channel();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || run_writer(connection, jobs, committed))
+            .spawn(move || run_writer(state_writer, jobs, committed))
             .map_err(unavailable)?;
         Ok(Self {
             writer,
             readers,
+            unwritten,
             path,
         })
     }
@@ -225,6 +257,13 @@ impl SqliteStore {
             .map_err(unavailable)?;
             c.execute("DELETE FROM connections WHERE expires_ms < ?1", [now_ms])
                 .map_err(unavailable)?;
+            // State is written before any such job runs, so every event is behind the
+            // mark; an emptied table starts its rowids again from 1.
+            c.execute(
+                "UPDATE state_mark SET last_event = min(last_event, (SELECT coalesce(max(rowid), 0) FROM events))",
+                [],
+            )
+            .map_err(unavailable)?;
             Ok(events)
         })
         .await
@@ -232,16 +271,31 @@ impl SqliteStore {
 }
 
 /// The writer thread: runs jobs in arrival order, deliveries in groups, until
-/// every handle of the store is gone.
+/// every handle of the store is gone. Other jobs come after the state in memory
+/// is written, and so does a wait for work longer than [`STATE_IDLE`].
 fn run_writer(
-    mut connection: Connection,
+    mut writer: Writer,
     mut jobs: mpsc::UnboundedReceiver<Job>,
     committed: std::sync::mpsc::SyncSender<()>,
 ) {
+    // A clock for the idle wait; the thread runs nothing else on it.
+    let clock = match tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+    {
+        Ok(clock) => clock,
+        Err(error) => {
+            tracing::error!(%error, "the store's writer could not start");
+            return;
+        }
+    };
     let mut next = jobs.blocking_recv();
     while let Some(job) = next.take() {
         match job {
-            Job::Run(work) => work(&mut connection),
+            Job::Run(work) => {
+                writer.write_state_logged();
+                work(&mut writer.connection);
+            }
             Job::Record(first) => {
                 let mut events = first.events.len();
                 let mut group = vec![first];
@@ -258,7 +312,7 @@ fn run_writer(
                         Err(_) => break,
                     }
                 }
-                let written = write_group(&mut connection, &group);
+                let written = writer.write_group(&group);
                 // A checkpoint is due; one already due is enough.
                 let _ = committed.try_send(());
                 for (index, delivery) in group.into_iter().enumerate() {
@@ -272,9 +326,17 @@ fn run_writer(
             }
         }
         if next.is_none() {
-            next = jobs.blocking_recv();
+            let job = clock.block_on(async { tokio::time::timeout(STATE_IDLE, jobs.recv()).await });
+            next = match job {
+                Ok(job) => job,
+                Err(_idle) => {
+                    writer.write_state_logged();
+                    jobs.blocking_recv()
+                }
+            };
         }
     }
+    writer.write_state_logged();
 }
 
 /// The checkpointer thread: after commits, at most every [`CHECKPOINT_INTERVAL`],
@@ -289,105 +351,267 @@ fn run_checkpointer(connection: Connection, commits: std::sync::mpsc::Receiver<(
     }
 }
 
-/// Writes a group of deliveries in one transaction: each event is inserted unless
-/// it is there already, the state the new ones touch is read once and threaded
-/// through them in arrival order, and the final state and merged counter deltas
-/// are written at the end. All of it commits, or none of it.
-fn write_group(c: &mut Connection, group: &[Delivery]) -> Result<Vec<Vec<Outcome>>, StoreError> {
-    let tx = c
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(unavailable)?;
-    let mut ledger = Ledger::default();
-    let mut outcomes = Vec::with_capacity(group.len());
-    for delivery in group {
-        let mut these = Vec::with_capacity(delivery.events.len());
-        for received in &delivery.events {
-            let event = &received.event;
-            let inserted = tx
-                .prepare_cached(
-                    "INSERT INTO events (id, type, occurred_ms, received_ms, expires_ms, search, data, raw)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (id) DO NOTHING",
-                )
-                .and_then(|mut insert| {
-                    insert.execute(params![
-                        event.id,
-                        event.kind.type_name(),
-                        event.occurred_at.timestamp_millis(),
-                        event.received_at.timestamp_millis(),
-                        expires_at(received, delivery.retention_days).timestamp_millis(),
-                        event.search_text(),
-                        to_json(event),
-                        received.raw.get(),
-                    ])
-                })
-                .map_err(unavailable)?;
-            if inserted == 0 {
-                these.push(Outcome::Duplicate);
-                continue;
-            }
-            let missing = ledger.missing(event);
-            if let Some(wa_id) = missing.contact {
-                let state = read_state(&tx, "SELECT data FROM contacts WHERE wa_id = ?1", &wa_id)?;
-                ledger.load_contact(wa_id, state);
-            }
-            if let Some(id) = missing.message {
-                let state = read_state(&tx, "SELECT data FROM messages WHERE id = ?1", &id)?;
-                ledger.load_message(id, state);
-            }
-            ledger.apply(event);
-            these.push(Outcome::Stored);
-        }
-        outcomes.push(these);
+/// The only writing connection, and the contact and message state applied since
+/// that state was last written to its tables.
+///
+/// Events and counter deltas are written with every group commit; state rows
+/// every [`STATE_INTERVAL`] and when the writer has had nothing to do for
+/// [`STATE_IDLE`],
+/// because a busy contact's row rewritten in every commit is much of the pages a
+/// commit writes. Readers see the contacts not yet written through
+/// [`UnwrittenContacts`].
+/// The state tables always match the events up to `state_mark`: after a crash,
+/// [`Writer::catch_up`] applies the events stored after the mark again (their
+/// counters are already written, so only state is rebuilt).
+struct Writer {
+    connection: Connection,
+    /// State loaded or changed since state was last written, and no deltas
+    /// between commits.
+    ledger: Ledger,
+    unwritten: UnwrittenContacts,
+    written_at: Instant,
+    /// The ledger may hold the effects of a group that was rolled back: rebuild
+    /// it from the tables before the next write.
+    stale: bool,
+}
+
+impl Writer {
+    /// Takes over the connection and brings the state tables up to the last event.
+    fn open(connection: Connection, unwritten: UnwrittenContacts) -> Result<Self, StoreError> {
+        let mut writer = Self {
+            connection,
+            ledger: Ledger::default(),
+            unwritten,
+            written_at: Instant::now(),
+            stale: true,
+        };
+        writer.write_state()?;
+        Ok(writer)
     }
-    {
-        let mut contact = tx
-            .prepare_cached(
-                "INSERT INTO contacts (wa_id, version, activity_ms, inbound_ms, data) VALUES (?1, 1, ?2, ?3, ?4)
-                 ON CONFLICT (wa_id) DO UPDATE SET version = contacts.version + 1,
-                   activity_ms = excluded.activity_ms, inbound_ms = excluded.inbound_ms, data = excluded.data",
-            )
-            .map_err(unavailable)?;
-        for state in ledger.changed_contacts() {
-            contact
-                .execute(params![
-                    state.wa_id,
-                    state.last_activity_ms,
-                    state.last_inbound_ms,
-                    to_json(state)
-                ])
+
+    /// Rebuilds the ledger from the state tables and the events after the mark.
+    fn catch_up(&mut self) -> Result<(), StoreError> {
+        let mut ledger = Ledger::default();
+        let tx = self.connection.transaction().map_err(unavailable)?;
+        let mut replayed = 0;
+        {
+            let mut query = tx
+                .prepare(
+                    "SELECT data FROM events WHERE rowid > (SELECT last_event FROM state_mark) ORDER BY rowid",
+                )
                 .map_err(unavailable)?;
+            let mut rows = query.query([]).map_err(unavailable)?;
+            while let Some(row) = rows.next().map_err(unavailable)? {
+                let event: Event = from_json(
+                    row.get_ref(0)
+                        .and_then(|v| Ok(v.as_str()?))
+                        .map_err(unavailable)?,
+                )?;
+                load_state(&tx, &mut ledger, &event)?;
+                ledger.apply(&event);
+                replayed += 1;
+            }
         }
-        let mut message = tx
-            .prepare_cached(
-                "INSERT INTO messages (id, version, data) VALUES (?1, 1, ?2)
-                 ON CONFLICT (id) DO UPDATE SET version = messages.version + 1, data = excluded.data",
-            )
-            .map_err(unavailable)?;
-        for (id, state) in ledger.changed_messages() {
-            message
-                .execute(params![id, to_json(state)])
-                .map_err(unavailable)?;
+        tx.commit().map_err(unavailable)?;
+        // Their counters were written with them.
+        ledger.take_deltas();
+        if replayed > 0 {
+            tracing::info!(
+                events = replayed,
+                "applied events stored after the last state write"
+            );
         }
-        let mut add = tx
-            .prepare_cached(
-                "INSERT INTO counters (granularity, slot, name, value) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (granularity, slot, name) DO UPDATE SET value = value + excluded.value",
-            )
+        self.ledger = ledger;
+        self.stale = false;
+        Ok(())
+    }
+
+    /// Writes a group of deliveries in one transaction: each event is inserted
+    /// unless it is there already and applied to the state in memory in arrival
+    /// order; the group's counter deltas, merged, are added at the end, and the
+    /// state too once [`STATE_INTERVAL`] has passed since it was last written.
+    /// All of it commits, or none of it.
+    fn write_group(&mut self, group: &[Delivery]) -> Result<Vec<Vec<Outcome>>, StoreError> {
+        if self.stale {
+            self.catch_up()?;
+        }
+        // Until the commit: a failure leaves the group's effects in the ledger.
+        self.stale = true;
+        let tx = self
+            .connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(unavailable)?;
-        let mut quarters = Vec::new();
-        for (key, value) in ledger.deltas().iter() {
-            match key.granularity {
-                Granularity::Quarter => quarters.push((key.slot, key.name.as_str(), value)),
-                Granularity::Minute => {
-                    add.execute(params![key.granularity.code(), key.slot, key.name, value])
-                        .map_err(unavailable)?;
+        let mut outcomes = Vec::with_capacity(group.len());
+        let mut touched = Vec::new();
+        for delivery in group {
+            let mut these = Vec::with_capacity(delivery.events.len());
+            for received in &delivery.events {
+                if insert_event(&tx, received, delivery.retention_days)? {
+                    load_state(&tx, &mut self.ledger, &received.event)?;
+                    self.ledger.apply(&received.event);
+                    touched.extend(received.event.contact.as_ref().map(|c| &c.wa_id));
+                    these.push(Outcome::Stored);
+                } else {
+                    these.push(Outcome::Duplicate);
+                }
+            }
+            outcomes.push(these);
+        }
+        add_deltas(&tx, &self.ledger.take_deltas())?;
+        let with_state = self.written_at.elapsed() >= STATE_INTERVAL;
+        if with_state {
+            write_state(&tx, &self.ledger)?;
+        }
+        tx.commit().map_err(unavailable)?;
+        self.stale = false;
+        if with_state {
+            self.state_written();
+        } else {
+            touched.sort_unstable();
+            touched.dedup();
+            let mut unwritten = lock(&self.unwritten);
+            for wa_id in touched {
+                if let Some(state) = self.ledger.contact(wa_id) {
+                    unwritten.insert(wa_id.clone(), state.clone());
                 }
             }
         }
-        add_quarters(&tx, quarters)?;
+        Ok(outcomes)
     }
-    tx.commit().map_err(unavailable)?;
-    Ok(outcomes)
+
+    /// Writes the state in memory, if any changed, in a transaction of its own.
+    fn write_state(&mut self) -> Result<(), StoreError> {
+        if self.stale {
+            self.catch_up()?;
+        }
+        if !self.ledger.has_changed_state() {
+            return Ok(());
+        }
+        let tx = self
+            .connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(unavailable)?;
+        write_state(&tx, &self.ledger)?;
+        tx.commit().map_err(unavailable)?;
+        self.state_written();
+        Ok(())
+    }
+
+    /// [`Writer::write_state`] where no one waits for the answer: a failure is
+    /// logged and the state stays in memory for the next try.
+    fn write_state_logged(&mut self) {
+        if let Err(error) = self.write_state() {
+            tracing::warn!(%error, "writing contact and message state failed; it stays in memory");
+        }
+    }
+
+    fn state_written(&mut self) {
+        self.ledger = Ledger::default();
+        lock(&self.unwritten).clear();
+        self.written_at = Instant::now();
+    }
+}
+
+/// Inserts an event unless one with its id is stored; whether it was new.
+fn insert_event(
+    tx: &Connection,
+    received: &ReceivedEvent,
+    retention_days: u32,
+) -> Result<bool, StoreError> {
+    let event = &received.event;
+    let inserted = tx
+        .prepare_cached(
+            "INSERT INTO events (id, type, occurred_ms, received_ms, expires_ms, search, data, raw)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (id) DO NOTHING",
+        )
+        .and_then(|mut insert| {
+            insert.execute(params![
+                event.id,
+                event.kind.type_name(),
+                event.occurred_at.timestamp_millis(),
+                event.received_at.timestamp_millis(),
+                expires_at(received, retention_days).timestamp_millis(),
+                event.search_text(),
+                to_json(event),
+                received.raw.get(),
+            ])
+        })
+        .map_err(unavailable)?;
+    Ok(inserted == 1)
+}
+
+/// Gives the ledger the stored state `event` reads that it does not hold yet.
+fn load_state(tx: &Connection, ledger: &mut Ledger, event: &Event) -> Result<(), StoreError> {
+    let missing = ledger.missing(event);
+    if let Some(wa_id) = missing.contact {
+        let state = read_state(tx, "SELECT data FROM contacts WHERE wa_id = ?1", &wa_id)?;
+        ledger.load_contact(wa_id, state);
+    }
+    if let Some(id) = missing.message {
+        let state = read_state(tx, "SELECT data FROM messages WHERE id = ?1", &id)?;
+        ledger.load_message(id, state);
+    }
+    Ok(())
+}
+
+/// Writes the ledger's changed contact and message state and moves the mark to
+/// the last stored event, whose effects the ledger holds.
+fn write_state(tx: &Connection, ledger: &Ledger) -> Result<(), StoreError> {
+    let mut contact = tx
+        .prepare_cached(
+            "INSERT INTO contacts (wa_id, version, activity_ms, inbound_ms, data) VALUES (?1, 1, ?2, ?3, ?4)
+             ON CONFLICT (wa_id) DO UPDATE SET version = contacts.version + 1,
+               activity_ms = excluded.activity_ms, inbound_ms = excluded.inbound_ms, data = excluded.data",
+        )
+        .map_err(unavailable)?;
+    for state in ledger.changed_contacts() {
+        contact
+            .execute(params![
+                state.wa_id,
+                state.last_activity_ms,
+                state.last_inbound_ms,
+                to_json(state)
+            ])
+            .map_err(unavailable)?;
+    }
+    let mut message = tx
+        .prepare_cached(
+            "INSERT INTO messages (id, version, data) VALUES (?1, 1, ?2)
+             ON CONFLICT (id) DO UPDATE SET version = messages.version + 1, data = excluded.data",
+        )
+        .map_err(unavailable)?;
+    for (id, state) in ledger.changed_messages() {
+        message
+            .execute(params![id, to_json(state)])
+            .map_err(unavailable)?;
+    }
+    tx.execute(
+        "UPDATE state_mark SET last_event = (SELECT coalesce(max(rowid), 0) FROM events)",
+        [],
+    )
+    .map_err(unavailable)?;
+    Ok(())
+}
+
+/// Adds counter deltas: minute cells one by one, quarters to their day rows.
+fn add_deltas(tx: &Connection, deltas: &Deltas) -> Result<(), StoreError> {
+    let mut add = tx
+        .prepare_cached(
+            "INSERT INTO counters (granularity, slot, name, value) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (granularity, slot, name) DO UPDATE SET value = value + excluded.value",
+        )
+        .map_err(unavailable)?;
+    let mut quarters = Vec::new();
+    for (key, value) in deltas.iter() {
+        match key.granularity {
+            Granularity::Quarter => quarters.push((key.slot, key.name.as_str(), value)),
+            Granularity::Minute => {
+                add.execute(params![key.granularity.code(), key.slot, key.name, value])
+                    .map_err(unavailable)?;
+            }
+        }
+    }
+    add_quarters(tx, quarters)
 }
 
 /// Adds quarter cells `(slot, name, value)` to their day rows.
@@ -509,6 +733,11 @@ fn read_state<T: serde::de::DeserializeOwned>(
         .and_then(|mut query| query.query_row([key], |r| r.get::<_, String>(0)).optional())
         .map_err(unavailable)?;
     data.map(|d| from_json(&d)).transpose()
+}
+
+/// The contacts' ids as a JSON array, for `json_each`.
+fn wa_ids(contacts: &[ContactState]) -> String {
+    to_json(&contacts.iter().map(|c| &c.wa_id).collect::<Vec<_>>())
 }
 
 fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError> {
@@ -659,30 +888,47 @@ impl Store for SqliteStore {
     }
 
     async fn contacts(&self, limit: usize) -> Result<Vec<ContactState>, StoreError> {
+        let unwritten: Vec<ContactState> = lock(&self.unwritten).values().cloned().collect();
         self.read(move |c| {
             let mut statement = c
                 .prepare_cached(
-                    "SELECT data FROM contacts ORDER BY activity_ms DESC, wa_id LIMIT ?1",
+                    "SELECT data FROM contacts WHERE wa_id NOT IN (SELECT value FROM json_each(?2))
+                     ORDER BY activity_ms DESC, wa_id LIMIT ?1",
                 )
                 .map_err(unavailable)?;
             let rows = statement
-                .query_map([limit as i64], |r| r.get::<_, String>(0))
+                .query_map(params![limit as i64, wa_ids(&unwritten)], |r| {
+                    r.get::<_, String>(0)
+                })
                 .map_err(unavailable)?;
-            rows.map(|row| from_json(&row.map_err(unavailable)?))
-                .collect()
+            let mut contacts = unwritten;
+            for row in rows {
+                contacts.push(from_json(&row.map_err(unavailable)?)?);
+            }
+            contacts.sort_by(|a, b| {
+                (b.last_activity_ms, &a.wa_id).cmp(&(a.last_activity_ms, &b.wa_id))
+            });
+            contacts.truncate(limit);
+            Ok(contacts)
         })
         .await
     }
 
     async fn active_contacts(&self, since: DateTime<Utc>) -> Result<u64, StoreError> {
         let since_ms = since.timestamp_millis();
+        let unwritten: Vec<ContactState> = lock(&self.unwritten).values().cloned().collect();
+        let active = unwritten
+            .iter()
+            .filter(|c| c.last_inbound_ms.is_some_and(|ms| ms >= since_ms))
+            .count() as u64;
         self.read(move |c| {
             c.query_row(
-                "SELECT count(*) FROM contacts WHERE inbound_ms >= ?1",
-                [since_ms],
+                "SELECT count(*) FROM contacts
+                 WHERE inbound_ms >= ?1 AND wa_id NOT IN (SELECT value FROM json_each(?2))",
+                params![since_ms, wa_ids(&unwritten)],
                 |r| r.get::<_, i64>(0),
             )
-            .map(|n| n as u64)
+            .map(|n| n as u64 + active)
             .map_err(unavailable)
         })
         .await
@@ -835,9 +1081,31 @@ mod tests {
         .sum()
     }
 
+    fn writer() -> (tempfile::TempDir, Writer) {
+        let (folder, c) = schema();
+        (
+            folder,
+            Writer::open(c, UnwrittenContacts::default()).unwrap(),
+        )
+    }
+
+    fn contact(c: &Connection) -> Option<ContactState> {
+        read_state(
+            c,
+            "SELECT data FROM contacts WHERE wa_id = ?1",
+            "919876543210",
+        )
+        .unwrap()
+    }
+
+    fn count(c: &Connection, table: &str) -> i64 {
+        c.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+            .unwrap()
+    }
+
     #[test]
     fn overlapping_deliveries_in_one_commit_count_each_event_once() {
-        let (_folder, mut c) = schema();
+        let (_folder, mut w) = writer();
         let first = || {
             delivery(
                 vec![text("wamid.a", T0), text("wamid.b", T0 + 10)],
@@ -854,47 +1122,130 @@ mod tests {
             ],
         );
         let group = [first(), second, first()];
-        let outcomes = write_group(&mut c, &group).unwrap();
+        let outcomes = w.write_group(&group).unwrap();
+        w.write_state().unwrap(); // as the writer does when it has nothing else to do
+        let c = &w.connection;
         use Outcome::{Duplicate as D, Stored as S};
         assert_eq!(outcomes, [vec![S, S, S], vec![D, D, S, D], vec![D, D, D]]);
 
-        assert_eq!(total(&c, names::EVENTS), 4);
-        assert_eq!(total(&c, names::TEXT), 2);
-        assert_eq!(total(&c, names::OUTBOUND), 1);
-        assert_eq!(total(&c, names::REACHED), 1);
-        assert_eq!(total(&c, names::RESPONSE_COUNT), 1);
-        assert_eq!(total(&c, names::RESPONSE_SUM_MS), 60_000);
-        let contact: ContactState = read_state(
-            &c,
-            "SELECT data FROM contacts WHERE wa_id = ?1",
-            "919876543210",
-        )
-        .unwrap()
-        .unwrap();
-        assert_eq!((contact.inbound, contact.outbound), (2, 1));
+        assert_eq!(total(c, names::EVENTS), 4);
+        assert_eq!(total(c, names::TEXT), 2);
+        assert_eq!(total(c, names::OUTBOUND), 1);
+        assert_eq!(total(c, names::REACHED), 1);
+        assert_eq!(total(c, names::RESPONSE_COUNT), 1);
+        assert_eq!(total(c, names::RESPONSE_SUM_MS), 60_000);
+        let stored = contact(c).unwrap();
+        assert_eq!((stored.inbound, stored.outbound), (2, 1));
 
         // The next group reads the state the first one wrote.
-        let again = write_group(&mut c, &[first()]).unwrap();
+        let again = w.write_group(&[first()]).unwrap();
         assert_eq!(again, [vec![D, D, D]]);
-        assert_eq!(total(&c, names::EVENTS), 4);
+        assert_eq!(total(&w.connection, names::EVENTS), 4);
     }
 
     #[test]
-    fn a_group_that_fails_writes_nothing() {
-        let (_folder, mut c) = schema();
-        c.execute_batch("DROP TABLE counters").unwrap();
+    fn a_group_that_fails_writes_nothing_and_leaves_no_state_behind() {
+        let (_folder, mut w) = writer();
+        w.connection.execute_batch("DROP TABLE counters").unwrap();
         let group = [delivery(vec![text("wamid.a", T0)], vec![])];
         assert!(matches!(
-            write_group(&mut c, &group),
+            w.write_group(&group),
             Err(StoreError::Unavailable(_))
         ));
-        let events: i64 = c
-            .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
-            .unwrap();
-        let contacts: i64 = c
-            .query_row("SELECT count(*) FROM contacts", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!((events, contacts), (0, 0));
+        assert_eq!(
+            (
+                count(&w.connection, "events"),
+                count(&w.connection, "contacts")
+            ),
+            (0, 0)
+        );
+        // The failed group's effects do not carry over into the next one.
+        w.connection.execute_batch(SCHEMA).unwrap();
+        let next = [delivery(vec![text("wamid.b", T0 + 1)], vec![])];
+        w.write_group(&next).unwrap();
+        w.write_state().unwrap();
+        assert_eq!(contact(&w.connection).unwrap().inbound, 1);
+        assert_eq!(total(&w.connection, names::EVENTS), 1);
+    }
+
+    #[tokio::test]
+    async fn state_kept_in_memory_at_a_crash_is_rebuilt_on_open_without_counting_twice() {
+        let (folder, mut w) = writer();
+        let group = [delivery(
+            vec![text("wamid.a", T0), text("wamid.b", T0 + 10)],
+            vec![status("sent", T0 + 60), status("read", T0 + 90)],
+        )];
+        // State written just now (on open): only events and counters go.
+        w.write_group(&group).unwrap();
+        assert_eq!(lock(&w.unwritten)["919876543210"].inbound, 2);
+        assert_eq!(count(&w.connection, "events"), 4);
+        assert_eq!(count(&w.connection, "messages"), 0);
+        assert!(contact(&w.connection).is_none());
+        drop(w); // a crash: the state in memory is never written
+
+        for _ in 0..2 {
+            // The second open finds nothing left to apply.
+            let store = SqliteStore::open(folder.path().join("pulse.db")).unwrap();
+            let contacts = store.contacts(10).await.unwrap();
+            assert_eq!(contacts.len(), 1);
+            assert_eq!((contacts[0].inbound, contacts[0].outbound), (2, 1));
+            let c = Connection::open(store.path()).unwrap();
+            assert_eq!(count(&c, "messages"), 1);
+            assert_eq!(total(&c, names::EVENTS), 4);
+            assert_eq!(total(&c, names::RESPONSE_COUNT), 1);
+            let mark: i64 = c
+                .query_row("SELECT last_event FROM state_mark", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(mark, 4);
+        }
+
+        // After the rebuild, a late status finds the message it follows.
+        let store = SqliteStore::open(folder.path().join("pulse.db")).unwrap();
+        let late = delivery(vec![], vec![status("delivered", T0 + 70)]).events;
+        assert_eq!(store.record(&late, 90).await.unwrap(), [Outcome::Stored]);
+        let c = Connection::open(store.path()).unwrap();
+        assert_eq!(total(&c, names::OUTBOUND), 1);
+        assert_eq!(total(&c, names::REACHED), 1);
+    }
+
+    #[tokio::test]
+    async fn readers_take_unwritten_contacts_over_their_rows() {
+        let folder = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(folder.path().join("pulse.db")).unwrap();
+        let events = delivery(vec![text("wamid.a", T0)], vec![]).events;
+        store.record(&events, 90).await.unwrap();
+        // Any other job runs after the state is written.
+        store.write(|_| Ok(())).await.unwrap();
+        let stored = store.contacts(10).await.unwrap();
+        assert_eq!(stored[0].inbound, 1);
+
+        // As the writer leaves them between state writes: a newer state of the
+        // stored contact and a contact with no row yet.
+        let newer = ContactState {
+            inbound: 2,
+            last_activity_ms: T0 * 1000 + 5,
+            last_inbound_ms: Some(T0 * 1000 + 5),
+            ..stored[0].clone()
+        };
+        let other = ContactState {
+            wa_id: "447700900123".into(),
+            last_activity_ms: T0 * 1000 + 9,
+            ..Default::default()
+        };
+        lock(&store.unwritten).extend([
+            (newer.wa_id.clone(), newer.clone()),
+            (other.wa_id.clone(), other.clone()),
+        ]);
+        let contacts = store.contacts(10).await.unwrap();
+        let seen: Vec<_> = contacts
+            .iter()
+            .map(|c| (c.wa_id.as_str(), c.inbound))
+            .collect();
+        assert_eq!(seen, [("447700900123", 0), ("919876543210", 2)]);
+        assert_eq!(store.contacts(1).await.unwrap()[0].wa_id, "447700900123");
+        let since = utc_from_ms(T0 * 1000 + 1);
+        assert_eq!(store.active_contacts(since).await.unwrap(), 1);
+        assert_eq!(store.active_contacts(utc_from_ms(0)).await.unwrap(), 1);
     }
 
     #[test]
