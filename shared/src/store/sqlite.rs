@@ -257,8 +257,9 @@ impl SqliteStore {
             .map_err(unavailable)?;
             c.execute("DELETE FROM connections WHERE expires_ms < ?1", [now_ms])
                 .map_err(unavailable)?;
-            // State is written before any such job runs, so every event is behind the
-            // mark; an emptied table starts its rowids again from 1.
+            // An emptied table starts its rowids again from 1: the mark follows.
+            // Events whose state is not written yet are seconds old (retention is
+            // at least a day), so this never moves the mark before one of them.
             c.execute(
                 "UPDATE state_mark SET last_event = min(last_event, (SELECT coalesce(max(rowid), 0) FROM events))",
                 [],
@@ -356,10 +357,10 @@ fn run_checkpointer(connection: Connection, commits: std::sync::mpsc::Receiver<(
 ///
 /// Events and counter deltas are written with every group commit; state rows
 /// every [`STATE_INTERVAL`] and when the writer has had nothing to do for
-/// [`STATE_IDLE`],
-/// because a busy contact's row rewritten in every commit is much of the pages a
-/// commit writes. Readers see the contacts not yet written through
+/// [`STATE_IDLE`], because a busy contact's row rewritten in every commit is much
+/// of the pages a commit writes. Readers see the contacts not yet written through
 /// [`UnwrittenContacts`].
+///
 /// The state tables always match the events up to `state_mark`: after a crash,
 /// [`Writer::catch_up`] applies the events stored after the mark again (their
 /// counters are already written, so only state is rebuilt).
