@@ -246,29 +246,31 @@ impl SqliteStore {
     /// how many events went.
     pub async fn purge_expired(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
         let now_ms = now.timestamp_millis();
-        self.write(move |c| {
-            let events = c
-                .execute("DELETE FROM events WHERE expires_ms < ?1", [now_ms])
-                .map_err(unavailable)?;
-            c.execute(
-                "DELETE FROM counters WHERE granularity = 'M' AND slot < ?1",
-                [now_ms - MINUTE_COUNTERS_KEPT_MS],
-            )
-            .map_err(unavailable)?;
-            c.execute("DELETE FROM connections WHERE expires_ms < ?1", [now_ms])
-                .map_err(unavailable)?;
-            // An emptied table starts its rowids again from 1: the mark follows.
-            // Events whose state is not written yet are seconds old (retention is
-            // at least a day), so this never moves the mark before one of them.
-            c.execute(
-                "UPDATE state_mark SET last_event = min(last_event, (SELECT coalesce(max(rowid), 0) FROM events))",
-                [],
-            )
-            .map_err(unavailable)?;
-            Ok(events)
-        })
-        .await
+        self.write(move |c| purge(c, now_ms)).await
     }
+}
+
+/// What [`SqliteStore::purge_expired`] deletes, as of `now_ms`.
+fn purge(c: &Connection, now_ms: i64) -> Result<usize, StoreError> {
+    let events = c
+        .execute("DELETE FROM events WHERE expires_ms < ?1", [now_ms])
+        .map_err(unavailable)?;
+    c.execute(
+        "DELETE FROM counters WHERE granularity = 'M' AND slot < ?1",
+        [now_ms - MINUTE_COUNTERS_KEPT_MS],
+    )
+    .map_err(unavailable)?;
+    c.execute("DELETE FROM connections WHERE expires_ms < ?1", [now_ms])
+        .map_err(unavailable)?;
+    // An emptied table starts its rowids again from 1: the mark follows. Events
+    // whose state is not written yet are seconds old (retention is at least a
+    // day), so this never moves the mark before one of them.
+    c.execute(
+        "UPDATE state_mark SET last_event = min(last_event, (SELECT coalesce(max(rowid), 0) FROM events))",
+        [],
+    )
+    .map_err(unavailable)?;
+    Ok(events)
 }
 
 /// The writer thread: runs jobs in arrival order, deliveries in groups, until
@@ -1207,6 +1209,24 @@ mod tests {
         let c = Connection::open(store.path()).unwrap();
         assert_eq!(total(&c, names::OUTBOUND), 1);
         assert_eq!(total(&c, names::REACHED), 1);
+    }
+
+    #[tokio::test]
+    async fn events_after_a_purge_that_emptied_the_table_are_rebuilt_after_a_crash() {
+        let (folder, mut w) = writer();
+        w.write_group(&[delivery(vec![text("wamid.a", T0)], vec![])])
+            .unwrap();
+        w.write_state().unwrap();
+        // Far past the retention: every event goes, their state stays.
+        let later = Utc::now().timestamp_millis() + 400 * DAY_MS;
+        assert_eq!(purge(&w.connection, later).unwrap(), 1);
+        // The next event takes rowid 1 again; its state stays in memory.
+        w.write_group(&[delivery(vec![text("wamid.b", T0 + 1)], vec![])])
+            .unwrap();
+        drop(w);
+
+        let store = SqliteStore::open(folder.path().join("pulse.db")).unwrap();
+        assert_eq!(store.contacts(10).await.unwrap()[0].inbound, 2);
     }
 
     #[tokio::test]
