@@ -2,9 +2,10 @@
 //!
 //! Writes go to one writer thread that owns the only writing connection and
 //! commits in groups: the deliveries that arrive while a transaction is being
-//! written go into the next one, all of them in one transaction with one fsync
-//! (`synchronous=FULL`), and each is answered only after the commit that holds it,
-//! so an acknowledged webhook is on disk and survives a crash or Ctrl-C. With one
+//! written go into the next one, all of them in one transaction. A syncer thread
+//! then fsyncs the WAL and only after that answers each delivery of the group, so
+//! an acknowledged webhook is on disk and survives a crash or a power cut; while
+//! it waits for the disk, the writer goes on with the next group. With one
 //! writer, a transaction reads the state it changes without any conflict to retry
 //! (see [`crate::ingest::Ledger`]). Reads use a pool of their own connections,
 //! which WAL lets read while a commit is being written.
@@ -110,14 +111,17 @@ const STATE_IDLE: Duration = Duration::from_millis(50);
 /// counters, the tail of an index) is committed many times and copied once.
 const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(100);
 
-/// The writer's connection. Every commit is fsynced (`synchronous = FULL`). Its
-/// page cache (8 MiB, against SQLite's 2 MiB default) holds the hot state and
+/// The writer's connection. Its commits are not fsynced by SQLite
+/// (`synchronous = NORMAL`): the syncer thread fsyncs the WAL after them and
+/// before any answer, off the writer's path (see [`run_syncer`]). SQLite still
+/// syncs around checkpoints and when the WAL starts over, which keeps the file
+/// sound. Its page cache (8 MiB, against SQLite's 2 MiB default) holds the hot state and
 /// index pages, so a group commit reads little and spills nothing mid-way; not
 /// more, because SQLite walks the whole cache at the end of every transaction.
 /// It checkpoints itself only as a backstop, once the WAL holds 64 MiB: the
 /// checkpointer thread does that work off the writer's path, and a checkpoint
 /// inside a commit is what made the slowest answers (see docs/benchmarks.md).
-const WRITER_SETTINGS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;
+const WRITER_SETTINGS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
     PRAGMA busy_timeout = 5000; PRAGMA cache_size = -8192; PRAGMA wal_autocheckpoint = 16384;
     PRAGMA journal_size_limit = 67108864;";
 
@@ -155,6 +159,13 @@ struct Delivery {
     done: oneshot::Sender<Result<Vec<Outcome>, StoreError>>,
 }
 
+/// A group the writer has committed (or failed to), waiting for the fsync that
+/// makes it durable before its deliveries are answered.
+struct Committed {
+    group: Vec<Delivery>,
+    written: Result<Vec<Vec<Outcome>>, StoreError>,
+}
+
 fn unavailable(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> StoreError {
     StoreError::unavailable(error)
 }
@@ -179,6 +190,16 @@ impl SqliteStore {
         move_quarter_cells(&mut connection)?;
         let unwritten = UnwrittenContacts::default();
         let state_writer = Writer::open(connection, unwritten.clone())?;
+        let mut wal_path = path.clone().into_os_string();
+        wal_path.push("-wal");
+        // fsync works on any descriptor of the file; SQLite keeps the WAL while
+        // the writer's connection is open.
+        let wal = std::fs::File::open(&wal_path).map_err(unavailable)?;
+        let (synced, to_sync) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("sqlite-sync".into())
+            .spawn(move || run_syncer(|| wal.sync_all(), to_sync))
+            .map_err(unavailable)?;
         let checkpointer = Connection::open(&path).map_err(unavailable)?;
         checkpointer
             .execute_batch("PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;")
@@ -199,7 +220,7 @@ impl SqliteStore {
         let (writer, jobs) = mpsc::unbounded_channel();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || run_writer(state_writer, jobs, committed))
+            .spawn(move || run_writer(state_writer, jobs, committed, synced))
             .map_err(unavailable)?;
         Ok(Self {
             writer,
@@ -280,6 +301,7 @@ fn run_writer(
     mut writer: Writer,
     mut jobs: mpsc::UnboundedReceiver<Job>,
     committed: std::sync::mpsc::SyncSender<()>,
+    synced: std::sync::mpsc::Sender<Committed>,
 ) {
     // A clock for the idle wait; the thread runs nothing else on it.
     let clock = match tokio::runtime::Builder::new_current_thread()
@@ -318,13 +340,13 @@ fn run_writer(
                 let written = writer.write_group(&group);
                 // A checkpoint is due; one already due is enough.
                 let _ = committed.try_send(());
-                for (index, delivery) in group.into_iter().enumerate() {
-                    let result = match &written {
-                        Ok(outcomes) => Ok(outcomes[index].clone()),
-                        Err(error) => Err(error.clone()),
-                    };
-                    // A caller gone (its request cancelled) leaves no one to tell.
-                    let _ = delivery.done.send(result);
+                if let Err(std::sync::mpsc::SendError(unsynced)) =
+                    synced.send(Committed { group, written })
+                {
+                    answer(
+                        unsynced.group,
+                        &Err(unavailable("the store's syncer has stopped")),
+                    );
                 }
             }
         }
@@ -340,6 +362,49 @@ fn run_writer(
         }
     }
     writer.write_state_logged();
+}
+
+/// The syncer thread: makes committed groups durable with `sync` (an fsync of
+/// the WAL), then answers their deliveries. One fsync covers every group that
+/// committed before it started, so the groups that commit while one runs share the
+/// next. A failed fsync answers the groups it was for with an error: Meta sends
+/// them again, and what did reach the disk is then found and not counted twice.
+fn run_syncer(
+    mut sync: impl FnMut() -> std::io::Result<()>,
+    committed: std::sync::mpsc::Receiver<Committed>,
+) {
+    while let Ok(first) = committed.recv() {
+        let mut batch = vec![first];
+        batch.extend(committed.try_iter());
+        let synced = match batch.iter().any(|c| c.written.is_ok()) {
+            true => sync(),
+            false => Ok(()),
+        };
+        if let Err(error) = &synced {
+            tracing::error!(%error, "fsync of the WAL failed; its deliveries are answered with an error");
+        }
+        for Committed { group, written } in batch {
+            let written = match (&synced, written) {
+                (Err(error), Ok(_)) => Err(unavailable(format!(
+                    "the write could not be made durable: {error}"
+                ))),
+                (_, written) => written,
+            };
+            answer(group, &written);
+        }
+    }
+}
+
+/// Answers each delivery of a group with its outcomes, or the group's error.
+fn answer(group: Vec<Delivery>, written: &Result<Vec<Vec<Outcome>>, StoreError>) {
+    for (index, delivery) in group.into_iter().enumerate() {
+        let result = match written {
+            Ok(outcomes) => Ok(outcomes[index].clone()),
+            Err(error) => Err(error.clone()),
+        };
+        // A caller gone (its request cancelled) leaves no one to tell.
+        let _ = delivery.done.send(result);
+    }
 }
 
 /// The checkpointer thread: after commits, at most every [`CHECKPOINT_INTERVAL`],
@@ -1209,6 +1274,78 @@ mod tests {
         let c = Connection::open(store.path()).unwrap();
         assert_eq!(total(&c, names::OUTBOUND), 1);
         assert_eq!(total(&c, names::REACHED), 1);
+    }
+
+    type Answer = oneshot::Receiver<Result<Vec<Outcome>, StoreError>>;
+
+    /// A group of `n` (empty) deliveries and the receivers of their answers.
+    fn waiting(n: usize) -> (Vec<Delivery>, Vec<Answer>) {
+        (0..n)
+            .map(|_| {
+                let (done, answer) = oneshot::channel();
+                let delivery = Delivery {
+                    events: Vec::new(),
+                    retention_days: 90,
+                    done,
+                };
+                (delivery, answer)
+            })
+            .unzip()
+    }
+
+    #[test]
+    fn groups_are_answered_after_one_fsync_covers_them() {
+        let (first, mut first_answers) = waiting(2);
+        let (failed, mut failed_answers) = waiting(1);
+        let (to_sync, committed) = std::sync::mpsc::channel();
+        let outcomes = vec![vec![Outcome::Stored], vec![Outcome::Duplicate]];
+        to_sync
+            .send(Committed {
+                group: first,
+                written: Ok(outcomes),
+            })
+            .unwrap();
+        to_sync
+            .send(Committed {
+                group: failed,
+                written: Err(unavailable("rolled back")),
+            })
+            .unwrap();
+        drop(to_sync);
+        let mut syncs = 0;
+        run_syncer(
+            || {
+                syncs += 1;
+                let answered = first_answers.iter_mut().any(|a| a.try_recv().is_ok());
+                assert!(!answered, "answered before the fsync");
+                Ok(())
+            },
+            committed,
+        );
+        assert_eq!(syncs, 1, "both groups waited for one fsync");
+        assert_eq!(
+            first_answers[0].try_recv().unwrap().unwrap(),
+            [Outcome::Stored]
+        );
+        assert_eq!(
+            first_answers[1].try_recv().unwrap().unwrap(),
+            [Outcome::Duplicate]
+        );
+        assert!(failed_answers[0].try_recv().unwrap().is_err());
+    }
+
+    #[test]
+    fn a_failed_fsync_answers_its_groups_with_an_error() {
+        let (group, mut answers) = waiting(1);
+        let (to_sync, committed) = std::sync::mpsc::channel();
+        let written = Ok(vec![vec![Outcome::Stored]]);
+        to_sync.send(Committed { group, written }).unwrap();
+        drop(to_sync);
+        run_syncer(|| Err(std::io::Error::other("disk gone")), committed);
+        assert!(matches!(
+            answers[0].try_recv().unwrap(),
+            Err(StoreError::Unavailable(_))
+        ));
     }
 
     #[tokio::test]
