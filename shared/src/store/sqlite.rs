@@ -97,6 +97,12 @@ const MINUTE_COUNTERS_KEPT_MS: i64 = 2 * 86_400_000;
 
 /// At most this many events go into one group commit; more waits for the next.
 const MAX_GROUP_EVENTS: usize = 5_000;
+/// A group with fewer events waits for the fsync in flight (at most
+/// [`SMALL_GROUP_WAIT`]) and takes in what arrives meanwhile before it commits:
+/// small groups committed back to back write the same hot pages (counters, the
+/// tails of indexes) again and again, which cost more than the overlap gained.
+const SMALL_GROUP_EVENTS: usize = 100;
+const SMALL_GROUP_WAIT: Duration = Duration::from_millis(5);
 /// Read connections: enough for the two cores and a few concurrent dashboards.
 const READERS: u32 = 4;
 /// How long, at most, contact and message state stays in the writer's memory
@@ -159,6 +165,33 @@ struct Delivery {
     done: oneshot::Sender<Result<Vec<Outcome>, StoreError>>,
 }
 
+/// Groups committed and not yet answered: the writer holds a small group back
+/// while there are any (see [`SMALL_GROUP_EVENTS`]).
+#[derive(Default)]
+struct Unsynced {
+    groups: Mutex<usize>,
+    answered: std::sync::Condvar,
+}
+
+impl Unsynced {
+    fn add(&self) {
+        *self.groups.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+    }
+
+    fn answered(&self, groups: usize) {
+        *self.groups.lock().unwrap_or_else(PoisonError::into_inner) -= groups;
+        self.answered.notify_all();
+    }
+
+    /// Waits, at most `limit`, until every committed group is answered.
+    fn wait(&self, limit: Duration) {
+        let groups = self.groups.lock().unwrap_or_else(PoisonError::into_inner);
+        let _ = self
+            .answered
+            .wait_timeout_while(groups, limit, |groups| *groups > 0);
+    }
+}
+
 /// A group the writer has committed (or failed to), waiting for the fsync that
 /// makes it durable before its deliveries are answered.
 struct Committed {
@@ -196,9 +229,11 @@ impl SqliteStore {
         // the writer's connection is open.
         let wal = std::fs::File::open(&wal_path).map_err(unavailable)?;
         let (synced, to_sync) = std::sync::mpsc::channel();
+        let unsynced = Arc::new(Unsynced::default());
+        let syncer_unsynced = unsynced.clone();
         std::thread::Builder::new()
             .name("sqlite-sync".into())
-            .spawn(move || run_syncer(|| wal.sync_all(), to_sync))
+            .spawn(move || run_syncer(|| wal.sync_all(), to_sync, &syncer_unsynced))
             .map_err(unavailable)?;
         let checkpointer = Connection::open(&path).map_err(unavailable)?;
         checkpointer
@@ -220,7 +255,7 @@ impl SqliteStore {
         let (writer, jobs) = mpsc::unbounded_channel();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || run_writer(state_writer, jobs, committed, synced))
+            .spawn(move || run_writer(state_writer, jobs, committed, (synced, unsynced)))
             .map_err(unavailable)?;
         Ok(Self {
             writer,
@@ -301,7 +336,7 @@ fn run_writer(
     mut writer: Writer,
     mut jobs: mpsc::UnboundedReceiver<Job>,
     committed: std::sync::mpsc::SyncSender<()>,
-    synced: std::sync::mpsc::Sender<Committed>,
+    (synced, unsynced): (std::sync::mpsc::Sender<Committed>, Arc<Unsynced>),
 ) {
     // A clock for the idle wait; the thread runs nothing else on it.
     let clock = match tokio::runtime::Builder::new_current_thread()
@@ -324,27 +359,21 @@ fn run_writer(
             Job::Record(first) => {
                 let mut events = first.events.len();
                 let mut group = vec![first];
-                while events < MAX_GROUP_EVENTS {
-                    match jobs.try_recv() {
-                        Ok(Job::Record(delivery)) => {
-                            events += delivery.events.len();
-                            group.push(delivery);
-                        }
-                        Ok(other) => {
-                            next = Some(other);
-                            break;
-                        }
-                        Err(_) => break,
-                    }
+                gather(&mut jobs, &mut group, &mut events, &mut next);
+                if events < SMALL_GROUP_EVENTS && next.is_none() {
+                    unsynced.wait(SMALL_GROUP_WAIT);
+                    gather(&mut jobs, &mut group, &mut events, &mut next);
                 }
                 let written = writer.write_group(&group);
                 // A checkpoint is due; one already due is enough.
                 let _ = committed.try_send(());
-                if let Err(std::sync::mpsc::SendError(unsynced)) =
+                unsynced.add();
+                if let Err(std::sync::mpsc::SendError(lost)) =
                     synced.send(Committed { group, written })
                 {
+                    unsynced.answered(1);
                     answer(
-                        unsynced.group,
+                        lost.group,
                         &Err(unavailable("the store's syncer has stopped")),
                     );
                 }
@@ -364,6 +393,26 @@ fn run_writer(
     writer.write_state_logged();
 }
 
+/// Takes the deliveries waiting into the group, up to [`MAX_GROUP_EVENTS`]; any
+/// other job ends the group and becomes `next`.
+fn gather(
+    jobs: &mut mpsc::UnboundedReceiver<Job>,
+    group: &mut Vec<Delivery>,
+    events: &mut usize,
+    next: &mut Option<Job>,
+) {
+    while *events < MAX_GROUP_EVENTS && next.is_none() {
+        match jobs.try_recv() {
+            Ok(Job::Record(delivery)) => {
+                *events += delivery.events.len();
+                group.push(delivery);
+            }
+            Ok(other) => *next = Some(other),
+            Err(_) => break,
+        }
+    }
+}
+
 /// The syncer thread: makes committed groups durable with `sync` (an fsync of
 /// the WAL), then answers their deliveries. One fsync covers every group that
 /// committed before it started, so the groups that commit while one runs share the
@@ -372,6 +421,7 @@ fn run_writer(
 fn run_syncer(
     mut sync: impl FnMut() -> std::io::Result<()>,
     committed: std::sync::mpsc::Receiver<Committed>,
+    unsynced: &Unsynced,
 ) {
     while let Ok(first) = committed.recv() {
         let mut batch = vec![first];
@@ -383,6 +433,7 @@ fn run_syncer(
         if let Err(error) = &synced {
             tracing::error!(%error, "fsync of the WAL failed; its deliveries are answered with an error");
         }
+        let groups = batch.len();
         for Committed { group, written } in batch {
             let written = match (&synced, written) {
                 (Err(error), Ok(_)) => Err(unavailable(format!(
@@ -392,6 +443,7 @@ fn run_syncer(
             };
             answer(group, &written);
         }
+        unsynced.answered(groups);
     }
 }
 
@@ -1312,6 +1364,9 @@ mod tests {
             })
             .unwrap();
         drop(to_sync);
+        let unsynced = Unsynced::default();
+        unsynced.add();
+        unsynced.add();
         let mut syncs = 0;
         run_syncer(
             || {
@@ -1321,8 +1376,10 @@ mod tests {
                 Ok(())
             },
             committed,
+            &unsynced,
         );
         assert_eq!(syncs, 1, "both groups waited for one fsync");
+        assert_eq!(*unsynced.groups.lock().unwrap(), 0);
         assert_eq!(
             first_answers[0].try_recv().unwrap().unwrap(),
             [Outcome::Stored]
@@ -1341,7 +1398,13 @@ mod tests {
         let written = Ok(vec![vec![Outcome::Stored]]);
         to_sync.send(Committed { group, written }).unwrap();
         drop(to_sync);
-        run_syncer(|| Err(std::io::Error::other("disk gone")), committed);
+        let unsynced = Unsynced::default();
+        unsynced.add();
+        run_syncer(
+            || Err(std::io::Error::other("disk gone")),
+            committed,
+            &unsynced,
+        );
         assert!(matches!(
             answers[0].try_recv().unwrap(),
             Err(StoreError::Unavailable(_))
