@@ -255,7 +255,7 @@ impl SqliteStore {
         let (writer, jobs) = mpsc::unbounded_channel();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || run_writer(state_writer, jobs, committed, (synced, unsynced)))
+            .spawn(move || run_writer(state_writer, jobs, committed, synced, unsynced))
             .map_err(unavailable)?;
         Ok(Self {
             writer,
@@ -336,7 +336,8 @@ fn run_writer(
     mut writer: Writer,
     mut jobs: mpsc::UnboundedReceiver<Job>,
     committed: std::sync::mpsc::SyncSender<()>,
-    (synced, unsynced): (std::sync::mpsc::Sender<Committed>, Arc<Unsynced>),
+    synced: std::sync::mpsc::Sender<Committed>,
+    unsynced: Arc<Unsynced>,
 ) {
     // A clock for the idle wait; the thread runs nothing else on it.
     let clock = match tokio::runtime::Builder::new_current_thread()
