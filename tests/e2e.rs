@@ -1106,6 +1106,25 @@ fn bench_intake_loads_its_own_stack_and_checks_the_count() {
     }
 }
 
+#[test]
+fn bench_live_sees_every_event_reach_every_client() {
+    // The benchmark fails if a client misses an event, so a change in what
+    // clients are sent (ids masked, say) cannot leave it measuring nothing.
+    let output = Command::new(workspace_binary("pulse-bench-live"))
+        .args(["--clients", "1,3", "--events", "3"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for row in ["| 1 | 3 | 3 |", "| 3 | 3 | 9 |"] {
+        assert!(text.contains(row), "no row {row:?} in:\n{text}");
+    }
+}
+
 /// Whether `value` has the shape `schema` describes (objects, arrays, `$ref`,
 /// `allOf`, `oneOf`, `enum`; scalars by JSON type), else where it differs. An
 /// object may hold only documented keys (`strict`), or, as one part of an

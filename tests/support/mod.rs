@@ -459,13 +459,18 @@ pub fn test_seed() -> u64 {
 /// The `pulse` binary, built beside this test by `cargo build --workspace --bins`
 /// (which `make test` runs first).
 pub fn pulse_binary() -> PathBuf {
+    workspace_binary("pulse")
+}
+
+/// A binary of the workspace, built beside this test like [`pulse_binary`].
+pub fn workspace_binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let binary = exe
         .parent()
         .unwrap()
         .parent()
         .unwrap()
-        .join(format!("pulse{}", std::env::consts::EXE_SUFFIX));
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     assert!(
         binary.exists(),
         "{} is missing: run `make test`, or `cargo build --workspace --bins` first",

@@ -18,6 +18,7 @@ use clap::Parser;
 use futures::StreamExt;
 use pulse_local::stack::{LocalStack, Options, StoreKind};
 use pulse_shared::config::Source;
+use pulse_shared::mask::mask_message_id;
 use pulse_shared::signature::{sign, SIGNATURE_HEADER};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
@@ -32,7 +33,7 @@ struct Args {
     events: usize,
 }
 
-/// When each event's POST started, by WhatsApp message id.
+/// When each event's POST started, by message id as clients see it (masked).
 type Sent = Arc<Mutex<HashMap<String, Instant>>>;
 
 #[tokio::main]
@@ -101,7 +102,10 @@ async fn measure(clients: usize, events: usize) {
                           "type": "text", "text": {"body": "benchmark"}}]}}]}]}))
         .unwrap();
         let started = Instant::now();
-        sent.lock().unwrap().insert(message_id, started);
+        // Clients see message ids masked, as every shown event has them.
+        sent.lock()
+            .unwrap()
+            .insert(mask_message_id(&message_id), started);
         let response = http
             .post(stack.url("/webhook"))
             .header(SIGNATURE_HEADER, sign(secret.as_bytes(), &body))
