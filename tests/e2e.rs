@@ -1074,6 +1074,18 @@ async fn serve_listens_on_the_host_it_is_given_and_only_there() {
     assert!(elsewhere.is_err(), "and not on 127.0.0.1");
 }
 
+/// Runs a command to its end; its standard output, or a failure with both outputs.
+fn succeeds(command: &mut Command) -> String {
+    let output = command.output().unwrap();
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{command:?}: {text}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    text
+}
+
 #[test]
 fn bench_intake_loads_its_own_stack_and_checks_the_count() {
     // Closed loop and open loop, briefly: both must end with every stored event
@@ -1082,16 +1094,10 @@ fn bench_intake_loads_its_own_stack_and_checks_the_count() {
         &["--updates", "20", "--duration", "1s", "--connections", "4"][..],
         &["--rate", "50", "--duration", "1s"][..],
     ] {
-        let output = Command::new(pulse_binary())
-            .args(["bench", "intake"])
-            .args(args)
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&output.stdout);
-        assert!(
-            output.status.success(),
-            "{args:?}: {text}{}",
-            String::from_utf8_lossy(&output.stderr)
+        let text = succeeds(
+            Command::new(pulse_binary())
+                .args(["bench", "intake"])
+                .args(args),
         );
         assert!(text.contains("(exact)"), "{text}");
         let answered: u64 = text
@@ -1110,16 +1116,12 @@ fn bench_intake_loads_its_own_stack_and_checks_the_count() {
 fn bench_live_sees_every_event_reach_every_client() {
     // The benchmark fails if a client misses an event, so a change in what
     // clients are sent (ids masked, say) cannot leave it measuring nothing.
-    let output = Command::new(workspace_binary("pulse-bench-live"))
-        .args(["--clients", "1,3", "--events", "3"])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let text = succeeds(Command::new(workspace_binary("pulse-bench-live")).args([
+        "--clients",
+        "1,3",
+        "--events",
+        "3",
+    ]));
     for row in ["| 1 | 3 | 3 |", "| 3 | 3 | 9 |"] {
         assert!(text.contains(row), "no row {row:?} in:\n{text}");
     }

@@ -146,9 +146,11 @@ pub struct SqliteStore {
 /// and before answering; a reader copies it before reading the table.
 type UnwrittenContacts = Arc<Mutex<HashMap<String, ContactState>>>;
 
-fn lock(contacts: &UnwrittenContacts) -> std::sync::MutexGuard<'_, HashMap<String, ContactState>> {
-    // The map is only ever extended or cleared whole: a panic leaves it usable.
-    contacts.lock().unwrap_or_else(PoisonError::into_inner)
+/// Locks state shared with the writer's threads. Each holder changes it in one
+/// step (a map extended or cleared whole, a count moved), so a panic elsewhere
+/// leaves it usable.
+fn lock<T>(shared: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    shared.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Work for the writer thread.
@@ -175,17 +177,17 @@ struct Unsynced {
 
 impl Unsynced {
     fn add(&self) {
-        *self.groups.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+        *lock(&self.groups) += 1;
     }
 
     fn answered(&self, groups: usize) {
-        *self.groups.lock().unwrap_or_else(PoisonError::into_inner) -= groups;
+        *lock(&self.groups) -= groups;
         self.answered.notify_all();
     }
 
     /// Waits, at most `limit`, until every committed group is answered.
     fn wait(&self, limit: Duration) {
-        let groups = self.groups.lock().unwrap_or_else(PoisonError::into_inner);
+        let groups = lock(&self.groups);
         let _ = self
             .answered
             .wait_timeout_while(groups, limit, |groups| *groups > 0);
