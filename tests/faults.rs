@@ -106,10 +106,11 @@ impl Store for FaultyStore {
         &self,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
+        quarters_of: Option<&str>,
     ) -> Result<Vec<DayCounter>, StoreError> {
         match self.roll(&["read"]) {
             Some(kind) => Err(injected(kind)),
-            None => self.inner.quarter_counters(from, to).await,
+            None => self.inner.quarter_counters(from, to, quarters_of).await,
         }
     }
 

@@ -7,7 +7,9 @@
 //! quarters. Minute slots carry only event totals, for the realtime view.
 //!
 //! Quarters are read back a UTC day at a time ([`DayCounter`]): a 30-day window is
-//! then about 31 rows a counter however busy it was, instead of 2 880.
+//! then about 31 rows a counter however busy it was, instead of 2 880. Each row
+//! also carries its total, so a day wholly inside the window is one number to a
+//! reader that needs no more than totals of that counter.
 
 use std::collections::BTreeMap;
 
@@ -150,27 +152,38 @@ pub const DAY_MS: i64 = 86_400_000;
 pub const QUARTERS_PER_DAY: usize = 96;
 
 /// One counter's quarters within one UTC day, as a store reads them back for a
-/// time range: the quarters inside the range that hold a count, in order.
+/// time range.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DayCounter {
     /// The UTC day's start, Unix milliseconds.
     pub day: i64,
     pub name: String,
-    /// (quarter of the day, 0 to 95; value), zeros left out.
+    /// The sum of the day's quarters inside the range.
+    pub total: i64,
+    /// (quarter of the day, 0 to 95; value) inside the range, in order, zeros left
+    /// out. Always there for the names a read asks quarters of; otherwise a store
+    /// may leave them out (empty) for a day wholly inside the range, where
+    /// `total` says all.
     pub quarters: Vec<(u8, i64)>,
 }
 
 impl DayCounter {
+    /// A row from its quarters, its total summed from them.
+    pub fn new(day: i64, name: String, quarters: Vec<(u8, i64)>) -> Self {
+        Self {
+            day,
+            name,
+            total: quarters.iter().map(|(_, v)| v).sum(),
+            quarters,
+        }
+    }
+
     /// Each quarter as (slot start in Unix milliseconds, value).
     pub fn slots(&self) -> impl Iterator<Item = (i64, i64)> + '_ {
         let quarter = Granularity::Quarter.millis();
         self.quarters
             .iter()
             .map(move |&(q, value)| (self.day + i64::from(q) * quarter, value))
-    }
-
-    pub fn total(&self) -> i64 {
-        self.quarters.iter().map(|(_, v)| v).sum()
     }
 
     /// Quarter cells `(slot, name, value)` gathered into a row per day and name,
@@ -193,10 +206,9 @@ impl DayCounter {
                 .or_default() += value;
         }
         days.into_iter()
-            .map(|((day, name), quarters)| DayCounter {
-                day,
-                name: name.to_owned(),
-                quarters: quarters.into_iter().filter(|(_, v)| *v != 0).collect(),
+            .map(|((day, name), quarters)| {
+                let held = quarters.into_iter().filter(|(_, v)| *v != 0).collect();
+                DayCounter::new(day, name.to_owned(), held)
             })
             .filter(|c| !c.quarters.is_empty())
             .collect()

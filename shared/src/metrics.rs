@@ -9,7 +9,9 @@ use chrono_tz::Tz;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::counters::{histogram, names, utc_from_ms, DayCounter, Granularity, DAY_MS};
+use crate::counters::{
+    histogram, names, utc_from_ms, DayCounter, Granularity, DAY_MS, QUARTERS_PER_DAY,
+};
 use crate::event::{Event, EventKind, KNOWN_BUTTONS};
 use crate::ingest::ContactState;
 use crate::mask::{mask_message_id, mask_phone};
@@ -138,15 +140,20 @@ impl LocalClock {
         ) * 1000
     }
 
-    /// The slot as local wall-clock time, in milliseconds since the local epoch.
-    fn local_ms(&mut self, slot: i64) -> i64 {
-        let day = slot.div_euclid(DAY_MS) * DAY_MS;
+    /// The offset of the UTC day starting at `day`, when it is the same all day.
+    fn day_offset_ms(&mut self, day: i64) -> Option<i64> {
         if self.day != Some(day) {
             let (start, end) = (self.lookup(day), self.lookup(day + DAY_MS - 1));
             self.day = Some(day);
             self.offset_ms = (start == end).then_some(start);
         }
-        slot + self.offset_ms.unwrap_or_else(|| self.lookup(slot))
+        self.offset_ms
+    }
+
+    /// The slot as local wall-clock time, in milliseconds since the local epoch.
+    fn local_ms(&mut self, slot: i64) -> i64 {
+        let day = slot.div_euclid(DAY_MS) * DAY_MS;
+        slot + self.day_offset_ms(day).unwrap_or_else(|| self.lookup(slot))
     }
 }
 
@@ -183,29 +190,86 @@ pub fn webhook_metrics_from(
         })
         .collect();
     let mut by_button = known();
-    let mut hourly = [0i64; 24];
+    // Clicks by local quarter of the day, summed into hours at the end.
+    let mut by_local_quarter = [0i64; QUARTERS_PER_DAY];
     let mut totals: BTreeMap<&str, i64> = BTreeMap::new();
     let mut buckets: BTreeMap<i64, i64> = BTreeMap::new();
     let mut clock = LocalClock::new(tz);
     let first_epoch_day = i64::from(first.to_epoch_days());
 
+    const QUARTER_MS: i64 = Granularity::Quarter.millis();
+    const QUARTERS: i64 = QUARTERS_PER_DAY as i64;
     for counter in counters {
-        let slots = counter.slots().filter(|(slot, _)| window.contains(slot));
+        let slots = || counter.slots().filter(|(slot, _)| window.contains(slot));
+        // A day wholly inside the window may come as its total alone (clicks
+        // never do: they are asked for by quarter, for hours and local days).
+        let whole_day = window.start <= counter.day && counter.day + DAY_MS <= window.end;
+        let sum = || {
+            if whole_day {
+                counter.total
+            } else {
+                slots().map(|(_, v)| v).sum()
+            }
+        };
         if let Some(button) = counter.name.strip_prefix(names::CLICK_PREFIX) {
-            // A UTC day's row spans at most two local days: sum per local day,
-            // then add each sum to the day's map once.
-            let mut local_days: Vec<(i64, i64)> = Vec::with_capacity(2);
-            for (slot, value) in slots {
-                let local = clock.local_ms(slot);
-                hourly[(local.rem_euclid(DAY_MS) / 3_600_000) as usize] += value;
-                let index = local.div_euclid(DAY_MS) - first_epoch_day;
-                match local_days.last_mut() {
-                    Some((last, sum)) if *last == index => *sum += value,
-                    _ => local_days.push((index, value)),
+            // A UTC day's row spans at most two local days: sum per local day
+            // (the day before its date, its date, the day after), then add each
+            // sum to the day's map once.
+            let mut per_local_day = [0i64; 3];
+            // The row's quarters inside the window: they are in order.
+            let at_or_after = |time: i64| {
+                counter
+                    .quarters
+                    .partition_point(|(q, _)| counter.day + i64::from(*q) * QUARTER_MS < time)
+            };
+            let quarters = &counter.quarters[at_or_after(window.start)..at_or_after(window.end)];
+            let shift = clock
+                .day_offset_ms(counter.day)
+                .filter(|offset| offset % QUARTER_MS == 0)
+                .map(|offset| offset / QUARTER_MS);
+            if let Some(shift) = shift {
+                // One offset all day: a quarter's local place is a shift, and the
+                // local days split the row where the shifted quarter leaves 0..96.
+                let split = |bound: i64| quarters.partition_point(|(q, _)| i64::from(*q) < bound);
+                let (before, after) = (split(-shift), split(QUARTERS - shift));
+                let parts = [
+                    &quarters[..before],
+                    &quarters[before..after],
+                    &quarters[after..],
+                ];
+                for ((day, part), sum) in (-1..).zip(parts).zip(&mut per_local_day) {
+                    let to_local = shift - day * QUARTERS;
+                    for &(q, value) in part {
+                        if let Some(clicks) = usize::try_from(i64::from(q) + to_local)
+                            .ok()
+                            .and_then(|local| by_local_quarter.get_mut(local))
+                        {
+                            *clicks += value;
+                        }
+                        *sum += value;
+                    }
+                }
+            } else {
+                // A DST day: each quarter's own offset.
+                for &(q, value) in quarters {
+                    let local_ms = clock.local_ms(counter.day + i64::from(q) * QUARTER_MS);
+                    let local = (local_ms - counter.day).div_euclid(QUARTER_MS);
+                    let day = local.div_euclid(QUARTERS);
+                    by_local_quarter[(local - day * QUARTERS) as usize] += value;
+                    if let Some(sum) = usize::try_from(day + 1)
+                        .ok()
+                        .and_then(|d| per_local_day.get_mut(d))
+                    {
+                        *sum += value;
+                    }
                 }
             }
-            for (index, clicks) in local_days {
-                let Some(day) = usize::try_from(index).ok().and_then(|i| daily.get_mut(i)) else {
+            let date_index = counter.day.div_euclid(DAY_MS) - first_epoch_day;
+            for (offset, clicks) in (-1..).zip(per_local_day).filter(|(_, c)| *c != 0) {
+                let Some(day) = usize::try_from(date_index + offset)
+                    .ok()
+                    .and_then(|i| daily.get_mut(i))
+                else {
                     continue;
                 };
                 add_to(&mut day.by_button, button, clicks);
@@ -213,11 +277,14 @@ pub fn webhook_metrics_from(
                 add_to(&mut by_button, button, clicks);
             }
         } else if let Some(bucket) = counter.name.strip_prefix(names::RESPONSE_BUCKET_PREFIX) {
-            *buckets.entry(bucket.parse().unwrap_or(0)).or_default() +=
-                slots.map(|(_, v)| v).sum::<i64>();
+            *buckets.entry(bucket.parse().unwrap_or(0)).or_default() += sum();
         } else {
-            *totals.entry(counter.name.as_str()).or_default() += slots.map(|(_, v)| v).sum::<i64>();
+            *totals.entry(counter.name.as_str()).or_default() += sum();
         }
+    }
+    let mut hourly = [0i64; 24];
+    for (quarter, clicks) in by_local_quarter.into_iter().enumerate() {
+        hourly[quarter / 4] += clicks;
     }
     let total = |name: &str| totals.get(name).copied().unwrap_or(0);
     let messages = MessageCounts {
@@ -269,7 +336,9 @@ pub async fn webhook_metrics(
     now: DateTime<Utc>,
 ) -> Result<WebhookMetrics, StoreError> {
     let (_, _, start, end) = local_window(tz, days, now);
-    let counters = store.quarter_counters(start, end).await?;
+    let counters = store
+        .quarter_counters(start, end, Some(names::CLICK_PREFIX))
+        .await?;
     Ok(webhook_metrics_from(&counters, tz, days, now))
 }
 
@@ -323,7 +392,7 @@ pub async fn conversations(
     let (_, _, today_start, today_end) = local_window(tz, 1, now);
     let (active, today, contacts) = futures::try_join!(
         store.active_contacts(now - Duration::minutes(i64::from(active_minutes))),
-        store.quarter_counters(today_start, today_end),
+        store.quarter_counters(today_start, today_end, None),
         store.contacts(limit),
     )?;
     Ok(Conversations {
@@ -332,7 +401,7 @@ pub async fn conversations(
         daily_chat_volume: today
             .iter()
             .filter(|c| c.name == names::TEXT)
-            .map(DayCounter::total)
+            .map(|c| c.total)
             .sum(),
         conversations: contacts.into_iter().map(Conversation::from).collect(),
     })
@@ -508,6 +577,32 @@ mod tests {
             local_day_start(tz, NaiveDate::from_ymd_opt(2026, 5, 2).unwrap()),
             after_midnight
         );
+    }
+
+    #[test]
+    fn a_zone_behind_utc_splits_its_days_and_whole_days_may_come_as_totals() {
+        let tz: Tz = "America/Bogota".parse().unwrap(); // UTC-5 all year
+        let now = Utc.with_ymd_and_hms(2026, 5, 3, 12, 0, 0).unwrap();
+        let at = |d, h| Utc.with_ymd_and_hms(2026, 5, d, h, 0, 0).unwrap();
+        let mut rows = counters(&[
+            (at(2, 3), &[("click:X", 1)]),     // 22:00 on May 1 in Bogota
+            (at(2, 10), &[("click:X", 2)]),    // 05:00 on May 2
+            (at(1, 1), &[(names::TEXT, 100)]), // before the window (May 1 05:00Z)
+            (at(1, 6), &[(names::TEXT, 5)]),
+        ]);
+        // A day wholly inside the window, read as its total alone.
+        rows.push(DayCounter {
+            day: at(2, 0).timestamp_millis(),
+            name: names::TEXT.into(),
+            total: 7,
+            quarters: Vec::new(),
+        });
+        let m = webhook_metrics_from(&rows, tz, 3, now);
+        let daily: Vec<_> = m.button_clicks.daily.iter().map(|d| d.total).collect();
+        assert_eq!(daily, [1, 2, 0]);
+        assert_eq!(m.button_clicks.hourly[22], 1);
+        assert_eq!(m.button_clicks.hourly[5], 2);
+        assert_eq!(m.messages.text, 12);
     }
 
     #[test]

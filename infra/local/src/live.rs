@@ -55,8 +55,9 @@ impl Store for AnnouncingStore {
         &self,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
+        quarters_of: Option<&str>,
     ) -> Result<Vec<DayCounter>, StoreError> {
-        self.inner.quarter_counters(from, to).await
+        self.inner.quarter_counters(from, to, quarters_of).await
     }
 
     async fn minute_counters(

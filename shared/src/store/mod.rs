@@ -195,11 +195,14 @@ pub trait Store: Send + Sync {
     ) -> Result<Vec<Outcome>, StoreError>;
 
     /// Quarter counters of `[from, to)`, a row per UTC day and counter name that
-    /// has any count there (quarters outside the range left out).
+    /// has any count there (quarters outside the range left out). Rows of names
+    /// starting with `quarters_of` come with their quarters; the others may come
+    /// as totals alone on days wholly inside the range.
     async fn quarter_counters(
         &self,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
+        quarters_of: Option<&str>,
     ) -> Result<Vec<DayCounter>, StoreError>;
 
     /// Minute counters of `[from, to)`, one entry per minute that has any.

@@ -26,7 +26,8 @@ use super::{
     StoreError,
 };
 use crate::counters::{
-    day_and_quarter, utc_from_ms, DayCounter, Deltas, Granularity, SlotCounters, QUARTERS_PER_DAY,
+    day_and_quarter, utc_from_ms, DayCounter, Deltas, Granularity, SlotCounters, DAY_MS,
+    QUARTERS_PER_DAY,
 };
 use crate::event::{Event, ReceivedEvent};
 use crate::ingest::{expires_at, ContactState, Ledger, Outcome};
@@ -59,11 +60,13 @@ CREATE TABLE IF NOT EXISTS messages (
 );
 -- Quarter counters, a row per UTC day and counter name: `quarters` holds the
 -- day's non-zero quarters as 9-byte pairs (quarter 0-95, value as i64 LE), so a
--- 30-day query reads ~31 rows a counter instead of 2 880 cells.
+-- 30-day query reads ~31 rows a counter instead of 2 880 cells; `total` is their
+-- sum, all a query needs of most counters on a day wholly inside its window.
 CREATE TABLE IF NOT EXISTS quarter_counters (
     day      INTEGER NOT NULL,
     name     TEXT NOT NULL,
     quarters BLOB NOT NULL,
+    total    INTEGER NOT NULL,
     PRIMARY KEY (day, name)
 ) WITHOUT ROWID;
 -- Minute counters (and, in files from before quarter_counters, quarter cells,
@@ -221,6 +224,7 @@ impl SqliteStore {
         connection
             .execute_batch(WRITER_SETTINGS)
             .map_err(unavailable)?;
+        add_quarter_totals(&mut connection)?;
         connection.execute_batch(SCHEMA).map_err(unavailable)?;
         move_quarter_cells(&mut connection)?;
         let unwritten = UnwrittenContacts::default();
@@ -752,7 +756,7 @@ fn add_quarters<'a>(
         .map_err(unavailable)?;
     let mut write = tx
         .prepare_cached(
-            "INSERT OR REPLACE INTO quarter_counters (day, name, quarters) VALUES (?1, ?2, ?3)",
+            "INSERT OR REPLACE INTO quarter_counters (day, name, quarters, total) VALUES (?1, ?2, ?3, ?4)",
         )
         .map_err(unavailable)?;
     for ((day, name), additions) in rows {
@@ -767,8 +771,9 @@ fn add_quarters<'a>(
         for (sum, addition) in quarters.iter_mut().zip(additions) {
             *sum += addition;
         }
+        let total: i64 = quarters.iter().sum();
         write
-            .execute(params![day, name, encode_quarters(&quarters)])
+            .execute(params![day, name, encode_quarters(&quarters), total])
             .map_err(unavailable)?;
     }
     Ok(())
@@ -811,6 +816,43 @@ fn quarter_pairs(
         let value = i64::from_le_bytes(pair[1..].try_into().expect("8 bytes"));
         Ok((pair[0], value))
     }))
+}
+
+/// Gives `quarter_counters` rows of files written before it had `total` their
+/// totals, in one transaction (a no-op on a new file or once done).
+fn add_quarter_totals(c: &mut Connection) -> Result<(), StoreError> {
+    let tx = c
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(unavailable)?;
+    let columns: Vec<String> = tx
+        .prepare("SELECT name FROM pragma_table_info('quarter_counters')")
+        .and_then(|mut q| q.query_map([], |r| r.get(0))?.collect())
+        .map_err(unavailable)?;
+    if columns.is_empty() || columns.iter().any(|c| c == "total") {
+        return Ok(());
+    }
+    tx.execute_batch("ALTER TABLE quarter_counters ADD COLUMN total INTEGER NOT NULL DEFAULT 0")
+        .map_err(unavailable)?;
+    let rows: Vec<(i64, String, Vec<u8>)> = tx
+        .prepare("SELECT day, name, quarters FROM quarter_counters")
+        .and_then(|mut q| {
+            q.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect()
+        })
+        .map_err(unavailable)?;
+    let mut update = tx
+        .prepare("UPDATE quarter_counters SET total = ?3 WHERE day = ?1 AND name = ?2")
+        .map_err(unavailable)?;
+    for (day, name, quarters) in &rows {
+        let total: i64 = decode_quarters(quarters)?.iter().sum();
+        update
+            .execute(params![day, name, total])
+            .map_err(unavailable)?;
+    }
+    drop(update);
+    tx.commit().map_err(unavailable)?;
+    tracing::info!(rows = rows.len(), "added totals to the quarter counters");
+    Ok(())
 }
 
 /// Moves quarter cells of files written before `quarter_counters` existed into
@@ -897,31 +939,58 @@ impl Store for SqliteStore {
         &self,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
+        quarters_of: Option<&str>,
     ) -> Result<Vec<DayCounter>, StoreError> {
         let (from_ms, to_ms) = (from.timestamp_millis(), to.timestamp_millis());
         let first_day = day_and_quarter(from_ms).0;
+        let quarters_of = quarters_of.map(str::to_owned);
         self.read(move |c| {
+            // A day wholly inside the range, of a name whose quarters are not
+            // asked for, is read as its total: its quarters are not even copied.
             let mut query = c
                 .prepare_cached(
-                    "SELECT day, name, quarters FROM quarter_counters WHERE day >= ?1 AND day < ?2 ORDER BY day, name",
+                    "SELECT day, name, total,
+                        CASE WHEN day >= ?1 AND day <= ?2 - 86400000
+                              AND (?3 IS NULL OR substr(name, 1, length(?3)) <> ?3)
+                        THEN NULL ELSE quarters END
+                     FROM quarter_counters WHERE day >= ?4 AND day < ?2 ORDER BY day, name",
                 )
                 .map_err(unavailable)?;
-            let mut rows = query.query(params![first_day, to_ms]).map_err(unavailable)?;
+            let mut rows = query
+                .query(params![from_ms, to_ms, quarters_of, first_day])
+                .map_err(unavailable)?;
             let mut counters = Vec::new();
             while let Some(row) = rows.next().map_err(unavailable)? {
                 let day: i64 = row.get(0).map_err(unavailable)?;
-                let bytes = row.get_ref(2).and_then(|v| Ok(v.as_blob()?)).map_err(unavailable)?;
+                let name = || row.get(1).map_err(unavailable);
+                let Some(bytes) = row
+                    .get_ref(3)
+                    .and_then(|v| Ok(v.as_blob_or_null()?))
+                    .map_err(unavailable)?
+                else {
+                    let total: i64 = row.get(2).map_err(unavailable)?;
+                    if total != 0 {
+                        counters.push(DayCounter {
+                            day,
+                            name: name()?,
+                            total,
+                            quarters: Vec::new(),
+                        });
+                    }
+                    continue;
+                };
                 // Sized up front: collecting a filter grows the vector step by step.
                 let mut quarters = Vec::with_capacity(bytes.len() / 9);
+                let whole_day = day >= from_ms && day + DAY_MS <= to_ms;
                 for pair in quarter_pairs(bytes)? {
                     let (q, v) = pair?;
                     let slot = day + i64::from(q) * Granularity::Quarter.millis();
-                    if v != 0 && slot >= from_ms && slot < to_ms {
+                    if v != 0 && (whole_day || (slot >= from_ms && slot < to_ms)) {
                         quarters.push((q, v));
                     }
                 }
                 if !quarters.is_empty() {
-                    counters.push(DayCounter { day, name: row.get(1).map_err(unavailable)?, quarters });
+                    counters.push(DayCounter::new(day, name()?, quarters));
                 }
             }
             Ok(counters)
@@ -1512,7 +1581,7 @@ mod tests {
             // The second open finds nothing left to move and changes nothing.
             let store = SqliteStore::open(folder.path().join("pulse.db")).unwrap();
             let rows = store
-                .quarter_counters(utc_from_ms(day), utc_from_ms(day + 2 * DAY_MS))
+                .quarter_counters(utc_from_ms(day), utc_from_ms(day + 2 * DAY_MS), Some(""))
                 .await
                 .unwrap();
             let got: Vec<_> = rows
@@ -1536,6 +1605,40 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn day_rows_of_an_older_file_get_their_totals_on_open() {
+        let folder = tempfile::tempdir().unwrap();
+        let c = Connection::open(folder.path().join("pulse.db")).unwrap();
+        c.execute_batch(
+            "CREATE TABLE quarter_counters (day INTEGER NOT NULL, name TEXT NOT NULL,
+             quarters BLOB NOT NULL, PRIMARY KEY (day, name)) WITHOUT ROWID",
+        )
+        .unwrap();
+        let day = 1_767_225_600_000; // 2026-01-01
+        let mut quarters = [0; QUARTERS_PER_DAY];
+        quarters[3] = 4;
+        quarters[90] = 5;
+        c.execute(
+            "INSERT INTO quarter_counters (day, name, quarters) VALUES (?1, 'events', ?2)",
+            params![day, encode_quarters(&quarters)],
+        )
+        .unwrap();
+        drop(c);
+        for _ in 0..2 {
+            // The second open finds the column there and changes nothing.
+            let store = SqliteStore::open(folder.path().join("pulse.db")).unwrap();
+            let whole_day = store
+                .quarter_counters(utc_from_ms(day), utc_from_ms(day + DAY_MS), None)
+                .await
+                .unwrap();
+            let got: Vec<_> = whole_day
+                .iter()
+                .map(|r| (r.name.as_str(), r.total))
+                .collect();
+            assert_eq!(got, [("events", 9)]);
+        }
+    }
+
+    #[tokio::test]
     async fn a_range_keeps_only_its_own_quarters() {
         let folder = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(folder.path().join("pulse.db")).unwrap();
@@ -1550,6 +1653,7 @@ mod tests {
             .quarter_counters(
                 utc_from_ms(day + DAY_MS / 4),
                 utc_from_ms(day + 3 * DAY_MS / 4),
+                None,
             )
             .await
             .unwrap();

@@ -115,7 +115,7 @@ fn report(
     read: u64,
 ) {
     println!(
-        "| {store} | {tz} | {events} | {:.0} | {median:.2} | {worst:.2} | {read} |",
+        "| {store} | {tz} | {events} | {:.0} | {median:.3} | {worst:.2} | {read} |",
         events as f64 / fill.as_secs_f64()
     );
 }
@@ -131,7 +131,7 @@ async fn main() {
         let fill_time = fill(&store, events).await;
         let now = Utc::now();
         let rows = store
-            .quarter_counters(now - Duration::days(31), now + Duration::days(1))
+            .quarter_counters(now - Duration::days(31), now + Duration::days(1), None)
             .await
             .unwrap()
             .len();
