@@ -43,6 +43,7 @@ CREATE TABLE IF NOT EXISTS events (
     data        TEXT NOT NULL,
     raw         TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS events_newest_first ON events (occurred_ms DESC, id DESC);
 CREATE INDEX IF NOT EXISTS events_expiry ON events (expires_ms);
 CREATE TABLE IF NOT EXISTS contacts (
     wa_id       TEXT PRIMARY KEY,
@@ -78,25 +79,14 @@ CREATE TABLE IF NOT EXISTS counters (
     PRIMARY KEY (granularity, slot, name)
 ) WITHOUT ROWID;
 -- The last event (by rowid, which is arrival order) whose effects the contacts
--- and messages tables and the feed hold. The writer keeps state in memory between
--- writes (see `Writer`); events stored after the mark are applied again on open. A
+-- and messages tables hold. The writer keeps state in memory between writes
+-- (see `Writer`); events stored after the mark are applied again on open. A
 -- file from before the mark existed holds every event's state.
 CREATE TABLE IF NOT EXISTS state_mark (
     only       INTEGER PRIMARY KEY CHECK (only = 0),
     last_event INTEGER NOT NULL
 );
 INSERT OR IGNORE INTO state_mark (only, last_event) SELECT 0, coalesce(max(rowid), 0) FROM events;
--- The event feed's order (newest first by WhatsApp time, then id) of the events
--- up to the mark, `event` being the event's rowid; the few stored since are read
--- from `events` itself. Written with the state, about once a second under load:
--- WhatsApp times scatter, and a batch a second writes each page of this b-tree
--- once where an index on `events` had every group commit write ~1 page an event.
-CREATE TABLE IF NOT EXISTS feed (
-    occurred_ms INTEGER NOT NULL,
-    id          TEXT NOT NULL,
-    event       INTEGER NOT NULL,
-    PRIMARY KEY (occurred_ms, id)
-) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS connections (
     connection_id TEXT PRIMARY KEY,
     connected_ms  INTEGER NOT NULL,
@@ -237,7 +227,6 @@ impl SqliteStore {
         add_quarter_totals(&mut connection)?;
         connection.execute_batch(SCHEMA).map_err(unavailable)?;
         move_quarter_cells(&mut connection)?;
-        move_feed_out_of_the_events_index(&mut connection)?;
         let unwritten = UnwrittenContacts::default();
         let state_writer = Writer::open(connection, unwritten.clone())?;
         let mut wal_path = path.clone().into_os_string();
@@ -325,12 +314,6 @@ impl SqliteStore {
 
 /// What [`SqliteStore::purge_expired`] deletes, as of `now_ms`.
 fn purge(c: &Connection, now_ms: i64) -> Result<usize, StoreError> {
-    c.execute(
-        "DELETE FROM feed WHERE (occurred_ms, id) IN
-           (SELECT occurred_ms, id FROM events WHERE expires_ms < ?1)",
-        [now_ms],
-    )
-    .map_err(unavailable)?;
     let events = c
         .execute("DELETE FROM events WHERE expires_ms < ?1", [now_ms])
         .map_err(unavailable)?;
@@ -517,9 +500,6 @@ struct Writer {
     /// The ledger may hold the effects of a group that was rolled back: rebuild
     /// it from the tables before the next write.
     stale: bool,
-    /// Events are stored after the mark: the feed lacks them until the state is
-    /// written, even if they changed no state.
-    unindexed: bool,
 }
 
 impl Writer {
@@ -531,7 +511,6 @@ impl Writer {
             unwritten,
             written_at: Instant::now(),
             stale: true,
-            unindexed: false,
         };
         writer.write_state()?;
         Ok(writer)
@@ -571,7 +550,6 @@ impl Writer {
         }
         self.ledger = ledger;
         self.stale = false;
-        self.unindexed |= replayed > 0;
         Ok(())
     }
 
@@ -616,7 +594,6 @@ impl Writer {
         if with_state {
             self.state_written();
         } else {
-            self.unindexed |= outcomes.iter().flatten().any(|o| *o == Outcome::Stored);
             touched.sort_unstable();
             touched.dedup();
             let mut unwritten = lock(&self.unwritten);
@@ -634,7 +611,7 @@ impl Writer {
         if self.stale {
             self.catch_up()?;
         }
-        if !self.ledger.has_changed_state() && !self.unindexed {
+        if !self.ledger.has_changed_state() {
             return Ok(());
         }
         let tx = self
@@ -656,7 +633,6 @@ impl Writer {
     }
 
     fn state_written(&mut self) {
-        self.unindexed = false;
         self.ledger = Ledger::default();
         lock(&self.unwritten).clear();
         self.written_at = Instant::now();
@@ -689,48 +665,6 @@ fn insert_event(
         })
         .map_err(unavailable)?;
     Ok(inserted == 1)
-}
-
-/// A page of events newest first: the feed's, read in order from its b-tree,
-/// merged with the few stored after the mark (sorted on their own).
-fn newest_events(c: &Connection, query: EventQuery) -> Result<EventPage, StoreError> {
-    let (before_ms, before_id) = query
-        .before
-        .map(|b| (b.occurred_ms, b.id))
-        .unwrap_or((i64::MAX, String::new()));
-    let mut statement = c
-        .prepare_cached(
-            "SELECT f.occurred_ms, f.id, e.data FROM feed f JOIN events e ON e.rowid = f.event
-             WHERE (f.occurred_ms < ?1 OR (f.occurred_ms = ?1 AND f.id < ?2 AND ?2 != ''))
-               AND (?3 IS NULL OR e.type = ?3)
-               AND (?4 IS NULL OR instr(e.search, ?4) > 0)
-             UNION ALL
-             SELECT occurred_ms, id, data FROM events
-             WHERE rowid > (SELECT last_event FROM state_mark)
-               AND (occurred_ms < ?1 OR (occurred_ms = ?1 AND id < ?2 AND ?2 != ''))
-               AND (?3 IS NULL OR type = ?3)
-               AND (?4 IS NULL OR instr(search, ?4) > 0)
-             ORDER BY 1 DESC, 2 DESC LIMIT ?5",
-        )
-        .map_err(unavailable)?;
-    let text = query.text.map(|t| t.to_lowercase());
-    let rows = statement
-        .query_map(
-            params![
-                before_ms,
-                before_id,
-                query.event_type,
-                text,
-                query.limit as i64 + 1
-            ],
-            |r| r.get::<_, String>(2),
-        )
-        .map_err(unavailable)?;
-    let mut events = Vec::new();
-    for row in rows {
-        events.push(from_json::<Event>(&row.map_err(unavailable)?)?);
-    }
-    Ok(EventPage::from_overfetch(events, query.limit))
 }
 
 /// Gives the ledger the stored state `event` reads that it does not hold yet.
@@ -778,13 +712,6 @@ fn write_state(tx: &Connection, ledger: &Ledger) -> Result<(), StoreError> {
             .execute(params![id, to_json(state)])
             .map_err(unavailable)?;
     }
-    tx.prepare_cached(
-        "INSERT OR IGNORE INTO feed (occurred_ms, id, event)
-         SELECT occurred_ms, id, rowid FROM events WHERE rowid > (SELECT last_event FROM state_mark)
-         ORDER BY occurred_ms, id",
-    )
-    .and_then(|mut feed| feed.execute([]))
-    .map_err(unavailable)?;
     tx.execute(
         "UPDATE state_mark SET last_event = (SELECT coalesce(max(rowid), 0) FROM events)",
         [],
@@ -925,39 +852,6 @@ fn add_quarter_totals(c: &mut Connection) -> Result<(), StoreError> {
     drop(update);
     tx.commit().map_err(unavailable)?;
     tracing::info!(rows = rows.len(), "added totals to the quarter counters");
-    Ok(())
-}
-
-/// Fills `feed` in files written when the feed was an index on `events`, then
-/// drops that index, in one transaction (a no-op on a new file or once done).
-fn move_feed_out_of_the_events_index(c: &mut Connection) -> Result<(), StoreError> {
-    let tx = c
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(unavailable)?;
-    let indexed: bool = tx
-        .query_row(
-            "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'index' AND name = 'events_newest_first')",
-            [],
-            |r| r.get(0),
-        )
-        .map_err(unavailable)?;
-    if !indexed {
-        return Ok(());
-    }
-    let moved = tx
-        .execute(
-            "INSERT OR IGNORE INTO feed (occurred_ms, id, event)
-             SELECT occurred_ms, id, rowid FROM events WHERE rowid <= (SELECT last_event FROM state_mark)",
-            [],
-        )
-        .map_err(unavailable)?;
-    tx.execute_batch("DROP INDEX events_newest_first")
-        .map_err(unavailable)?;
-    tx.commit().map_err(unavailable)?;
-    tracing::info!(
-        events = moved,
-        "moved the event feed's order into its own table"
-    );
     Ok(())
 }
 
@@ -1134,7 +1028,40 @@ impl Store for SqliteStore {
 
     async fn events(&self, query: &EventQuery) -> Result<EventPage, StoreError> {
         let query = query.clone();
-        self.read(move |c| newest_events(c, query)).await
+        self.read(move |c| {
+            let (before_ms, before_id) = query
+                .before
+                .map(|b| (b.occurred_ms, b.id))
+                .unwrap_or((i64::MAX, String::new()));
+            let mut statement = c
+                .prepare_cached(
+                    "SELECT data FROM events
+                     WHERE (occurred_ms < ?1 OR (occurred_ms = ?1 AND id < ?2 AND ?2 != ''))
+                       AND (?3 IS NULL OR type = ?3)
+                       AND (?4 IS NULL OR instr(search, ?4) > 0)
+                     ORDER BY occurred_ms DESC, id DESC LIMIT ?5",
+                )
+                .map_err(unavailable)?;
+            let text = query.text.map(|t| t.to_lowercase());
+            let rows = statement
+                .query_map(
+                    params![
+                        before_ms,
+                        before_id,
+                        query.event_type,
+                        text,
+                        query.limit as i64 + 1
+                    ],
+                    |r| r.get::<_, String>(0),
+                )
+                .map_err(unavailable)?;
+            let mut events = Vec::new();
+            for row in rows {
+                events.push(from_json::<Event>(&row.map_err(unavailable)?)?);
+            }
+            Ok(EventPage::from_overfetch(events, query.limit))
+        })
+        .await
     }
 
     async fn event(&self, id: &str) -> Result<Option<(Event, String)>, StoreError> {
@@ -1366,113 +1293,6 @@ mod tests {
     fn count(c: &Connection, table: &str) -> i64 {
         c.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
             .unwrap()
-    }
-
-    /// The WhatsApp times (seconds after T0) of every event a query matches,
-    /// newest first, following the pages `limit` at a time.
-    fn feed(c: &Connection, limit: usize, event_type: Option<&str>) -> Vec<i64> {
-        let (mut times, mut before) = (Vec::new(), None);
-        loop {
-            let query = EventQuery {
-                before,
-                limit,
-                event_type: event_type.map(str::to_owned),
-                text: None,
-            };
-            let page = newest_events(c, query).unwrap();
-            times.extend(page.events.iter().map(|e| e.occurred_at.timestamp() - T0));
-            match page.next {
-                Some(next) => before = Some(next),
-                None => return times,
-            }
-        }
-    }
-
-    #[test]
-    fn the_feed_pages_newest_first_across_written_events_and_those_after_the_mark() {
-        let (_folder, mut w) = writer();
-        let texts = |at: &[i64]| {
-            let messages = at.iter().map(|s| text(&format!("wamid.f{s}"), T0 + s));
-            delivery(messages.collect(), vec![])
-        };
-        w.write_group(&[texts(&[10, 30, 50])]).unwrap();
-        w.write_state().unwrap(); // as after a second under load, or when idle
-        w.write_group(&[delivery(
-            vec![text("wamid.f20", T0 + 20)],
-            vec![status("sent", T0 + 45)],
-        )])
-        .unwrap();
-        w.write_group(&[texts(&[40, 60])]).unwrap();
-        assert_eq!(
-            count(&w.connection, "feed"),
-            3,
-            "only events up to the mark"
-        );
-        for limit in [1, 2, 4, 10] {
-            assert_eq!(
-                feed(&w.connection, limit, None),
-                [60, 50, 45, 40, 30, 20, 10]
-            );
-        }
-        assert_eq!(feed(&w.connection, 2, Some("status_update")), [45]);
-        assert_eq!(
-            feed(&w.connection, 2, Some("text_message")),
-            [60, 50, 40, 30, 20, 10]
-        );
-        // Writing the state moves them all into the feed; the pages stay the same.
-        w.write_state().unwrap();
-        assert_eq!(count(&w.connection, "feed"), 7);
-        assert_eq!(feed(&w.connection, 3, None), [60, 50, 45, 40, 30, 20, 10]);
-        // Purging takes events out of the feed with them.
-        purge(&w.connection, i64::MAX).unwrap();
-        assert_eq!(count(&w.connection, "feed"), 0);
-        assert_eq!(feed(&w.connection, 3, None), Vec::<i64>::new());
-    }
-
-    #[tokio::test]
-    async fn the_feed_of_an_older_file_moves_out_of_its_index_on_open() {
-        let (folder, c) = schema();
-        c.execute_batch("CREATE INDEX events_newest_first ON events (occurred_ms DESC, id DESC)")
-            .unwrap();
-        let mut w = Writer::open(c, UnwrittenContacts::default()).unwrap();
-        w.write_group(&[delivery(
-            vec![text("wamid.o1", T0 + 1), text("wamid.o2", T0 + 2)],
-            vec![],
-        )])
-        .unwrap();
-        // As files were before the feed table: the state written, the feed not.
-        w.write_state().unwrap();
-        w.connection.execute_batch("DELETE FROM feed").unwrap();
-        drop(w);
-        for _ in 0..2 {
-            // The second open finds no index left and changes nothing.
-            let store = SqliteStore::open(folder.path().join("pulse.db")).unwrap();
-            let page = store
-                .events(&EventQuery {
-                    before: None,
-                    limit: 10,
-                    event_type: None,
-                    text: None,
-                })
-                .await
-                .unwrap();
-            let times: Vec<_> = page
-                .events
-                .iter()
-                .map(|e| e.occurred_at.timestamp() - T0)
-                .collect();
-            assert_eq!(times, [2, 1]);
-            let c = Connection::open(folder.path().join("pulse.db")).unwrap();
-            assert_eq!(count(&c, "feed"), 2);
-            let index: i64 = c
-                .query_row(
-                    "SELECT count(*) FROM sqlite_schema WHERE name = 'events_newest_first'",
-                    [],
-                    |r| r.get(0),
-                )
-                .unwrap();
-            assert_eq!(index, 0);
-        }
     }
 
     #[test]
