@@ -32,9 +32,12 @@ use crate::counters::{
 use crate::event::{Event, ReceivedEvent};
 use crate::ingest::{expires_at, ContactState, Ledger, Outcome};
 
-const SCHEMA: &str = "
+/// The events, in arrival order (rowid). `id` holds an event id's 16 bytes (see
+/// [`IdKey`]): the id index and `events_newest_first` take random inserts, and
+/// keys half as long make them half as many pages to write per group commit.
+const EVENTS_TABLE: &str = "
 CREATE TABLE IF NOT EXISTS events (
-    id          TEXT PRIMARY KEY,
+    id          BLOB PRIMARY KEY,
     type        TEXT NOT NULL,
     occurred_ms INTEGER NOT NULL,
     received_ms INTEGER NOT NULL,
@@ -42,7 +45,9 @@ CREATE TABLE IF NOT EXISTS events (
     search      TEXT NOT NULL,
     data        TEXT NOT NULL,
     raw         TEXT NOT NULL
-);
+);";
+
+const SCHEMA: &str = "
 CREATE INDEX IF NOT EXISTS events_newest_first ON events (occurred_ms DESC, id DESC);
 CREATE INDEX IF NOT EXISTS events_expiry ON events (expires_ms);
 CREATE TABLE IF NOT EXISTS contacts (
@@ -225,7 +230,11 @@ impl SqliteStore {
             .execute_batch(WRITER_SETTINGS)
             .map_err(unavailable)?;
         add_quarter_totals(&mut connection)?;
-        connection.execute_batch(SCHEMA).map_err(unavailable)?;
+        key_event_ids(&mut connection)?;
+        connection
+            .execute_batch(EVENTS_TABLE)
+            .and_then(|()| connection.execute_batch(SCHEMA))
+            .map_err(unavailable)?;
         move_quarter_cells(&mut connection)?;
         let unwritten = UnwrittenContacts::default();
         let state_writer = Writer::open(connection, unwritten.clone())?;
@@ -639,6 +648,35 @@ impl Writer {
     }
 }
 
+/// An event id as the events table keys it: the 16 bytes its 32 lowercase hex
+/// digits spell (every id [`crate::event`] makes), which sort as the digits do, so
+/// the feed's tie order is the ids' order still. An id of any other form is kept
+/// as text, which never equals a blob.
+enum IdKey<'a> {
+    Bytes([u8; 16]),
+    Text(&'a str),
+}
+
+impl<'a> IdKey<'a> {
+    fn of(id: &'a str) -> Self {
+        let mut bytes = [0; 16];
+        let lowercase = !id.bytes().any(|b| b.is_ascii_uppercase());
+        match lowercase && hex::decode_to_slice(id, &mut bytes).is_ok() {
+            true => Self::Bytes(bytes),
+            false => Self::Text(id),
+        }
+    }
+}
+
+impl rusqlite::ToSql for IdKey<'_> {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        match self {
+            Self::Bytes(bytes) => bytes.to_sql(),
+            Self::Text(text) => text.to_sql(),
+        }
+    }
+}
+
 /// Inserts an event unless one with its id is stored; whether it was new.
 fn insert_event(
     tx: &Connection,
@@ -653,7 +691,7 @@ fn insert_event(
         )
         .and_then(|mut insert| {
             insert.execute(params![
-                event.id,
+                IdKey::of(&event.id),
                 event.kind.type_name(),
                 event.occurred_at.timestamp_millis(),
                 event.received_at.timestamp_millis(),
@@ -816,6 +854,46 @@ fn quarter_pairs(
         let value = i64::from_le_bytes(pair[1..].try_into().expect("8 bytes"));
         Ok((pair[0], value))
     }))
+}
+
+/// Rewrites the events table of a file written while it keyed events by their
+/// ids' hex text into the keyed-by-bytes form, in one transaction (a no-op on a
+/// new file or once done). Rowids, which are arrival order and `state_mark`'s
+/// measure, are kept.
+fn key_event_ids(c: &mut Connection) -> Result<(), StoreError> {
+    let tx = c
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(unavailable)?;
+    let declared: Option<String> = tx
+        .query_row(
+            "SELECT type FROM pragma_table_info('events') WHERE name = 'id'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(unavailable)?;
+    if declared.as_deref() != Some("TEXT") {
+        return Ok(());
+    }
+    // The old table's indexes go with it; SCHEMA builds them again on the new one.
+    tx.execute_batch("ALTER TABLE events RENAME TO events_keyed_by_text")
+        .and_then(|()| tx.execute_batch(EVENTS_TABLE))
+        .map_err(unavailable)?;
+    let moved = tx
+        .execute(
+            "INSERT INTO events (rowid, id, type, occurred_ms, received_ms, expires_ms, search, data, raw)
+             SELECT rowid,
+                    CASE WHEN length(id) = 32 AND id NOT GLOB '*[^0-9a-f]*' THEN unhex(id) ELSE id END,
+                    type, occurred_ms, received_ms, expires_ms, search, data, raw
+             FROM events_keyed_by_text",
+            [],
+        )
+        .map_err(unavailable)?;
+    tx.execute_batch("DROP TABLE events_keyed_by_text")
+        .map_err(unavailable)?;
+    tx.commit().map_err(unavailable)?;
+    tracing::info!(events = moved, "keyed stored events by their ids' bytes");
+    Ok(())
 }
 
 /// Gives `quarter_counters` rows of files written before it had `total` their
@@ -1029,14 +1107,14 @@ impl Store for SqliteStore {
     async fn events(&self, query: &EventQuery) -> Result<EventPage, StoreError> {
         let query = query.clone();
         self.read(move |c| {
-            let (before_ms, before_id) = query
-                .before
-                .map(|b| (b.occurred_ms, b.id))
-                .unwrap_or((i64::MAX, String::new()));
+            let (before_ms, before_id) = match &query.before {
+                Some(b) => (b.occurred_ms, Some(IdKey::of(&b.id))),
+                None => (i64::MAX, None),
+            };
             let mut statement = c
                 .prepare_cached(
                     "SELECT data FROM events
-                     WHERE (occurred_ms < ?1 OR (occurred_ms = ?1 AND id < ?2 AND ?2 != ''))
+                     WHERE (occurred_ms < ?1 OR (occurred_ms = ?1 AND id < ?2))
                        AND (?3 IS NULL OR type = ?3)
                        AND (?4 IS NULL OR instr(search, ?4) > 0)
                      ORDER BY occurred_ms DESC, id DESC LIMIT ?5",
@@ -1068,7 +1146,7 @@ impl Store for SqliteStore {
         let id = id.to_owned();
         self.read(move |c| {
             let row = c
-                .query_row("SELECT data, raw FROM events WHERE id = ?1", [&id], |r| {
+                .query_row("SELECT data, raw FROM events WHERE id = ?1", [IdKey::of(&id)], |r| {
                     Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
                 })
                 .optional()
@@ -1255,6 +1333,7 @@ mod tests {
     fn schema() -> (tempfile::TempDir, Connection) {
         let folder = tempfile::tempdir().unwrap();
         let c = Connection::open(folder.path().join("pulse.db")).unwrap();
+        c.execute_batch(EVENTS_TABLE).unwrap();
         c.execute_batch(SCHEMA).unwrap();
         (folder, c)
     }
@@ -1635,6 +1714,86 @@ mod tests {
                 .map(|r| (r.name.as_str(), r.total))
                 .collect();
             assert_eq!(got, [("events", 9)]);
+        }
+    }
+
+    #[tokio::test]
+    async fn events_of_a_file_keyed_by_text_ids_are_rekeyed_on_open_and_still_found_once() {
+        let folder = tempfile::tempdir().unwrap();
+        let c = Connection::open(folder.path().join("pulse.db")).unwrap();
+        c.execute_batch(
+            "CREATE TABLE events (id TEXT PRIMARY KEY, type TEXT NOT NULL,
+                 occurred_ms INTEGER NOT NULL, received_ms INTEGER NOT NULL,
+                 expires_ms INTEGER NOT NULL, search TEXT NOT NULL,
+                 data TEXT NOT NULL, raw TEXT NOT NULL);
+             CREATE INDEX events_newest_first ON events (occurred_ms DESC, id DESC);
+             CREATE INDEX events_expiry ON events (expires_ms);",
+        )
+        .unwrap();
+        let old = delivery(
+            vec![text("wamid.k1", T0), text("wamid.k2", T0)],
+            vec![],
+        )
+        .events;
+        for (received, rowid) in old.iter().zip([7, 9]) {
+            let e = &received.event;
+            c.execute(
+                "INSERT INTO events (rowid, id, type, occurred_ms, received_ms, expires_ms, search, data, raw)
+                 VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    rowid,
+                    e.id,
+                    e.kind.type_name(),
+                    e.occurred_at.timestamp_millis(),
+                    i64::MAX,
+                    e.search_text(),
+                    to_json(e),
+                    received.raw.get()
+                ],
+            )
+            .unwrap();
+        }
+        drop(c);
+        for _ in 0..2 {
+            // The second open finds the table keyed by bytes and changes nothing.
+            let store = SqliteStore::open(folder.path().join("pulse.db")).unwrap();
+            let (found, raw) = store.event(&old[0].event.id).await.unwrap().unwrap();
+            assert_eq!(found.id, old[0].event.id);
+            assert_eq!(raw, old[0].raw.get());
+            // Ties at one time still page in the ids' order.
+            let mut ids: Vec<_> = old.iter().map(|r| r.event.id.clone()).collect();
+            ids.sort_unstable_by(|a, b| b.cmp(a));
+            let first = store
+                .events(&EventQuery {
+                    limit: 1,
+                    ..EventQuery::default()
+                })
+                .await
+                .unwrap();
+            assert_eq!(first.events[0].id, ids[0]);
+            let second = store
+                .events(&EventQuery {
+                    limit: 1,
+                    before: first.next.clone(),
+                    ..EventQuery::default()
+                })
+                .await
+                .unwrap();
+            assert_eq!(second.events[0].id, ids[1]);
+            assert_eq!(
+                store.record(&old, 90).await.unwrap(),
+                [Outcome::Duplicate, Outcome::Duplicate]
+            );
+            drop(store);
+            let c = Connection::open(folder.path().join("pulse.db")).unwrap();
+            let rows: Vec<(i64, String)> = c
+                .prepare("SELECT rowid, typeof(id) FROM events ORDER BY rowid")
+                .unwrap()
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            assert_eq!(rows, [(7, "blob".into()), (9, "blob".into())]);
         }
     }
 
