@@ -34,7 +34,7 @@ use crate::ingest::{expires_at, ContactState, Ledger, Outcome};
 
 /// The events, in arrival order (rowid). `id` holds an event id's 16 bytes (see
 /// [`IdKey`]): the id index and `events_newest_first` take random inserts, and
-/// keys half as long make them half as many pages to write per group commit.
+/// keys half as long make them about 40 % fewer pages to write per group commit.
 const EVENTS_TABLE: &str = "
 CREATE TABLE IF NOT EXISTS events (
     id          BLOB PRIMARY KEY,
@@ -1146,9 +1146,11 @@ impl Store for SqliteStore {
         let id = id.to_owned();
         self.read(move |c| {
             let row = c
-                .query_row("SELECT data, raw FROM events WHERE id = ?1", [IdKey::of(&id)], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-                })
+                .query_row(
+                    "SELECT data, raw FROM events WHERE id = ?1",
+                    [IdKey::of(&id)],
+                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+                )
                 .optional()
                 .map_err(unavailable)?;
             row.map(|(data, raw)| Ok((from_json(&data)?, raw)))
@@ -1730,11 +1732,7 @@ mod tests {
              CREATE INDEX events_expiry ON events (expires_ms);",
         )
         .unwrap();
-        let old = delivery(
-            vec![text("wamid.k1", T0), text("wamid.k2", T0)],
-            vec![],
-        )
-        .events;
+        let old = delivery(vec![text("wamid.k1", T0), text("wamid.k2", T0)], vec![]).events;
         for (received, rowid) in old.iter().zip([7, 9]) {
             let e = &received.event;
             c.execute(
