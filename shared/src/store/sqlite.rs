@@ -1332,12 +1332,17 @@ mod tests {
         json!({"id": "wamid.out", "status": status, "timestamp": at.to_string(), "recipient_id": "919876543210"})
     }
 
-    fn schema() -> (tempfile::TempDir, Connection) {
+    /// A file holding what `ddl` creates (as an older version may have left it),
+    /// in a folder of its own.
+    fn file_with(ddl: &str) -> (tempfile::TempDir, Connection) {
         let folder = tempfile::tempdir().unwrap();
         let c = Connection::open(folder.path().join("pulse.db")).unwrap();
-        c.execute_batch(EVENTS_TABLE).unwrap();
-        c.execute_batch(SCHEMA).unwrap();
+        c.execute_batch(ddl).unwrap();
         (folder, c)
+    }
+
+    fn schema() -> (tempfile::TempDir, Connection) {
+        file_with(&format!("{EVENTS_TABLE}{SCHEMA}"))
     }
 
     fn total(c: &Connection, name: &str) -> i64 {
@@ -1687,13 +1692,10 @@ mod tests {
 
     #[tokio::test]
     async fn day_rows_of_an_older_file_get_their_totals_on_open() {
-        let folder = tempfile::tempdir().unwrap();
-        let c = Connection::open(folder.path().join("pulse.db")).unwrap();
-        c.execute_batch(
+        let (folder, c) = file_with(
             "CREATE TABLE quarter_counters (day INTEGER NOT NULL, name TEXT NOT NULL,
              quarters BLOB NOT NULL, PRIMARY KEY (day, name)) WITHOUT ROWID",
-        )
-        .unwrap();
+        );
         let day = 1_767_225_600_000; // 2026-01-01
         let mut quarters = [0; QUARTERS_PER_DAY];
         quarters[3] = 4;
@@ -1721,17 +1723,14 @@ mod tests {
 
     #[tokio::test]
     async fn events_of_a_file_keyed_by_text_ids_are_rekeyed_on_open_and_still_found_once() {
-        let folder = tempfile::tempdir().unwrap();
-        let c = Connection::open(folder.path().join("pulse.db")).unwrap();
-        c.execute_batch(
+        let (folder, c) = file_with(
             "CREATE TABLE events (id TEXT PRIMARY KEY, type TEXT NOT NULL,
                  occurred_ms INTEGER NOT NULL, received_ms INTEGER NOT NULL,
                  expires_ms INTEGER NOT NULL, search TEXT NOT NULL,
                  data TEXT NOT NULL, raw TEXT NOT NULL);
              CREATE INDEX events_newest_first ON events (occurred_ms DESC, id DESC);
              CREATE INDEX events_expiry ON events (expires_ms);",
-        )
-        .unwrap();
+        );
         let old = delivery(vec![text("wamid.k1", T0), text("wamid.k2", T0)], vec![]).events;
         for (received, rowid) in old.iter().zip([7, 9]) {
             let e = &received.event;
