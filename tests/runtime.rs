@@ -8,7 +8,7 @@
 use std::process::{Child, Command, Stdio};
 
 use pulse_shared::store::dynamodb::{create_tables, DynamoStore};
-use pulse_shared::store::{EventQuery, Store};
+use pulse_shared::store::{page_of_events, EventQuery};
 use pulse_tests::*;
 use serde_json::Value;
 
@@ -59,7 +59,7 @@ impl Functions {
                         )
                         .env("EVENTS_TABLE", events_table)
                         .env("CONNECTIONS_TABLE", connections_table)
-                        .env("WHATSAPP_APP_SECRET", "sample-app-secret")
+                        .env("WHATSAPP_APP_SECRET", SAMPLE_APP_SECRET)
                         .env("WHATSAPP_VERIFY_TOKEN", "sample-verify-token")
                         .env("DASHBOARD_TOKEN", "sample-dashboard-token-0123456789")
                         .env("RUST_LOG", "warn")
@@ -83,11 +83,7 @@ impl Drop for Functions {
 
 /// Invokes `function` with the sample event `events/<function>/<file>`.
 async fn invoke(function: &str, file: &str) -> Value {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../events")
-        .join(function)
-        .join(file);
-    let event = std::fs::read(&path).unwrap();
+    let event = sample_event(&format!("{function}/{file}"));
     let url = format!(
         "{}/2015-03-31/functions/{function}/invocations",
         invoke_endpoint()
@@ -131,13 +127,15 @@ async fn the_functions_run_under_the_lambda_runtime() {
         body(&invoke("webhook", "deliver.json").await)["data"]["duplicates"],
         1
     );
-    let stored = store
-        .events(&EventQuery {
+    let stored = page_of_events(
+        &store,
+        &EventQuery {
             limit: 10,
             ..Default::default()
-        })
-        .await
-        .unwrap();
+        },
+    )
+    .await
+    .unwrap();
     assert_eq!(stored.events.len(), 1);
     assert_eq!(stored.events[0].kind.type_name(), "button_click");
 

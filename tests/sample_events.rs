@@ -2,7 +2,6 @@
 //! runtime reads it and handled by that function's handler, with the settings the
 //! README gives for them (`WHATSAPP_APP_SECRET=sample-app-secret`, …).
 
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -16,19 +15,17 @@ use pulse_shared::handlers::websocket::WebSocketHandler;
 use pulse_shared::handlers::{MetricsHandler, WebhookHandler};
 use pulse_shared::store::sqlite::SqliteStore;
 use pulse_shared::store::ConnectionStore;
+use pulse_tests::{sample_event, SAMPLE_APP_SECRET};
 use serde_json::Value;
 
 const SETTINGS: [(&str, &str); 3] = [
-    ("WHATSAPP_APP_SECRET", "sample-app-secret"),
+    ("WHATSAPP_APP_SECRET", SAMPLE_APP_SECRET),
     ("WHATSAPP_VERIFY_TOKEN", "sample-verify-token"),
     ("DASHBOARD_TOKEN", "sample-dashboard-token-0123456789"),
 ];
 
 fn sample(path: &str) -> String {
-    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../events")
-        .join(path);
-    std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+    String::from_utf8(sample_event(path)).unwrap()
 }
 
 fn http_event(path: &str) -> lambda_http::Request {

@@ -109,6 +109,38 @@ pub fn corpus() -> Vec<(String, Vec<u8>)> {
     payloads
 }
 
+/// The app secret the sample events of `events/` are signed with (the README's).
+pub const SAMPLE_APP_SECRET: &str = "sample-app-secret";
+
+/// A sample Lambda event, `events/<path>`, as bytes. A signed webhook delivery
+/// comes with its WhatsApp times moved to now (as `pulse send` moves them) and
+/// signed again, so that reading it back through the time-bounded paths (the
+/// event feed, the metrics windows) works on any date the tests run.
+pub fn sample_event(path: &str) -> Vec<u8> {
+    let file = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../events")
+        .join(path);
+    let bytes = std::fs::read(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    let mut event: Value = serde_json::from_slice(&bytes).unwrap();
+    let signed = event["headers"]
+        .get(SIGNATURE_HEADER)
+        .and_then(Value::as_str)
+        .is_some_and(|signature| {
+            let body = event["body"].as_str().unwrap_or_default().as_bytes();
+            signature == sign(SAMPLE_APP_SECRET.as_bytes(), body)
+        });
+    if !signed {
+        return bytes;
+    }
+    let body = event["body"].as_str().unwrap().as_bytes();
+    let body = pulse_local::send::shift_to_now(body, Utc::now().timestamp())
+        .expect("a signed sample is a webhook with times");
+    event["headers"][SIGNATURE_HEADER] = json!(sign(SAMPLE_APP_SECRET.as_bytes(), &body));
+    event["headers"]["content-length"] = json!(body.len().to_string());
+    event["body"] = json!(String::from_utf8(body).unwrap());
+    serde_json::to_vec(&event).unwrap()
+}
+
 // ---------------------------------------------------------------- stores
 
 /// A fresh SQLite store in its own temporary folder (kept alive by the guard).
