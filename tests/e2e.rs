@@ -862,6 +862,80 @@ async fn the_dynamodb_mode_serves_the_same_api() {
     stack.stop().await;
 }
 
+/// An account quiet for weeks: the event log's first page, the realtime figures
+/// and `/health` still show its last events, on both stores. The events are
+/// spread over more weeks than one DynamoDB store call walks.
+async fn a_quiet_account_still_shows_its_last_events(stack: Stack) {
+    let now = Utc::now();
+    let ages = [20, 45, 80];
+    let messages = ages
+        .iter()
+        .map(|days| {
+            click(
+                &format!("wamid.quiet{days}"),
+                CUSTOMER,
+                now - Duration::days(*days),
+                "UNLOCK_CONTENT",
+            )
+        })
+        .collect();
+    assert_eq!(stack.deliver(&envelope(messages, vec![])).await.0, 200);
+    let newest = (now - Duration::days(20)).timestamp();
+    let page = stack.data("/api/webhook/events/recent?limit=10").await;
+    let times: Vec<i64> = page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            chrono::DateTime::parse_from_rfc3339(e["occurred_at"].as_str().unwrap())
+                .unwrap()
+                .timestamp()
+        })
+        .collect();
+    let expected: Vec<i64> = ages
+        .iter()
+        .map(|d| (now - Duration::days(*d)).timestamp())
+        .collect();
+    assert_eq!(
+        times, expected,
+        "every event on the first page, newest first"
+    );
+    assert!(page.get("next").is_none(), "no older page: {page}");
+    let clicks = stack
+        .data("/api/webhook/events/recent?type=button_click&limit=2")
+        .await;
+    assert_eq!(clicks["events"].as_array().unwrap().len(), 2);
+    assert!(clicks["next"].is_string(), "an older click is left");
+    let texts = stack
+        .data("/api/webhook/events/recent?type=text_message")
+        .await;
+    assert_eq!(
+        texts,
+        json!({"events": []}),
+        "no text at all: empty, no next"
+    );
+    let realtime = stack.data("/api/webhook/stats/realtime").await;
+    let last = |v: &Value| {
+        chrono::DateTime::parse_from_rfc3339(v["last_event_at"].as_str().unwrap())
+            .unwrap()
+            .timestamp()
+    };
+    assert_eq!(last(&realtime), newest);
+    let health = json_of(stack.http.get(stack.url("/health"))).await;
+    assert_eq!(last(&health), newest);
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn a_quiet_account_still_shows_its_last_events_on_sqlite() {
+    a_quiet_account_still_shows_its_last_events(Stack::start().await).await;
+}
+
+#[tokio::test]
+async fn a_quiet_account_still_shows_its_last_events_on_dynamodb() {
+    a_quiet_account_still_shows_its_last_events(Stack::start_on_moto().await).await;
+}
+
 #[tokio::test]
 async fn a_busy_hour_on_dynamodb_counts_each_update_once() {
     // 300 updates from 30 contacts in deliveries of up to 50, each delivery sent

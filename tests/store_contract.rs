@@ -9,7 +9,7 @@ use futures::future::join_all;
 use pulse_shared::counters::names;
 use pulse_shared::metrics;
 use pulse_shared::store::record_all;
-use pulse_shared::store::{Connection, ConnectionStore, EventQuery, Store};
+use pulse_shared::store::{page_of_events, Connection, ConnectionStore, EventQuery, Store};
 use pulse_tests::*;
 
 /// Runs each case against both stores, as `<case>::sqlite` and `<case>::dynamodb`.
@@ -35,6 +35,7 @@ contract!(
     concurrent_events_of_one_contact_all_count,
     counters_are_read_by_window,
     pages_newest_first_with_filters,
+    a_quiet_history_fills_the_first_page,
     keeps_the_raw_update,
     contacts_newest_first_and_active_count,
     statuses_out_of_order_and_late_retries,
@@ -290,6 +291,73 @@ async fn pages_newest_first_with_filters(store: Arc<dyn Store>) {
     )
     .await;
     assert_eq!(by_name.len(), 5);
+}
+
+/// Events weeks apart, older than one request's walk on DynamoDB (14 days): the
+/// first page still shows them, and a page has a `next` only when older events
+/// exist.
+async fn a_quiet_history_fills_the_first_page(store: Arc<dyn Store>) {
+    let now = Utc::now();
+    let ages = [20, 45, 80];
+    let messages = ages
+        .iter()
+        .map(|days| {
+            let at = now - Duration::days(*days);
+            text(&format!("wamid.q{days}"), CUSTOMER, at, "quiet")
+        })
+        .collect();
+    record_all(store.as_ref(), &events(&envelope(messages, vec![])), 90)
+        .await
+        .unwrap();
+    let page = |limit, event_type: Option<&str>| EventQuery {
+        limit,
+        event_type: event_type.map(str::to_owned),
+        ..Default::default()
+    };
+
+    let first = page_of_events(store.as_ref(), &page(10, None))
+        .await
+        .unwrap();
+    let shown: Vec<_> = first.events.iter().map(|e| e.search_text()).collect();
+    assert_eq!(first.events.len(), 3, "{shown:?}");
+    assert!(first.next.is_none(), "no older events, so no next page");
+    let newest = page_of_events(store.as_ref(), &page(1, None))
+        .await
+        .unwrap();
+    assert_eq!(
+        newest.events[0].occurred_at.timestamp(),
+        (now - Duration::days(20)).timestamp(),
+        "the newest event, weeks old"
+    );
+    // One call of the store finds it: a quiet stretch costs no walk through its days.
+    let one_call = store.events(&page(1, None)).await.unwrap();
+    assert_eq!(one_call.events, newest.events);
+    let two = page_of_events(store.as_ref(), &page(2, None))
+        .await
+        .unwrap();
+    assert_eq!(two.events.len(), 2);
+    let rest = page_of_events(
+        store.as_ref(),
+        &EventQuery {
+            before: Some(two.next.expect("an older event is left")),
+            ..page(2, None)
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(rest.events.len(), 1);
+    assert_eq!(
+        rest.events[0].occurred_at.timestamp(),
+        (now - Duration::days(80)).timestamp()
+    );
+    assert!(rest.next.is_none());
+    let none = page_of_events(store.as_ref(), &page(10, Some("button_click")))
+        .await
+        .unwrap();
+    assert!(
+        none.events.is_empty() && none.next.is_none(),
+        "no click at all"
+    );
 }
 
 async fn keeps_the_raw_update(store: Arc<dyn Store>) {

@@ -15,7 +15,7 @@ use crate::counters::{
 use crate::event::{Event, EventKind, KNOWN_BUTTONS};
 use crate::ingest::ContactState;
 use crate::mask::{mask_message_id, mask_phone};
-use crate::store::{EventQuery, Store, StoreError};
+use crate::store::{page_of_events, EventQuery, Store, StoreError};
 use crate::telemetry::Chain;
 
 /// `data` of `GET /api/webhook/metrics`.
@@ -433,7 +433,7 @@ pub async fn realtime(store: &dyn Store, now: DateTime<Utc>) -> Result<Realtime,
     };
     let (slots, last) = futures::try_join!(
         store.minute_counters(utc_from_ms(first), utc_from_ms(current + 60_000)),
-        store.events(&newest),
+        page_of_events(store, &newest),
     )?;
     let by_slot: BTreeMap<i64, i64> = slots
         .iter()
@@ -511,13 +511,15 @@ pub async fn health(store: &dyn Store) -> Health {
     let ping = store.ping().await;
     let latency_ms = (started.elapsed().as_secs_f64() * 1e4).round() / 10.0;
     let last = match &ping {
-        Ok(()) => store
-            .events(&EventQuery {
+        Ok(()) => page_of_events(
+            store,
+            &EventQuery {
                 limit: 1,
                 ..Default::default()
-            })
-            .await
-            .ok(),
+            },
+        )
+        .await
+        .ok(),
         Err(error) => {
             tracing::warn!(error = %Chain(error), "health check: store unreachable");
             None

@@ -14,7 +14,7 @@ use crate::config::MetricsConfig;
 use crate::event::EVENT_TYPES;
 use crate::metrics;
 use crate::signature;
-use crate::store::{Cursor, EventQuery, Store};
+use crate::store::{page_of_events, Cursor, EventQuery, Store};
 
 use super::{json_response, method_not_allowed, store_error, success, ApiError};
 
@@ -184,14 +184,13 @@ impl MetricsHandler {
                 ApiError::bad_parameter("before is not a cursor this API returned")
             })?),
         };
-        let page = self
-            .store
-            .events(&EventQuery {
-                before,
-                limit,
-                event_type,
-                text,
-            })
+        let query = EventQuery {
+            before,
+            limit,
+            event_type,
+            text,
+        };
+        let page = page_of_events(self.store.as_ref(), &query)
             .await
             .map_err(store_error)?;
         Ok(success(metrics::RecentEvents {

@@ -228,6 +228,42 @@ pub trait Store: Send + Sync {
     async fn ping(&self) -> Result<(), StoreError>;
 }
 
+/// Store calls that [`page_of_events`] makes at most for one page: on DynamoDB
+/// each walks at most a fixed number of days that have events, so a request's
+/// work stays bounded however rare the filter.
+pub const PAGE_CALLS: usize = 8;
+
+/// A page of events as the API and the dashboard show it: filled up to
+/// `query.limit` by following the store's continuation, for at most
+/// [`PAGE_CALLS`] calls. The page is then full, or the last one (no `next`), or,
+/// only when a filter matches too little of a long history, short with a `next`.
+/// So an empty first page without `next` means there is no such event.
+pub async fn page_of_events(
+    store: &dyn Store,
+    query: &EventQuery,
+) -> Result<EventPage, StoreError> {
+    let mut page = store.events(query).await?;
+    for _ in 1..PAGE_CALLS {
+        let missing = query.limit.saturating_sub(page.events.len());
+        if missing == 0 {
+            break;
+        }
+        let Some(before) = page.next.take() else {
+            break;
+        };
+        let more = store
+            .events(&EventQuery {
+                before: Some(before),
+                limit: missing,
+                ..query.clone()
+            })
+            .await?;
+        page.events.extend(more.events);
+        page.next = more.next;
+    }
+    Ok(page)
+}
+
 /// Records every event of a delivery exactly once; succeeds only when all are
 /// durably stored.
 pub async fn record_all(
@@ -242,8 +278,96 @@ pub async fn record_all(
 
 #[cfg(test)]
 mod tests {
-    use super::{Cursor, StoreError};
+    use super::*;
+    use crate::event::events_from_body;
     use crate::telemetry::Chain;
+
+    /// An endless history that gives one event per call, always with a `next`,
+    /// as a store whose every call ends its walk early.
+    struct OneAtATime;
+
+    /// A plausible WhatsApp time, in seconds: the newest event is one before it.
+    const START: i64 = 1_790_000_000;
+
+    #[async_trait]
+    impl Store for OneAtATime {
+        async fn events(&self, query: &EventQuery) -> Result<EventPage, StoreError> {
+            let before = query
+                .before
+                .as_ref()
+                .map_or(START, |c| c.occurred_ms / 1000);
+            let body = format!(
+                r#"{{"entry":[{{"changes":[{{"field":"messages","value":{{"messages":[
+                {{"from":"1","id":"wamid.{before}","timestamp":"{}","type":"text","text":{{"body":"x"}}}}]}}}}]}}]}}"#,
+                before - 1
+            );
+            let event = events_from_body(body.as_bytes(), Utc::now()).unwrap()[0]
+                .event
+                .clone();
+            let next = Cursor::after(&event);
+            Ok(EventPage {
+                events: vec![event],
+                next: Some(next),
+            })
+        }
+        async fn record(&self, _: &[ReceivedEvent], _: u32) -> Result<Vec<Outcome>, StoreError> {
+            unreachable!()
+        }
+        async fn quarter_counters(
+            &self,
+            _: DateTime<Utc>,
+            _: DateTime<Utc>,
+            _: Option<&str>,
+        ) -> Result<Vec<DayCounter>, StoreError> {
+            unreachable!()
+        }
+        async fn minute_counters(
+            &self,
+            _: DateTime<Utc>,
+            _: DateTime<Utc>,
+        ) -> Result<Vec<SlotCounters>, StoreError> {
+            unreachable!()
+        }
+        async fn event(&self, _: &str) -> Result<Option<(Event, String)>, StoreError> {
+            unreachable!()
+        }
+        async fn contacts(&self, _: usize) -> Result<Vec<ContactState>, StoreError> {
+            unreachable!()
+        }
+        async fn active_contacts(&self, _: DateTime<Utc>) -> Result<u64, StoreError> {
+            unreachable!()
+        }
+        async fn ping(&self) -> Result<(), StoreError> {
+            unreachable!()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_page_follows_the_store_until_full_within_its_budget() {
+        let query = |limit| EventQuery {
+            limit,
+            ..Default::default()
+        };
+        let full = page_of_events(&OneAtATime, &query(3)).await.unwrap();
+        let times: Vec<_> = full
+            .events
+            .iter()
+            .map(|e| e.occurred_at.timestamp())
+            .collect();
+        assert_eq!(
+            times,
+            [START - 1, START - 2, START - 3],
+            "each call goes on from the last"
+        );
+        assert_eq!(full.next, Some(Cursor::after(&full.events[2])));
+        let bounded = page_of_events(&OneAtATime, &query(50)).await.unwrap();
+        assert_eq!(
+            bounded.events.len(),
+            PAGE_CALLS,
+            "no more calls than the budget"
+        );
+        assert!(bounded.next.is_some(), "a short page says where to go on");
+    }
 
     #[test]
     fn a_store_error_keeps_its_cause() {

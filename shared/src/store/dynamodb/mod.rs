@@ -52,9 +52,10 @@ const MINUTE_COUNTERS_KEPT_SECONDS: i64 = 2 * 86_400;
 const COUNTER_PREFIX: &str = "c:";
 /// Feed days queried at once when walking back through the events.
 const FEED_DAYS_AT_ONCE: i64 = 7;
-/// Feed days one request walks at most. A page that is not full by then ends
-/// with a cursor to go on from, so that a rare filter costs a bounded number of
-/// queries per request rather than a walk back to the retention horizon.
+/// Feed days one request walks at most (days without events are skipped, not
+/// walked). A page that is not full by then ends with a cursor to go on from, so
+/// that a rare filter costs a bounded number of queries per request rather than
+/// a walk back to the retention horizon.
 const FEED_DAYS_PER_REQUEST: i64 = 14;
 /// WhatsApp times can predate arrival (Meta retries for days): the feed is walked
 /// this much further back than the retention.
@@ -235,6 +236,46 @@ impl DynamoStore {
             .into_values()
             .filter(|s| s.values.values().any(|v| *v != 0))
             .collect())
+    }
+
+    /// The newest UTC day at or before `day` that has any event, found from the
+    /// quarter counters (every stored event counts in the quarter of its
+    /// WhatsApp time): one item read per shard.
+    async fn newest_day_with_events(
+        &self,
+        day: chrono::NaiveDate,
+    ) -> Result<Option<chrono::NaiveDate>, StoreError> {
+        let end_ms = (day + chrono::Duration::days(1))
+            .and_hms_opt(0, 0, 0)
+            .expect("midnight exists")
+            .and_utc()
+            .timestamp_millis();
+        let shards = (0..SHARDS).map(|shard| {
+            self.client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :p AND sk < :end")
+                .expression_attribute_values(
+                    ":p",
+                    s(format!("COUNTERS#{}#{shard}", Granularity::Quarter.code())),
+                )
+                .expression_attribute_values(":end", s(padded(end_ms)))
+                .scan_index_forward(false)
+                .limit(1)
+                .send()
+        });
+        let mut newest: Option<i64> = None;
+        for output in try_join_all(shards).await.map_err(unavailable)? {
+            for item in output.items.unwrap_or_default() {
+                let slot: i64 = string_attr(&item, "sk")?
+                    .parse()
+                    .map_err(|_| StoreError::corrupt("a counter item's slot is not a number"))?;
+                newest = newest.max(Some(slot));
+            }
+        }
+        Ok(newest
+            .and_then(DateTime::from_timestamp_millis)
+            .map(|at| at.date_naive()))
     }
 
     /// A store on `table`, whose raw events expire after `retention_days`.
@@ -421,21 +462,38 @@ impl Store for DynamoStore {
         let horizon = (Utc::now()
             - chrono::Duration::days(i64::from(self.retention_days) + FEED_LATE_DAYS))
         .date_naive();
-        let days_back = ((first_day - horizon).num_days() + 1).clamp(0, FEED_DAYS_PER_REQUEST);
         let mut found: Vec<Event> = Vec::new();
-        for window in (0..days_back).step_by(FEED_DAYS_AT_ONCE as usize) {
+        // The newest day not walked yet, and how many days this request walked.
+        let mut day = first_day;
+        let mut walked = 0;
+        let mut exhausted = false;
+        while found.len() < wanted {
+            if walked >= FEED_DAYS_PER_REQUEST {
+                break;
+            }
+            // Days without any event are skipped rather than queried one by one,
+            // so that a quiet stretch costs nothing.
+            match self.newest_day_with_events(day).await? {
+                Some(newest) if newest >= horizon => day = newest,
+                _ => {
+                    exhausted = true;
+                    break;
+                }
+            }
+            let days = FEED_DAYS_AT_ONCE
+                .min(FEED_DAYS_PER_REQUEST - walked)
+                .min((day - horizon).num_days() + 1);
             let remaining = wanted - found.len();
-            let partitions =
-                (window..(window + FEED_DAYS_AT_ONCE).min(days_back)).flat_map(|back| {
-                    let day = first_day - chrono::Duration::days(back);
-                    let before = if back == 0 { before_key.clone() } else { None };
-                    (0..SHARDS).map(move |shard| {
-                        (
-                            format!("FEED#{}#{shard}", day.format("%Y-%m-%d")),
-                            before.clone(),
-                        )
-                    })
-                });
+            let partitions = (0..days).flat_map(|back| {
+                let walked_day = day - chrono::Duration::days(back);
+                let before = before_key.clone().filter(|_| walked_day == first_day);
+                (0..SHARDS).map(move |shard| {
+                    (
+                        format!("FEED#{}#{shard}", walked_day.format("%Y-%m-%d")),
+                        before.clone(),
+                    )
+                })
+            });
             let queries = partitions
                 .map(|(partition, before)| self.query_index(partition, before, &filter, remaining));
             let mut window_events = Vec::new();
@@ -444,15 +502,18 @@ impl Store for DynamoStore {
             }
             window_events.sort_by(|a, b| Cursor::after(b).cmp(&Cursor::after(a)));
             found.extend(window_events.into_iter().take(remaining));
-            if found.len() >= wanted {
+            walked += days;
+            day -= chrono::Duration::days(days);
+            if day < horizon {
+                exhausted = true;
                 break;
             }
         }
-        let oldest_walked = first_day - chrono::Duration::days(days_back - 1);
         let mut page = EventPage::from_overfetch(found, query.limit);
-        if page.next.is_none() && oldest_walked > horizon {
-            // Not full, but only because this request's walk ended: go on from there.
-            let boundary = oldest_walked
+        if page.next.is_none() && !exhausted {
+            // Not full, but only because this request's walk ended: go on from the
+            // start of the oldest day walked.
+            let boundary = (day + chrono::Duration::days(1))
                 .and_hms_opt(0, 0, 0)
                 .expect("midnight exists")
                 .and_utc();
