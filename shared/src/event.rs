@@ -190,7 +190,7 @@ pub struct ReceivedEvent {
 
 /// Why a signed body is not a webhook we can read.
 #[derive(Debug, thiserror::Error)]
-#[error("the body is not a WhatsApp webhook: {0}")]
+#[error("the body is not a WhatsApp webhook")]
 pub struct PayloadError(#[from] serde_json::Error);
 
 /// Parses a webhook body and returns one event per update, in payload order.

@@ -22,6 +22,20 @@ impl std::fmt::Display for Chain<'_> {
     }
 }
 
+/// The first error of `error`'s chain whose message already holds its source's,
+/// so that [`Chain`] would print that cause twice; `None` when each prints once.
+/// An error says what failed and keeps why as its source, never both in its text.
+pub fn cause_printed_twice(error: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut current = error;
+    while let Some(source) = current.source() {
+        if current.to_string().contains(&source.to_string()) {
+            return Some(current.to_string());
+        }
+        current = source;
+    }
+    None
+}
+
 /// Installs the JSON log subscriber. The level comes from `RUST_LOG`, else Lambda's
 /// `AWS_LAMBDA_LOG_LEVEL`, else `info`. Calling it twice is harmless.
 pub fn init() {
@@ -50,6 +64,37 @@ where
 mod tests {
     use std::io::Write;
     use std::sync::{Arc, Mutex};
+
+    use super::{cause_printed_twice, Chain};
+    use crate::handlers::broadcast::PostError;
+    use crate::store::StoreError;
+
+    #[test]
+    fn no_error_prints_its_cause_twice() {
+        let refused = || std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let payload = crate::event::events_from_body(b"{\"entry\": 7}", chrono::Utc::now())
+            .expect_err("not a webhook");
+        let errors: Vec<Box<dyn std::error::Error>> = vec![
+            Box::new(StoreError::unavailable(refused())),
+            Box::new(StoreError::corrupt("a counter item's slot is not a number")),
+            Box::new(payload),
+            Box::new(PostError::Failed(refused().into())),
+            Box::new(crate::signature::verify(b"k", b"body", Some("sha256=00")).unwrap_err()),
+        ];
+        for error in &errors {
+            let chain = Chain(error.as_ref()).to_string();
+            assert_eq!(cause_printed_twice(error.as_ref()), None, "{chain}");
+            assert!(error.source().is_none() || chain.contains(": "), "{chain}");
+        }
+        // The check itself: an error that prints its source is caught.
+        #[derive(Debug, thiserror::Error)]
+        #[error("outer: {0}")]
+        struct Twice(#[source] std::io::Error);
+        assert_eq!(
+            cause_printed_twice(&Twice(refused())).as_deref(),
+            Some("outer: refused")
+        );
+    }
 
     #[derive(Clone, Default)]
     struct Captured(Arc<Mutex<Vec<u8>>>);

@@ -62,8 +62,21 @@ pub enum StackError {
     Config(#[from] config::ConfigError),
     #[error(transparent)]
     Store(#[from] pulse_shared::store::StoreError),
-    #[error("{0}")]
-    Io(String),
+    /// A file, folder or socket operation failed: what was being done, and why.
+    #[error("{doing}")]
+    Io {
+        doing: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("there is no store at {}", .0.display())]
+    NoStore(PathBuf),
+}
+
+/// Maps an I/O error to a [`StackError`] that says what was being done.
+fn io(doing: impl Into<String>) -> impl FnOnce(std::io::Error) -> StackError {
+    let doing = doing.into();
+    move |source| StackError::Io { doing, source }
 }
 
 /// Settings from the environment, then the data folder's `local.env`; missing
@@ -165,8 +178,7 @@ fn write_env_file(path: &Path, values: &HashMap<String, String>) -> Result<(), S
     for name in names {
         text.push_str(&format!("{name}={}\n", values[name]));
     }
-    std::fs::write(path, text)
-        .map_err(|e| StackError::Io(format!("cannot write {}: {e}", path.display())))?;
+    std::fs::write(path, text).map_err(io(format!("cannot write {}", path.display())))?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -190,12 +202,10 @@ pub struct LocalStack {
 impl LocalStack {
     /// Opens the store, binds the port and starts serving.
     pub async fn start(options: Options) -> Result<Self, StackError> {
-        std::fs::create_dir_all(&options.data_dir).map_err(|e| {
-            StackError::Io(format!(
-                "cannot create the data folder {}: {e}",
-                options.data_dir.display()
-            ))
-        })?;
+        std::fs::create_dir_all(&options.data_dir).map_err(io(format!(
+            "cannot create the data folder {}",
+            options.data_dir.display()
+        )))?;
         let settings = Settings::load_or_generate(&options.data_dir)?;
         let retention_days = config::retention_days(&settings)?;
         let (stopping, stopped) = watch::channel(false);
@@ -247,7 +257,7 @@ impl LocalStack {
         let ws_listener = bind(options.ws_addr).await?;
         let ws_addr = ws_listener
             .local_addr()
-            .map_err(|e| StackError::Io(e.to_string()))?;
+            .map_err(io("reading the WebSocket API's address"))?;
         let dashboard_token = config::dashboard_token(&settings)?;
         let websockets = WebSocketGateway::new(
             WebSocketHandler::new(Arc::clone(&connections)).with_dashboard_token(dashboard_token),
@@ -294,7 +304,7 @@ impl LocalStack {
         let http_listener = bind(options.http_addr).await?;
         let http_addr = http_listener
             .local_addr()
-            .map_err(|e| StackError::Io(e.to_string()))?;
+            .map_err(io("reading the HTTP API's address"))?;
         let servers = vec![
             serve(http_listener, app, stopped.clone()),
             serve(ws_listener, websockets.router(), stopped),
@@ -401,17 +411,12 @@ pub async fn open_store(
         StoreKind::Sqlite => {
             let path = data_dir.join("pulse.db");
             if !create && !path.exists() {
-                return Err(StackError::Io(format!(
-                    "there is no store at {}",
-                    path.display()
-                )));
+                return Err(StackError::NoStore(path));
             }
-            std::fs::create_dir_all(data_dir).map_err(|e| {
-                StackError::Io(format!(
-                    "cannot create the data folder {}: {e}",
-                    data_dir.display()
-                ))
-            })?;
+            std::fs::create_dir_all(data_dir).map_err(io(format!(
+                "cannot create the data folder {}",
+                data_dir.display()
+            )))?;
             (
                 Arc::new(SqliteStore::open(&path)?),
                 format!("SQLite at {}", path.display()),
@@ -454,7 +459,7 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
 async fn bind(addr: SocketAddr) -> Result<TcpListener, StackError> {
     TcpListener::bind(addr)
         .await
-        .map_err(|e| StackError::Io(format!("cannot listen on {addr}: {e}")))
+        .map_err(io(format!("cannot listen on {addr}")))
 }
 
 fn serve(
@@ -503,5 +508,27 @@ async fn purge_hourly(store: SqliteStore) {
             Ok(purged) => tracing::info!(purged, "expired events deleted"),
             Err(error) => tracing::warn!(error = %Chain(&error), "purging expired events failed"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pulse_shared::telemetry::{cause_printed_twice, Chain};
+
+    #[test]
+    fn a_stack_error_keeps_its_cause_once() {
+        let folder = tempfile::tempdir().unwrap();
+        let blocked = folder.path().join("a-file");
+        std::fs::write(&blocked, "").unwrap();
+        let error = write_env_file(&blocked.join("local.env"), &HashMap::new()).unwrap_err();
+        let cause = std::error::Error::source(&error).expect("the I/O error is kept");
+        assert!(cause.downcast_ref::<std::io::Error>().is_some());
+        assert_eq!(cause_printed_twice(&error), None, "{}", Chain(&error));
+        assert!(
+            Chain(&error).to_string().starts_with("cannot write "),
+            "{}",
+            Chain(&error)
+        );
     }
 }

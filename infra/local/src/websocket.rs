@@ -94,7 +94,7 @@ impl Push for WebSocketGateway {
         if message.len() > MAX_MESSAGE_BYTES {
             return Err(PostError::Failed("message too long".into()));
         }
-        let text = String::from_utf8(message).map_err(|e| PostError::Failed(e.to_string()))?;
+        let text = String::from_utf8(message).map_err(|e| PostError::Failed(e.into()))?;
         if send(self, connection_id, Message::Text(text.into())) {
             Ok(())
         } else {

@@ -49,8 +49,8 @@ pub enum PostError {
     /// The client is no longer connected (API Gateway's 410 GoneException).
     #[error("the connection is gone")]
     Gone,
-    #[error("posting failed: {0}")]
-    Failed(String),
+    #[error("posting failed")]
+    Failed(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// Sends a message to one connection: API Gateway's `PostToConnection`.
@@ -97,9 +97,7 @@ impl Push for ManagementApi {
             {
                 Err(PostError::Gone)
             }
-            Err(error) => Err(PostError::Failed(
-                aws_sdk_apigatewaymanagement::error::DisplayErrorContext(error).to_string(),
-            )),
+            Err(error) => Err(PostError::Failed(error.into())),
         }
     }
 }
@@ -184,7 +182,7 @@ impl Broadcaster {
                     sequence_numbers.push(sequence_number);
                 }
                 Some(Err(error)) => {
-                    tracing::error!(%error, sequence_number, "stream record holds no readable event");
+                    tracing::error!(error = %Chain(&error), sequence_number, "stream record holds no readable event");
                     unreadable.push(sequence_number);
                 }
             }
@@ -253,9 +251,9 @@ impl Broadcaster {
                     .await;
             match posted {
                 Err(_) => {
-                    return Err(PostError::Failed(format!(
-                        "no answer within {POST_TIMEOUT:?}"
-                    )))
+                    return Err(PostError::Failed(
+                        format!("no answer within {POST_TIMEOUT:?}").into(),
+                    ))
                 }
                 Ok(Err(PostError::Failed(_))) if attempt < POST_ATTEMPTS => {
                     tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
@@ -287,7 +285,7 @@ impl Broadcaster {
                 }
                 Err(error) => {
                     delivery.failed += 1;
-                    tracing::warn!(%error, connection_id = connection.id, "post to a connection failed");
+                    tracing::warn!(error = %Chain(&error), connection_id = connection.id, "post to a connection failed");
                 }
             }
         }

@@ -14,6 +14,7 @@ use crate::event::events_from_body;
 use crate::signature::{self, SIGNATURE_HEADER};
 use crate::store::record_all;
 use crate::store::Store;
+use crate::telemetry::Chain;
 
 use super::{method_not_allowed, store_error, success, ApiError, MAX_BODY_BYTES};
 
@@ -93,11 +94,11 @@ impl WebhookHandler {
             ));
         }
         let events = events_from_body(body, Utc::now()).map_err(|error| {
-            tracing::warn!(%error, "signed body is not a webhook");
+            tracing::warn!(error = %Chain(&error), "signed body is not a webhook");
             ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "invalid_payload",
-                error.to_string(),
+                Chain(&error).to_string(),
             )
         })?;
         let summary = record_all(self.store.as_ref(), &events, self.retention_days)
