@@ -1,0 +1,305 @@
+//! The writer's connection and the contact and message state it keeps in memory
+//! between writes: what a group commit writes, when the state rows follow, and
+//! how the state is rebuilt from the events after `state_mark` after a crash.
+
+use std::time::{Duration, Instant};
+
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+use super::quarters::add_quarters;
+use super::schema::IdKey;
+use super::writer::Delivery;
+use super::{from_json, lock, to_json, unavailable, StoreError, UnwrittenContacts};
+use crate::counters::{Deltas, Granularity};
+use crate::event::{Event, ReceivedEvent};
+use crate::ingest::{expires_at, Ledger, Outcome};
+
+/// How long, at most, contact and message state stays in the writer's memory
+/// while deliveries keep coming: a busy contact's row is then written once in
+/// this time instead of in every group commit.
+const STATE_INTERVAL: Duration = Duration::from_secs(1);
+/// A writer with no work for this long writes the state in memory. Not at once:
+/// under load the queue empties for a moment between most groups.
+pub(super) const STATE_IDLE: Duration = Duration::from_millis(50);
+
+/// The only writing connection, and the contact and message state applied since
+/// that state was last written to its tables.
+///
+/// Events and counter deltas are written with every group commit; state rows
+/// every [`STATE_INTERVAL`] and when the writer has had nothing to do for
+/// [`STATE_IDLE`], because a busy contact's row rewritten in every commit is much
+/// of the pages a commit writes. Readers see the contacts not yet written through
+/// [`UnwrittenContacts`].
+///
+/// The state tables always match the events up to `state_mark`: after a crash,
+/// [`Writer::catch_up`] applies the events stored after the mark again (their
+/// counters are already written, so only state is rebuilt).
+pub(super) struct Writer {
+    pub(super) connection: Connection,
+    /// State loaded or changed since state was last written, and no deltas
+    /// between commits.
+    ledger: Ledger,
+    pub(super) unwritten: UnwrittenContacts,
+    written_at: Instant,
+    /// The ledger may hold the effects of a group that was rolled back: rebuild
+    /// it from the tables before the next write.
+    stale: bool,
+}
+
+impl Writer {
+    /// Takes over the connection and brings the state tables up to the last event.
+    pub(super) fn open(
+        connection: Connection,
+        unwritten: UnwrittenContacts,
+    ) -> Result<Self, StoreError> {
+        let mut writer = Self {
+            connection,
+            ledger: Ledger::default(),
+            unwritten,
+            written_at: Instant::now(),
+            stale: true,
+        };
+        writer.write_state()?;
+        Ok(writer)
+    }
+
+    /// Rebuilds the ledger from the state tables and the events after the mark.
+    fn catch_up(&mut self) -> Result<(), StoreError> {
+        let mut ledger = Ledger::default();
+        let tx = self.connection.transaction().map_err(unavailable)?;
+        let mut replayed = 0;
+        {
+            let mut query = tx
+                .prepare(
+                    "SELECT data FROM events WHERE rowid > (SELECT last_event FROM state_mark) ORDER BY rowid",
+                )
+                .map_err(unavailable)?;
+            let mut rows = query.query([]).map_err(unavailable)?;
+            while let Some(row) = rows.next().map_err(unavailable)? {
+                let event: Event = from_json(
+                    row.get_ref(0)
+                        .and_then(|v| Ok(v.as_str()?))
+                        .map_err(unavailable)?,
+                )?;
+                load_state(&tx, &mut ledger, &event)?;
+                ledger.apply(&event);
+                replayed += 1;
+            }
+        }
+        tx.commit().map_err(unavailable)?;
+        // Their counters were written with them.
+        ledger.take_deltas();
+        if replayed > 0 {
+            tracing::info!(
+                events = replayed,
+                "applied events stored after the last state write"
+            );
+        }
+        self.ledger = ledger;
+        self.stale = false;
+        Ok(())
+    }
+
+    /// Writes a group of deliveries in one transaction: each event is inserted
+    /// unless it is there already and applied to the state in memory in arrival
+    /// order; the group's counter deltas, merged, are added at the end, and the
+    /// state too once [`STATE_INTERVAL`] has passed since it was last written.
+    /// All of it commits, or none of it.
+    pub(super) fn write_group(
+        &mut self,
+        group: &[Delivery],
+    ) -> Result<Vec<Vec<Outcome>>, StoreError> {
+        if self.stale {
+            self.catch_up()?;
+        }
+        // Until the commit: a failure leaves the group's effects in the ledger.
+        self.stale = true;
+        let tx = self
+            .connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(unavailable)?;
+        let mut outcomes = Vec::with_capacity(group.len());
+        let mut touched = Vec::new();
+        for delivery in group {
+            let mut these = Vec::with_capacity(delivery.events.len());
+            for received in &delivery.events {
+                if insert_event(&tx, received, delivery.retention_days)? {
+                    load_state(&tx, &mut self.ledger, &received.event)?;
+                    self.ledger.apply(&received.event);
+                    touched.extend(received.event.contact.as_ref().map(|c| &c.wa_id));
+                    these.push(Outcome::Stored);
+                } else {
+                    these.push(Outcome::Duplicate);
+                }
+            }
+            outcomes.push(these);
+        }
+        add_deltas(&tx, &self.ledger.take_deltas())?;
+        let with_state = self.written_at.elapsed() >= STATE_INTERVAL;
+        if with_state {
+            write_state(&tx, &self.ledger)?;
+        }
+        tx.commit().map_err(unavailable)?;
+        self.stale = false;
+        if with_state {
+            self.state_written();
+        } else {
+            touched.sort_unstable();
+            touched.dedup();
+            let mut unwritten = lock(&self.unwritten);
+            for wa_id in touched {
+                if let Some(state) = self.ledger.contact(wa_id) {
+                    unwritten.insert(wa_id.clone(), state.clone());
+                }
+            }
+        }
+        Ok(outcomes)
+    }
+
+    /// Writes the state in memory, if any changed, in a transaction of its own.
+    pub(super) fn write_state(&mut self) -> Result<(), StoreError> {
+        if self.stale {
+            self.catch_up()?;
+        }
+        if !self.ledger.has_changed_state() {
+            return Ok(());
+        }
+        let tx = self
+            .connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(unavailable)?;
+        write_state(&tx, &self.ledger)?;
+        tx.commit().map_err(unavailable)?;
+        self.state_written();
+        Ok(())
+    }
+
+    /// [`Writer::write_state`] where no one waits for the answer: a failure is
+    /// logged and the state stays in memory for the next try.
+    pub(super) fn write_state_logged(&mut self) {
+        if let Err(error) = self.write_state() {
+            tracing::warn!(%error, "writing contact and message state failed; it stays in memory");
+        }
+    }
+
+    fn state_written(&mut self) {
+        self.ledger = Ledger::default();
+        lock(&self.unwritten).clear();
+        self.written_at = Instant::now();
+    }
+}
+
+/// Inserts an event unless one with its id is stored; whether it was new.
+fn insert_event(
+    tx: &Connection,
+    received: &ReceivedEvent,
+    retention_days: u32,
+) -> Result<bool, StoreError> {
+    let event = &received.event;
+    let inserted = tx
+        .prepare_cached(
+            "INSERT INTO events (id, type, occurred_ms, received_ms, expires_ms, search, data, raw)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (id) DO NOTHING",
+        )
+        .and_then(|mut insert| {
+            insert.execute(params![
+                IdKey::of(&event.id),
+                event.kind.type_name(),
+                event.occurred_at.timestamp_millis(),
+                event.received_at.timestamp_millis(),
+                expires_at(received, retention_days).timestamp_millis(),
+                event.search_text(),
+                to_json(event),
+                received.raw.get(),
+            ])
+        })
+        .map_err(unavailable)?;
+    Ok(inserted == 1)
+}
+
+/// Gives the ledger the stored state `event` reads that it does not hold yet.
+fn load_state(tx: &Connection, ledger: &mut Ledger, event: &Event) -> Result<(), StoreError> {
+    let missing = ledger.missing(event);
+    if let Some(wa_id) = missing.contact {
+        let state = read_state(tx, "SELECT data FROM contacts WHERE wa_id = ?1", &wa_id)?;
+        ledger.load_contact(wa_id, state);
+    }
+    if let Some(id) = missing.message {
+        let state = read_state(tx, "SELECT data FROM messages WHERE id = ?1", &id)?;
+        ledger.load_message(id, state);
+    }
+    Ok(())
+}
+
+/// Writes the ledger's changed contact and message state and moves the mark to
+/// the last stored event, whose effects the ledger holds.
+fn write_state(tx: &Connection, ledger: &Ledger) -> Result<(), StoreError> {
+    let mut contact = tx
+        .prepare_cached(
+            "INSERT INTO contacts (wa_id, version, activity_ms, inbound_ms, data) VALUES (?1, 1, ?2, ?3, ?4)
+             ON CONFLICT (wa_id) DO UPDATE SET version = contacts.version + 1,
+               activity_ms = excluded.activity_ms, inbound_ms = excluded.inbound_ms, data = excluded.data",
+        )
+        .map_err(unavailable)?;
+    for state in ledger.changed_contacts() {
+        contact
+            .execute(params![
+                state.wa_id,
+                state.last_activity_ms,
+                state.last_inbound_ms,
+                to_json(state)
+            ])
+            .map_err(unavailable)?;
+    }
+    let mut message = tx
+        .prepare_cached(
+            "INSERT INTO messages (id, version, data) VALUES (?1, 1, ?2)
+             ON CONFLICT (id) DO UPDATE SET version = messages.version + 1, data = excluded.data",
+        )
+        .map_err(unavailable)?;
+    for (id, state) in ledger.changed_messages() {
+        message
+            .execute(params![id, to_json(state)])
+            .map_err(unavailable)?;
+    }
+    tx.execute(
+        "UPDATE state_mark SET last_event = (SELECT coalesce(max(rowid), 0) FROM events)",
+        [],
+    )
+    .map_err(unavailable)?;
+    Ok(())
+}
+
+/// Adds counter deltas: minute cells one by one, quarters to their day rows.
+fn add_deltas(tx: &Connection, deltas: &Deltas) -> Result<(), StoreError> {
+    let mut add = tx
+        .prepare_cached(
+            "INSERT INTO counters (granularity, slot, name, value) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (granularity, slot, name) DO UPDATE SET value = value + excluded.value",
+        )
+        .map_err(unavailable)?;
+    let mut quarters = Vec::new();
+    for (key, value) in deltas.iter() {
+        match key.granularity {
+            Granularity::Quarter => quarters.push((key.slot, key.name.as_str(), value)),
+            Granularity::Minute => {
+                add.execute(params![key.granularity.code(), key.slot, key.name, value])
+                    .map_err(unavailable)?;
+            }
+        }
+    }
+    add_quarters(tx, quarters)
+}
+
+/// A state row's JSON, decoded; `None` when there is no row.
+pub(super) fn read_state<T: serde::de::DeserializeOwned>(
+    c: &Connection,
+    sql: &str,
+    key: &str,
+) -> Result<Option<T>, StoreError> {
+    let data = c
+        .prepare_cached(sql)
+        .and_then(|mut query| query.query_row([key], |r| r.get::<_, String>(0)).optional())
+        .map_err(unavailable)?;
+    data.map(|d| from_json(&d)).transpose()
+}
