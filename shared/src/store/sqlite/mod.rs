@@ -49,7 +49,6 @@ mod store;
 mod tests;
 mod writer;
 
-use schema::{add_quarter_totals, key_event_ids, move_quarter_cells, EVENTS_TABLE, SCHEMA};
 use state::Writer;
 use writer::{run_checkpointer, run_syncer, run_writer, Job, Unsynced};
 
@@ -115,13 +114,7 @@ impl SqliteStore {
         connection
             .execute_batch(WRITER_SETTINGS)
             .map_err(unavailable)?;
-        add_quarter_totals(&mut connection)?;
-        key_event_ids(&mut connection)?;
-        connection
-            .execute_batch(EVENTS_TABLE)
-            .and_then(|()| connection.execute_batch(SCHEMA))
-            .map_err(unavailable)?;
-        move_quarter_cells(&mut connection)?;
+        schema::migrate(&mut connection)?;
         let unwritten = UnwrittenContacts::default();
         let state_writer = Writer::open(connection, unwritten.clone())?;
         let mut wal_path = path.clone().into_os_string();

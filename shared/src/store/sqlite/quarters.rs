@@ -9,16 +9,24 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::{corrupt, unavailable, StoreError};
 use crate::counters::{day_and_quarter, QUARTERS_PER_DAY};
 
-/// Adds quarter cells `(slot, name, value)` to their day rows.
-pub(super) fn add_quarters<'a>(
-    tx: &Connection,
+/// Quarter cells `(slot, name, value)` summed into a row per (UTC day, name).
+pub(super) fn day_rows<'a>(
     cells: impl IntoIterator<Item = (i64, &'a str, i64)>,
-) -> Result<(), StoreError> {
+) -> BTreeMap<(i64, &'a str), [i64; QUARTERS_PER_DAY]> {
     let mut rows: BTreeMap<(i64, &str), [i64; QUARTERS_PER_DAY]> = BTreeMap::new();
     for (slot, name, value) in cells {
         let (day, quarter) = day_and_quarter(slot);
         rows.entry((day, name)).or_insert([0; QUARTERS_PER_DAY])[usize::from(quarter)] += value;
     }
+    rows
+}
+
+/// Adds quarter cells `(slot, name, value)` to their day rows.
+pub(super) fn add_quarters<'a>(
+    tx: &Connection,
+    cells: impl IntoIterator<Item = (i64, &'a str, i64)>,
+) -> Result<(), StoreError> {
+    let rows = day_rows(cells);
     let mut read = tx
         .prepare_cached("SELECT quarters FROM quarter_counters WHERE day = ?1 AND name = ?2")
         .map_err(unavailable)?;

@@ -1,16 +1,43 @@
-//! The tables, and the migrations that bring a file written by an older build
-//! to them.
+//! The tables, and the numbered migrations that bring a file written by an
+//! older build up to them.
+//!
+//! A file's schema version is its `PRAGMA user_version`, and only that decides
+//! which steps run: a new file gets [`SCHEMA`] and the latest version at once;
+//! any other file runs the steps after its version, in order, all in one
+//! transaction that ends with the new version's stamp, so a failure leaves the
+//! file as it was. Builds before the versions left every file at 0, whatever
+//! its layout: such a file is recognised once by what each step adds
+//! ([`unversioned_layout`]), stamped, and then goes on as any other. A file
+//! stamped with a version past the latest was written by a newer build, and is
+//! refused rather than guessed at.
+//!
+//! | version | the step to it |
+//! |---|---|
+//! | 0 | none: the first layout, events keyed by their ids' text, quarter and minute cells in `counters` |
+//! | 1 | quarter cells move to `quarter_counters`, a row per UTC day and counter name |
+//! | 2 | `state_mark` starts at the last event: until then, the state tables were written with every commit |
+//! | 3 | each day row gets its `total` |
+//! | 4 | events are keyed by their ids' 16 bytes ([`IdKey`]) |
+//!
+//! A step is written against the layout of the version before it, never against
+//! [`SCHEMA`], so that later changes to the tables leave it as it ran; each is
+//! tested from a file at the version before it (`tests/migrations.rs`).
 
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use std::collections::BTreeMap;
 
-use super::quarters::{add_quarters, decode_quarters};
-use super::{unavailable, StoreError};
+use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+use rusqlite_migration::{HookError, HookResult, Migrations, M};
 
-/// The events, in arrival order (rowid). `id` holds an event id's 16 bytes (see
-/// [`IdKey`]): the id index and `events_newest_first` take random inserts, and
-/// keys half as long make them fewer pages to write per group commit
-/// (docs/benchmarks.md, "Event ids kept as 16 bytes").
-pub(super) const EVENTS_TABLE: &str = "
+use super::quarters::{day_rows, decode_quarters, encode_quarters};
+use super::{corrupt, unavailable, StoreError};
+
+/// The tables as this build writes them, for a new file. Every statement holds
+/// if the table is there already, so a test can put back one it dropped.
+pub(super) const SCHEMA: &str = "
+-- The events, in arrival order (rowid). `id` holds an event id's 16 bytes (see
+-- `IdKey`): the id index and `events_newest_first` take random inserts, and keys
+-- half as long make them fewer pages to write per group commit
+-- (docs/benchmarks.md, \"Event ids kept as 16 bytes\").
 CREATE TABLE IF NOT EXISTS events (
     id          BLOB PRIMARY KEY,
     type        TEXT NOT NULL,
@@ -20,9 +47,7 @@ CREATE TABLE IF NOT EXISTS events (
     search      TEXT NOT NULL,
     data        TEXT NOT NULL,
     raw         TEXT NOT NULL
-);";
-
-pub(super) const SCHEMA: &str = "
+);
 CREATE INDEX IF NOT EXISTS events_newest_first ON events (occurred_ms DESC, id DESC);
 CREATE INDEX IF NOT EXISTS events_expiry ON events (expires_ms);
 CREATE TABLE IF NOT EXISTS contacts (
@@ -49,8 +74,7 @@ CREATE TABLE IF NOT EXISTS quarter_counters (
     total    INTEGER NOT NULL,
     PRIMARY KEY (day, name)
 ) WITHOUT ROWID;
--- Minute counters (and, in files from before quarter_counters, quarter cells,
--- which opening moves over).
+-- Minute counters (in files before version 1, quarter cells too).
 CREATE TABLE IF NOT EXISTS counters (
     granularity TEXT NOT NULL,
     slot        INTEGER NOT NULL,
@@ -60,8 +84,7 @@ CREATE TABLE IF NOT EXISTS counters (
 ) WITHOUT ROWID;
 -- The last event (by rowid, which is arrival order) whose effects the contacts
 -- and messages tables hold. The writer keeps state in memory between writes
--- (see `Writer`); events stored after the mark are applied again on open. A
--- file from before the mark existed holds every event's state.
+-- (see `Writer`); events stored after the mark are applied again on open.
 CREATE TABLE IF NOT EXISTS state_mark (
     only       INTEGER PRIMARY KEY CHECK (only = 0),
     last_event INTEGER NOT NULL
@@ -104,15 +127,119 @@ impl rusqlite::ToSql for IdKey<'_> {
     }
 }
 
-/// Rewrites the events table of a file written while it keyed events by their
-/// ids' hex text into the keyed-by-bytes form, in one transaction (a no-op on a
-/// new file or once done). Rowids, which are arrival order and `state_mark`'s
-/// measure, are kept.
-pub(super) fn key_event_ids(c: &mut Connection) -> Result<(), StoreError> {
-    let tx = c
-        .transaction_with_behavior(TransactionBehavior::Immediate)
+/// The steps, in order: the step at index `i` takes a file from version `i` to
+/// `i + 1`. A step's SQL runs first, then its hook.
+pub(super) fn migrations() -> Migrations<'static> {
+    Migrations::new(vec![
+        // 0 → 1. The day rows have no total yet (that is step 3).
+        M::up_with_hook(
+            "CREATE TABLE quarter_counters (
+                day      INTEGER NOT NULL,
+                name     TEXT NOT NULL,
+                quarters BLOB NOT NULL,
+                PRIMARY KEY (day, name)
+            ) WITHOUT ROWID;",
+            move_quarter_cells,
+        ),
+        // 1 → 2. Up to this version the state tables were written with every
+        // commit: they hold the effects of every stored event.
+        M::up(
+            "CREATE TABLE state_mark (
+                only       INTEGER PRIMARY KEY CHECK (only = 0),
+                last_event INTEGER NOT NULL
+            );
+            INSERT INTO state_mark (only, last_event) SELECT 0, coalesce(max(rowid), 0) FROM events;",
+        ),
+        // 2 → 3.
+        M::up_with_hook(
+            "ALTER TABLE quarter_counters ADD COLUMN total INTEGER NOT NULL DEFAULT 0;",
+            add_quarter_totals,
+        ),
+        // 3 → 4. The old table's indexes go with it; the hook builds them again.
+        M::up_with_hook(
+            "ALTER TABLE events RENAME TO events_keyed_by_text;",
+            key_event_ids,
+        ),
+    ])
+}
+
+/// The version [`SCHEMA`] is: the number of steps.
+pub(super) const LATEST: usize = 4;
+
+/// Brings the file to [`LATEST`], or refuses a file a newer build wrote.
+pub(super) fn migrate(c: &mut Connection) -> Result<(), StoreError> {
+    let stamped: i64 = c
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
         .map_err(unavailable)?;
-    let declared: Option<String> = tx
+    let Some(version) = usize::try_from(stamped).ok().filter(|v| *v <= LATEST) else {
+        return Err(unavailable(format!(
+            "{} is at schema version {stamped}, and this build knows versions up to {LATEST}: \
+             it was written by a newer Pulse, which is the one to open it with",
+            c.path().unwrap_or("the file"),
+        )));
+    };
+    if version == 0 {
+        let tx = c
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(unavailable)?;
+        if !has_table(&tx, "events")? {
+            tx.execute_batch(SCHEMA).map_err(unavailable)?;
+            stamp(&tx, LATEST)?;
+            return tx.commit().map_err(unavailable);
+        }
+        let found = unversioned_layout(&tx)?;
+        // Tables and indexes of every version that some unversioned files lack:
+        // `connections` came before there were versions to count it, and a build
+        // since reverted dropped `events_newest_first`.
+        tx.execute_batch(
+            "CREATE TABLE IF NOT EXISTS connections (
+                connection_id TEXT PRIMARY KEY,
+                connected_ms  INTEGER NOT NULL,
+                expires_ms    INTEGER NOT NULL,
+                types         TEXT
+            );
+            CREATE INDEX IF NOT EXISTS events_newest_first ON events (occurred_ms DESC, id DESC);",
+        )
+        .map_err(unavailable)?;
+        stamp(&tx, found)?;
+        tx.commit().map_err(unavailable)?;
+        tracing::info!(
+            version = found,
+            "stamped a file from before schema versions"
+        );
+    }
+    // The steps' transaction takes the write lock at once, as every write here does.
+    c.set_transaction_behavior(TransactionBehavior::Immediate);
+    let migrated = migrations().to_latest(c);
+    c.set_transaction_behavior(TransactionBehavior::Deferred);
+    migrated.map_err(|error| match error {
+        // A hook's own errors are about the file's data; SQLite's are not.
+        rusqlite_migration::Error::Hook(_) => corrupt(error),
+        error => unavailable(error),
+    })
+}
+
+/// The version of a file written before versions were stamped: the steps whose
+/// mark it has, counted in order. Each step's mark is the first thing of the
+/// layout it leaves that no version before it has.
+pub(super) fn unversioned_layout(c: &Connection) -> Result<usize, StoreError> {
+    if !has_table(c, "quarter_counters")? {
+        return Ok(0);
+    }
+    if !has_table(c, "state_mark")? {
+        return Ok(1);
+    }
+    let has_total: bool = c
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM pragma_table_info('quarter_counters') WHERE name = 'total')",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(unavailable)?;
+    if !has_total {
+        return Ok(2);
+    }
+    let id_type: Option<String> = c
         .query_row(
             "SELECT type FROM pragma_table_info('events') WHERE name = 'id'",
             [],
@@ -120,95 +247,103 @@ pub(super) fn key_event_ids(c: &mut Connection) -> Result<(), StoreError> {
         )
         .optional()
         .map_err(unavailable)?;
-    if declared.as_deref() != Some("TEXT") {
-        return Ok(());
-    }
-    // The old table's indexes go with it; SCHEMA builds them again on the new one.
-    tx.execute_batch("ALTER TABLE events RENAME TO events_keyed_by_text")
-        .and_then(|()| tx.execute_batch(EVENTS_TABLE))
-        .map_err(unavailable)?;
-    let moved = tx
-        .execute(
-            "INSERT INTO events (rowid, id, type, occurred_ms, received_ms, expires_ms, search, data, raw)
-             SELECT rowid,
-                    CASE WHEN length(id) = 32 AND id NOT GLOB '*[^0-9a-f]*' THEN unhex(id) ELSE id END,
-                    type, occurred_ms, received_ms, expires_ms, search, data, raw
-             FROM events_keyed_by_text",
-            [],
-        )
-        .map_err(unavailable)?;
-    tx.execute_batch("DROP TABLE events_keyed_by_text")
-        .map_err(unavailable)?;
-    tx.commit().map_err(unavailable)?;
-    tracing::info!(events = moved, "keyed stored events by their ids' bytes");
-    Ok(())
+    Ok(match id_type.as_deref() {
+        Some("TEXT") => 3,
+        _ => 4,
+    })
 }
 
-/// Gives `quarter_counters` rows of files written before it had `total` their
-/// totals, in one transaction (a no-op on a new file or once done).
-pub(super) fn add_quarter_totals(c: &mut Connection) -> Result<(), StoreError> {
-    let tx = c
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(unavailable)?;
-    let columns: Vec<String> = tx
-        .prepare("SELECT name FROM pragma_table_info('quarter_counters')")
-        .and_then(|mut q| q.query_map([], |r| r.get(0))?.collect())
-        .map_err(unavailable)?;
-    if columns.is_empty() || columns.iter().any(|c| c == "total") {
-        return Ok(());
-    }
-    tx.execute_batch("ALTER TABLE quarter_counters ADD COLUMN total INTEGER NOT NULL DEFAULT 0")
-        .map_err(unavailable)?;
-    let rows: Vec<(i64, String, Vec<u8>)> = tx
-        .prepare("SELECT day, name, quarters FROM quarter_counters")
-        .and_then(|mut q| {
-            q.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-                .collect()
-        })
-        .map_err(unavailable)?;
-    let mut update = tx
-        .prepare("UPDATE quarter_counters SET total = ?3 WHERE day = ?1 AND name = ?2")
-        .map_err(unavailable)?;
-    for (day, name, quarters) in &rows {
-        let total: i64 = decode_quarters(quarters)?.iter().sum();
-        update
-            .execute(params![day, name, total])
-            .map_err(unavailable)?;
-    }
-    drop(update);
-    tx.commit().map_err(unavailable)?;
-    tracing::info!(rows = rows.len(), "added totals to the quarter counters");
-    Ok(())
+fn has_table(c: &Connection, name: &str) -> Result<bool, StoreError> {
+    c.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?1)",
+        [name],
+        |r| r.get(0),
+    )
+    .map_err(unavailable)
 }
 
-/// Moves quarter cells of files written before `quarter_counters` existed into
-/// it, in one transaction (a no-op once done).
-pub(super) fn move_quarter_cells(c: &mut Connection) -> Result<(), StoreError> {
-    let tx = c
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(unavailable)?;
+fn stamp(tx: &Transaction<'_>, version: usize) -> Result<(), StoreError> {
+    let version = i64::try_from(version).expect("a version is a step count");
+    tx.pragma_update(None, "user_version", version)
+        .map_err(unavailable)
+}
+
+/// A stored day row that does not decode, as a hook reports it.
+fn unreadable(error: StoreError) -> HookError {
+    let cause = std::error::Error::source(&error).map_or(String::new(), |c| format!(": {c}"));
+    HookError::Hook(format!("{error}{cause}"))
+}
+
+/// Step 1: moves the quarter cells of `counters` into day rows.
+fn move_quarter_cells(tx: &Transaction<'_>) -> HookResult {
     let cells: Vec<(i64, String, i64)> = tx
-        .prepare("SELECT slot, name, value FROM counters WHERE granularity = 'Q'")
-        .and_then(|mut q| {
-            q.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-                .collect()
-        })
-        .map_err(unavailable)?;
-    if cells.is_empty() {
-        return Ok(());
-    }
-    add_quarters(
-        &tx,
+        .prepare("SELECT slot, name, value FROM counters WHERE granularity = 'Q'")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<Result<_, _>>()?;
+    let rows: BTreeMap<_, _> = day_rows(
         cells
             .iter()
             .map(|(slot, name, value)| (*slot, name.as_str(), *value)),
-    )?;
-    tx.execute("DELETE FROM counters WHERE granularity = 'Q'", [])
-        .map_err(unavailable)?;
-    tx.commit().map_err(unavailable)?;
+    );
+    let mut insert =
+        tx.prepare("INSERT INTO quarter_counters (day, name, quarters) VALUES (?1, ?2, ?3)")?;
+    for ((day, name), quarters) in &rows {
+        insert.execute(params![day, name, encode_quarters(quarters)])?;
+    }
+    tx.execute("DELETE FROM counters WHERE granularity = 'Q'", [])?;
     tracing::info!(
         cells = cells.len(),
         "moved quarter counters to a row per day"
     );
+    Ok(())
+}
+
+/// Step 3: gives each day row the sum of its quarters.
+fn add_quarter_totals(tx: &Transaction<'_>) -> HookResult {
+    let rows: Vec<(i64, String, Vec<u8>)> = tx
+        .prepare("SELECT day, name, quarters FROM quarter_counters")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut update =
+        tx.prepare("UPDATE quarter_counters SET total = ?3 WHERE day = ?1 AND name = ?2")?;
+    for (day, name, quarters) in &rows {
+        let total: i64 = decode_quarters(quarters).map_err(unreadable)?.iter().sum();
+        update.execute(params![day, name, total])?;
+    }
+    tracing::info!(rows = rows.len(), "added totals to the quarter counters");
+    Ok(())
+}
+
+/// Step 4: copies the events, renamed away by the step's SQL, into a table keyed
+/// by their ids' bytes (an id not of 32 lowercase hex digits stays text, as
+/// [`IdKey`] keeps it). Rowids, which are arrival order and `state_mark`'s
+/// measure, are kept.
+fn key_event_ids(tx: &Transaction<'_>) -> HookResult {
+    tx.execute_batch(
+        "CREATE TABLE events (
+            id          BLOB PRIMARY KEY,
+            type        TEXT NOT NULL,
+            occurred_ms INTEGER NOT NULL,
+            received_ms INTEGER NOT NULL,
+            expires_ms  INTEGER NOT NULL,
+            search      TEXT NOT NULL,
+            data        TEXT NOT NULL,
+            raw         TEXT NOT NULL
+        );",
+    )?;
+    let moved = tx.execute(
+        "INSERT INTO events (rowid, id, type, occurred_ms, received_ms, expires_ms, search, data, raw)
+         SELECT rowid,
+                CASE WHEN length(id) = 32 AND id NOT GLOB '*[^0-9a-f]*' THEN unhex(id) ELSE id END,
+                type, occurred_ms, received_ms, expires_ms, search, data, raw
+         FROM events_keyed_by_text",
+        [],
+    )?;
+    tx.execute_batch(
+        "DROP TABLE events_keyed_by_text;
+         CREATE INDEX events_newest_first ON events (occurred_ms DESC, id DESC);
+         CREATE INDEX events_expiry ON events (expires_ms);",
+    )?;
+    tracing::info!(events = moved, "keyed stored events by their ids' bytes");
     Ok(())
 }

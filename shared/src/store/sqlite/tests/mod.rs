@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
 use super::quarters::decode_quarters;
-use super::schema::{EVENTS_TABLE, SCHEMA};
+use super::schema::migrate;
 use super::state::{read_state, Writer};
 use super::writer::Delivery;
 use super::UnwrittenContacts;
@@ -53,8 +53,11 @@ fn file_with(ddl: &str) -> (tempfile::TempDir, Connection) {
     (folder, c)
 }
 
+/// A new file, at the latest version, in a folder of its own.
 fn schema() -> (tempfile::TempDir, Connection) {
-    file_with(&format!("{EVENTS_TABLE}{SCHEMA}"))
+    let (folder, mut c) = file_with("");
+    migrate(&mut c).unwrap();
+    (folder, c)
 }
 
 fn total(c: &Connection, name: &str) -> i64 {
