@@ -188,17 +188,16 @@ pub(super) fn migrate(c: &mut Connection) -> Result<(), StoreError> {
             return tx.commit().map_err(unavailable);
         }
         let found = unversioned_layout(&tx)?;
-        // Tables and indexes of every version that some unversioned files lack:
-        // `connections` came before there were versions to count it, and a build
-        // since reverted dropped `events_newest_first`.
+        // Files from before `connections` lack it; it came with no step to count.
+        // (The builds that dropped `events_newest_first`, since reverted, left
+        // version 3 files: step 4 builds the index again.)
         tx.execute_batch(
             "CREATE TABLE IF NOT EXISTS connections (
                 connection_id TEXT PRIMARY KEY,
                 connected_ms  INTEGER NOT NULL,
                 expires_ms    INTEGER NOT NULL,
                 types         TEXT
-            );
-            CREATE INDEX IF NOT EXISTS events_newest_first ON events (occurred_ms DESC, id DESC);",
+            );",
         )
         .map_err(unavailable)?;
         stamp(&tx, found)?;

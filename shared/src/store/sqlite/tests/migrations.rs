@@ -3,14 +3,15 @@
 
 use rusqlite::{params, Connection};
 
-use super::{delivery, file_with, text, T0};
+use super::{delivery, file_with, schema, text, T0};
 use crate::counters::{utc_from_ms, Granularity, DAY_MS, QUARTERS_PER_DAY};
 use crate::event::ReceivedEvent;
-use crate::ingest::Outcome;
+use crate::ingest::{ContactState, Outcome};
 use crate::store::sqlite::quarters::encode_quarters;
-use crate::store::sqlite::schema::migrations;
+use crate::store::sqlite::schema::{migrate, migrations, unversioned_layout, LATEST, SCHEMA};
 use crate::store::sqlite::{to_json, SqliteStore};
 use crate::store::{EventQuery, Store};
+use crate::telemetry::Chain;
 
 /// Version 0, the first layout, as the builds before `quarter_counters` wrote it.
 const FIRST_LAYOUT: &str = "
@@ -129,6 +130,9 @@ async fn quarter_cells_of_an_older_file_move_to_day_rows_on_open() {
             .await
             .unwrap();
         assert_eq!(minutes[0].get("events"), 7);
+        drop(store);
+        let c = Connection::open(folder.path().join("pulse.db")).unwrap();
+        assert_eq!(quarter_cells(&c), 0, "moved, not copied");
     }
 }
 
@@ -209,4 +213,210 @@ async fn events_of_a_file_keyed_by_text_ids_are_rekeyed_on_open_and_still_found_
             .unwrap();
         assert_eq!(rows, [(7, "blob".into()), (9, "blob".into())]);
     }
+}
+
+#[tokio::test]
+async fn the_state_of_a_file_from_before_the_mark_is_taken_as_written_up_to_its_last_event() {
+    let (folder, c) = file_at(1);
+    // As a build of version 1 left it: each commit wrote its state with it.
+    let old = delivery(vec![text("wamid.m1", T0), text("wamid.m2", T0 + 1)], vec![]).events;
+    for (received, rowid) in old.iter().zip([3, 5]) {
+        insert_keyed_by_text(&c, received, rowid);
+    }
+    let state = ContactState {
+        wa_id: "919876543210".into(),
+        inbound: 2,
+        last_activity_ms: (T0 + 1) * 1000,
+        last_inbound_ms: Some((T0 + 1) * 1000),
+        ..Default::default()
+    };
+    c.execute(
+        "INSERT INTO contacts (wa_id, version, activity_ms, inbound_ms, data) VALUES (?1, 1, ?2, ?3, ?4)",
+        params![state.wa_id, state.last_activity_ms, state.last_inbound_ms, to_json(&state)],
+    )
+    .unwrap();
+    drop(c);
+    for _ in 0..2 {
+        let store = SqliteStore::open(folder.path().join("pulse.db")).unwrap();
+        // Not applied again on top of the state that holds them.
+        assert_eq!(store.contacts(10).await.unwrap()[0].inbound, 2);
+        drop(store);
+        let c = Connection::open(folder.path().join("pulse.db")).unwrap();
+        let mark: i64 = c
+            .query_row("SELECT last_event FROM state_mark", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mark, 5);
+    }
+}
+
+#[test]
+fn an_unversioned_file_is_stamped_with_the_version_of_its_layout_once() {
+    for version in 0..=LATEST {
+        let (folder, mut c) = file_at(version);
+        c.pragma_update(None, "user_version", 0).unwrap();
+        assert_eq!(unversioned_layout(&c).unwrap(), version);
+        migrate(&mut c).unwrap();
+        assert_eq!(user_version(&c), LATEST);
+        // What step 1 would move, were the layout looked at again.
+        c.execute(
+            "INSERT INTO counters (granularity, slot, name, value) VALUES ('Q', 0, 'events', 1)",
+            [],
+        )
+        .unwrap();
+        drop(c);
+        drop(SqliteStore::open(folder.path().join("pulse.db")).unwrap());
+        let c = Connection::open(folder.path().join("pulse.db")).unwrap();
+        assert_eq!(quarter_cells(&c), 1, "from version {version}");
+    }
+}
+
+#[test]
+fn a_file_written_before_the_versions_at_the_last_layout_is_only_stamped() {
+    let (_folder, mut c) = file_with(SCHEMA);
+    assert_eq!(user_version(&c), 0);
+    let (before, changes) = (schema_version(&c), c.total_changes());
+    migrate(&mut c).unwrap();
+    assert_eq!(user_version(&c), LATEST);
+    assert_eq!((schema_version(&c), c.total_changes()), (before, changes));
+}
+
+#[test]
+fn an_unversioned_file_gets_the_table_and_index_some_older_builds_left_out() {
+    // Files from before `connections`, and from the builds that moved the
+    // feed's order out of `events_newest_first` (since reverted; their files
+    // are at version 3, but the index goes with step 4 whatever the version).
+    let (folder, c) = file_at(0);
+    c.execute_batch("DROP TABLE connections; DROP INDEX events_newest_first")
+        .unwrap();
+    drop(c);
+    drop(SqliteStore::open(folder.path().join("pulse.db")).unwrap());
+    let c = Connection::open(folder.path().join("pulse.db")).unwrap();
+    assert_eq!(layout(&c), layout(&schema().1));
+}
+
+#[tokio::test]
+async fn a_file_at_the_latest_version_runs_no_step() {
+    let folder = tempfile::tempdir().unwrap();
+    let path = folder.path().join("pulse.db");
+    drop(SqliteStore::open(&path).unwrap());
+    let mut c = Connection::open(&path).unwrap();
+    assert_eq!(user_version(&c), LATEST);
+    // What step 1 would move, had it run again.
+    c.execute(
+        "INSERT INTO counters (granularity, slot, name, value) VALUES ('Q', 0, 'events', 1)",
+        [],
+    )
+    .unwrap();
+    let (before, changes) = (schema_version(&c), c.total_changes());
+    migrate(&mut c).unwrap();
+    assert_eq!((schema_version(&c), c.total_changes()), (before, changes));
+    drop(c);
+    let store = SqliteStore::open(&path).unwrap();
+    store.ping().await.unwrap();
+    let c = Connection::open(&path).unwrap();
+    assert_eq!((user_version(&c), schema_version(&c)), (LATEST, before));
+    assert_eq!(quarter_cells(&c), 1);
+}
+
+#[test]
+fn a_file_from_a_newer_build_is_refused_and_left_as_it_is() {
+    let (folder, c) = schema();
+    let newer = LATEST + 1;
+    c.pragma_update(None, "user_version", newer as i64).unwrap();
+    let before = schema_version(&c);
+    drop(c);
+    let path = folder.path().join("pulse.db");
+    let Err(error) = SqliteStore::open(&path) else {
+        panic!("opened a file of a newer build");
+    };
+    let message = Chain(&error).to_string();
+    assert!(
+        message.contains(&format!("is at schema version {newer}"))
+            && message.contains(&format!("knows versions up to {LATEST}"))
+            && message.contains("newer Pulse"),
+        "{message}"
+    );
+    let c = Connection::open(&path).unwrap();
+    assert_eq!((user_version(&c), schema_version(&c)), (newer, before));
+}
+
+#[test]
+fn a_file_brought_up_from_version_0_has_the_layout_of_a_new_one() {
+    assert_eq!(migrations().pending_migrations(&schema().1).unwrap(), 0);
+    let (_folder, mut c) = file_with("");
+    assert_eq!(migrations().pending_migrations(&c).unwrap(), LATEST as i32);
+    let (_new_folder, new) = schema();
+    assert_eq!(user_version(&new), LATEST);
+    c.execute_batch(FIRST_LAYOUT).unwrap();
+    migrate(&mut c).unwrap();
+    assert_eq!(user_version(&c), LATEST);
+    assert_eq!(layout(&c), layout(&new));
+}
+
+fn user_version(c: &Connection) -> usize {
+    c.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
+        .unwrap() as usize
+}
+
+/// SQLite's count of changes to the file's tables and indexes.
+fn schema_version(c: &Connection) -> i64 {
+    c.query_row("PRAGMA schema_version", [], |r| r.get(0))
+        .unwrap()
+}
+
+fn quarter_cells(c: &Connection) -> i64 {
+    c.query_row(
+        "SELECT count(*) FROM counters WHERE granularity = 'Q'",
+        [],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
+
+/// Each table's columns (name, type, not null, key) and whether it has a
+/// rowid, and each index's columns and order.
+fn layout(c: &Connection) -> Vec<String> {
+    let mut rows: Vec<String> = c
+        .prepare(
+            "SELECT m.name, instr(upper(m.sql), 'WITHOUT ROWID') > 0, p.name, p.type, p.\"notnull\", p.pk
+             FROM sqlite_schema m JOIN pragma_table_info(m.name) p
+             WHERE m.type = 'table' ORDER BY m.name, p.cid",
+        )
+        .unwrap()
+        .query_map([], |r| {
+            Ok(format!(
+                "{} {} {} {} {} {}",
+                r.get::<_, String>(0)?,
+                r.get::<_, bool>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, bool>(4)?,
+                r.get::<_, i64>(5)?
+            ))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let indexes: Vec<String> = c
+        .prepare(
+            "SELECT m.tbl_name, m.name, x.seqno, x.name, x.desc
+             FROM sqlite_schema m JOIN pragma_index_xinfo(m.name) x
+             WHERE m.type = 'index' AND x.key ORDER BY m.name, x.seqno",
+        )
+        .unwrap()
+        .query_map([], |r| {
+            Ok(format!(
+                "{} {} {} {} {}",
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, bool>(4)?
+            ))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    rows.extend(indexes);
+    rows
 }
