@@ -12,7 +12,7 @@
 //!
 //! | table | key | holds |
 //! |---|---|---|
-//! | `events` | `id`, an event id's 16 bytes ([`schema`]); the rowid is arrival order | each event, parsed and as sent, until it expires |
+//! | `events` | `id`, an event id's 16 bytes ([`schema::IdKey`]); the rowid is arrival order | each event, parsed and as sent, until it expires |
 //! | `contacts` | `wa_id` | each contact's state, as of `state_mark` |
 //! | `messages` | `id` | each outbound message's state, as of `state_mark` |
 //! | `quarter_counters` | `(day, name)` | a UTC day's quarters of one counter, and their total |
@@ -21,11 +21,12 @@
 //! | `connections` | `connection_id` | live WebSocket connections, until they expire |
 //!
 //! This file opens the store and holds the plumbing the others share:
-//! [`schema`] the tables and the migrations of older files, [`writer`] the
-//! writer, syncer and checkpointer threads, [`state`] the writer's connection and
-//! the state it keeps in memory between writes, [`quarters`] a day row's bytes,
-//! [`store`] and [`connections`] the store traits (reads run on the pool, writes
-//! go to the writer).
+//! [`schema`] the tables and their numbered migrations (`PRAGMA user_version`)
+//! that bring older files up to them, [`writer`] the writer, syncer and
+//! checkpointer threads, [`state`] the writer's connection and the state it
+//! keeps in memory between writes, [`quarters`] a day row's bytes, [`store`] and
+//! [`connections`] the store traits (reads run on the pool, writes go to the
+//! writer). The tests are in `tests/`, a file per topic.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -114,6 +115,8 @@ impl SqliteStore {
         connection
             .execute_batch(WRITER_SETTINGS)
             .map_err(unavailable)?;
+        // Before any other connection: brings a file of an older build up to
+        // this one's tables, or refuses one of a newer build.
         schema::migrate(&mut connection)?;
         let unwritten = UnwrittenContacts::default();
         let state_writer = Writer::open(connection, unwritten.clone())?;
