@@ -13,6 +13,7 @@ use super::{from_json, lock, to_json, unavailable, StoreError, UnwrittenContacts
 use crate::counters::{Deltas, Granularity};
 use crate::event::{Event, ReceivedEvent};
 use crate::ingest::{expires_at, Ledger, Outcome};
+use crate::telemetry::Chain;
 
 /// How long, at most, contact and message state stays in the writer's memory
 /// while deliveries keep coming: a busy contact's row is then written once in
@@ -178,7 +179,7 @@ impl Writer {
     /// logged and the state stays in memory for the next try.
     pub(super) fn write_state_logged(&mut self) {
         if let Err(error) = self.write_state() {
-            tracing::warn!(%error, "writing contact and message state failed; it stays in memory");
+            tracing::warn!(error = %Chain(&error), "writing contact and message state failed; it stays in memory");
         }
     }
 

@@ -14,6 +14,7 @@ use super::state::{Writer, STATE_IDLE};
 use super::{lock, unavailable, StoreError};
 use crate::event::ReceivedEvent;
 use crate::ingest::Outcome;
+use crate::telemetry::Chain;
 
 /// At most this many events go into one group commit; more waits for the next.
 const MAX_GROUP_EVENTS: usize = 5_000;
@@ -95,7 +96,7 @@ pub(super) fn run_writer(
     {
         Ok(clock) => clock,
         Err(error) => {
-            tracing::error!(%error, "the store's writer could not start");
+            tracing::error!(error = %Chain(&error), "the store's writer could not start");
             return;
         }
     };
@@ -181,7 +182,7 @@ pub(super) fn run_syncer(
             false => Ok(()),
         };
         if let Err(error) = &synced {
-            tracing::error!(%error, "fsync of the WAL failed; its deliveries are answered with an error");
+            tracing::error!(error = %Chain(error), "fsync of the WAL failed; its deliveries are answered with an error");
         }
         let groups = batch.len();
         for Committed { group, written } in batch {
@@ -215,7 +216,7 @@ fn answer(group: Vec<Delivery>, written: &Result<Vec<Vec<Outcome>>, StoreError>)
 pub(super) fn run_checkpointer(connection: Connection, commits: std::sync::mpsc::Receiver<()>) {
     while commits.recv().is_ok() {
         if let Err(error) = connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-            tracing::warn!(%error, "checkpoint failed; the writer's own will catch up");
+            tracing::warn!(error = %Chain(&error), "checkpoint failed; the writer's own will catch up");
         }
         std::thread::sleep(CHECKPOINT_INTERVAL);
     }
