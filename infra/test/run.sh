@@ -69,7 +69,9 @@ fi
 # functions' binaries, which test builds do not produce: build the binaries first.
 say "building"
 cargo build --workspace --bins
-# The workspace's lints ([workspace.lints] in Cargo.toml), as errors.
+# rustfmt's layout, and the workspace's lints ([workspace.lints] in Cargo.toml) as errors.
+say "checking the format (cargo fmt --check)"
+cargo fmt --all --check
 say "linting (clippy, warnings are errors)"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
