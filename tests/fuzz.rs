@@ -146,7 +146,7 @@ fn parse_and_check(body: &[u8]) {
         assert!(EVENT_TYPES.contains(&event.kind.type_name()));
         // What is stored as raw is valid JSON, and what is shown serialises.
         serde_json::from_str::<Value>(received.raw.get()).expect("raw updates are JSON");
-        serde_json::to_string(&pulse_shared::metrics::public_event(event.clone())).unwrap();
+        serde_json::to_string(&pulse_shared::mask::public_event(event.clone())).unwrap();
     }
 }
 

@@ -3,6 +3,8 @@
 
 use sha2::{Digest, Sha256};
 
+use crate::event::{Event, EventKind};
+
 /// `919876543210` → `91•••••3210`. The middle is always five dots, so the mask
 /// does not tell the number's length either; short ids keep at most their last two
 /// characters.
@@ -31,9 +33,36 @@ pub fn mask_message_id(id: &str) -> String {
     format!("msg_{}", hex::encode(&Sha256::digest(id.as_bytes())[..12]))
 }
 
+/// An event as the API and the live feed show it: the contact's number masked,
+/// and message ids, which hold it too, replaced by opaque digests.
+pub fn public_event(mut event: Event) -> Event {
+    if let Some(contact) = event.contact.as_mut() {
+        contact.wa_id = mask_phone(&contact.wa_id);
+    }
+    let mask = |id: &mut String| *id = mask_message_id(id);
+    match &mut event.kind {
+        EventKind::ButtonClick {
+            message_id,
+            context_message_id,
+            ..
+        } => {
+            mask(message_id);
+            context_message_id.as_mut().map(mask);
+        }
+        EventKind::ListSelection { message_id, .. }
+        | EventKind::TextMessage { message_id, .. }
+        | EventKind::MediaMessage { message_id, .. }
+        | EventKind::OtherMessage { message_id, .. }
+        | EventKind::StatusUpdate { message_id, .. } => mask(message_id),
+        EventKind::OtherUpdate { .. } => {}
+    }
+    event
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{mask_message_id, mask_phone};
+    use super::*;
+    use chrono::Utc;
 
     #[test]
     fn message_ids_become_stable_opaque_digests() {
@@ -53,5 +82,57 @@ mod tests {
         assert_eq!(mask_phone("12345"), "•••••45");
         assert_eq!(mask_phone("12"), "•••••");
         assert_eq!(mask_phone(""), "•••••");
+    }
+
+    /// Every string of `value`, base64-decoded where it decodes (after the
+    /// `wamid.` prefix), must not contain `digits`.
+    fn leaks(value: &serde_json::Value, digits: &str) -> Vec<String> {
+        use base64::Engine;
+        let mut found = Vec::new();
+        match value {
+            serde_json::Value::String(text) => {
+                let bare = text.trim_start_matches("wamid.");
+                let engines = [
+                    base64::engine::general_purpose::STANDARD,
+                    base64::engine::general_purpose::URL_SAFE,
+                ];
+                let decoded = engines
+                    .iter()
+                    .filter_map(|e| e.decode(bare).ok())
+                    .map(|b| String::from_utf8_lossy(&b).into_owned());
+                for candidate in std::iter::once(text.clone()).chain(decoded) {
+                    if candidate.contains(digits) {
+                        found.push(text.clone());
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => {
+                items.iter().for_each(|v| found.extend(leaks(v, digits)));
+            }
+            serde_json::Value::Object(fields) => {
+                fields.values().for_each(|v| found.extend(leaks(v, digits)));
+            }
+            _ => {}
+        }
+        found
+    }
+
+    #[test]
+    fn shown_events_hold_no_recoverable_phone_number() {
+        let samples = concat!(env!("CARGO_MANIFEST_DIR"), "/../events/whatsapp");
+        let mut checked = 0;
+        for file in std::fs::read_dir(samples).unwrap() {
+            let body = std::fs::read(file.unwrap().path()).unwrap();
+            for received in crate::event::events_from_body(&body, Utc::now()).unwrap() {
+                let Some(wa_id) = received.event.contact.as_ref().map(|c| c.wa_id.clone()) else {
+                    continue;
+                };
+                let shown = serde_json::to_value(public_event(received.event)).unwrap();
+                let leaked = leaks(&shown, &wa_id);
+                assert!(leaked.is_empty(), "{wa_id} recoverable from {leaked:?}");
+                checked += 1;
+            }
+        }
+        assert!(checked >= 5, "only {checked} events with a contact checked");
     }
 }

@@ -24,7 +24,7 @@ use futures::StreamExt;
 use serde_json::value::RawValue;
 
 use crate::event::Event;
-use crate::metrics::public_event;
+use crate::mask::public_event;
 use crate::store::dynamodb::event_from_item;
 use crate::store::{Connection, ConnectionStore};
 use crate::telemetry::Chain;

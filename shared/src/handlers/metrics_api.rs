@@ -12,6 +12,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
 
 use crate::config::MetricsConfig;
 use crate::event::EVENT_TYPES;
+use crate::mask;
 use crate::metrics;
 use crate::signature;
 use crate::store::{page_of_events, Cursor, EventQuery, Store};
@@ -194,7 +195,7 @@ impl MetricsHandler {
             .await
             .map_err(store_error)?;
         Ok(success(metrics::RecentEvents {
-            events: page.events.into_iter().map(metrics::public_event).collect(),
+            events: page.events.into_iter().map(mask::public_event).collect(),
             next: page.next.map(|cursor| cursor.encode()),
         }))
     }
