@@ -2,6 +2,7 @@
 //! a pure function of the counters, the zone, the window and the time.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 
 use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
@@ -18,6 +19,68 @@ fn add_to(counts: &mut BTreeMap<String, i64>, name: &str, by: i64) {
         None => {
             counts.insert(name.to_owned(), by);
         }
+    }
+}
+
+const QUARTER_MS: i64 = Granularity::Quarter.millis();
+const QUARTERS: i64 = QUARTERS_PER_DAY as i64;
+
+/// Places a day row of one button's clicks (its quarters inside `window`) in
+/// the operators' zone: adds each quarter's clicks to its local quarter of the
+/// day in `by_local_quarter`, and returns the row's clicks on the local day
+/// before its UTC date, on that date, and on the day after (a UTC day spans at
+/// most two of them).
+fn place_clicks(
+    counter: &DayCounter,
+    window: &Range<i64>,
+    clock: &mut LocalClock,
+    by_local_quarter: &mut [i64; QUARTERS_PER_DAY],
+) -> [i64; 3] {
+    // The row's quarters are in order: the window cuts it by binary search.
+    let at_or_after = |time: i64| {
+        counter
+            .quarters
+            .partition_point(|(q, _)| counter.day + i64::from(*q) * QUARTER_MS < time)
+    };
+    let quarters = &counter.quarters[at_or_after(window.start)..at_or_after(window.end)];
+    // One zone offset all day (the rule): a quarter's local place is a shift,
+    // with no time-zone lookup per quarter. On a DST day, each quarter's own.
+    let shift = clock
+        .day_offset_ms(counter.day)
+        .filter(|offset| offset % QUARTER_MS == 0)
+        .map(|offset| offset / QUARTER_MS);
+    let mut per_local_day = [0i64; 3];
+    for &(q, clicks) in quarters {
+        // Quarters since the start of the row's UTC date, in local time.
+        let local = match shift {
+            Some(shift) => i64::from(q) + shift,
+            None => (clock.local_ms(counter.day + i64::from(q) * QUARTER_MS) - counter.day)
+                .div_euclid(QUARTER_MS),
+        };
+        let day = local.div_euclid(QUARTERS);
+        by_local_quarter[(local - day * QUARTERS) as usize] += clicks;
+        if let Some(sum) = usize::try_from(day + 1)
+            .ok()
+            .and_then(|d| per_local_day.get_mut(d))
+        {
+            *sum += clicks;
+        }
+    }
+    per_local_day
+}
+
+/// A day row's count inside `window`: its total when the whole day is inside
+/// (a store may then send the total alone; clicks always come with their
+/// quarters, for hours and local days), else the sum of its quarters inside.
+fn count_in(counter: &DayCounter, window: &Range<i64>) -> i64 {
+    if window.start <= counter.day && counter.day + DAY_MS <= window.end {
+        counter.total
+    } else {
+        counter
+            .slots()
+            .filter(|(slot, _)| window.contains(slot))
+            .map(|(_, v)| v)
+            .sum()
     }
 }
 
@@ -51,73 +114,9 @@ pub fn webhook_metrics_from(
     let mut clock = LocalClock::new(tz);
     let first_epoch_day = i64::from(first.to_epoch_days());
 
-    const QUARTER_MS: i64 = Granularity::Quarter.millis();
-    const QUARTERS: i64 = QUARTERS_PER_DAY as i64;
     for counter in counters {
-        let slots = || counter.slots().filter(|(slot, _)| window.contains(slot));
-        // A day wholly inside the window may come as its total alone (clicks
-        // never do: they are asked for by quarter, for hours and local days).
-        let whole_day = window.start <= counter.day && counter.day + DAY_MS <= window.end;
-        let sum = || {
-            if whole_day {
-                counter.total
-            } else {
-                slots().map(|(_, v)| v).sum()
-            }
-        };
         if let Some(button) = counter.name.strip_prefix(names::CLICK_PREFIX) {
-            // A UTC day's row spans at most two local days: sum per local day
-            // (the day before its date, its date, the day after), then add each
-            // sum to the day's map once.
-            let mut per_local_day = [0i64; 3];
-            // The row's quarters inside the window: they are in order.
-            let at_or_after = |time: i64| {
-                counter
-                    .quarters
-                    .partition_point(|(q, _)| counter.day + i64::from(*q) * QUARTER_MS < time)
-            };
-            let quarters = &counter.quarters[at_or_after(window.start)..at_or_after(window.end)];
-            let shift = clock
-                .day_offset_ms(counter.day)
-                .filter(|offset| offset % QUARTER_MS == 0)
-                .map(|offset| offset / QUARTER_MS);
-            if let Some(shift) = shift {
-                // One offset all day: a quarter's local place is a shift, and the
-                // local days split the row where the shifted quarter leaves 0..96.
-                let split = |bound: i64| quarters.partition_point(|(q, _)| i64::from(*q) < bound);
-                let (before, after) = (split(-shift), split(QUARTERS - shift));
-                let parts = [
-                    &quarters[..before],
-                    &quarters[before..after],
-                    &quarters[after..],
-                ];
-                for ((day, part), sum) in (-1..).zip(parts).zip(&mut per_local_day) {
-                    let to_local = shift - day * QUARTERS;
-                    for &(q, value) in part {
-                        if let Some(clicks) = usize::try_from(i64::from(q) + to_local)
-                            .ok()
-                            .and_then(|local| by_local_quarter.get_mut(local))
-                        {
-                            *clicks += value;
-                        }
-                        *sum += value;
-                    }
-                }
-            } else {
-                // A DST day: each quarter's own offset.
-                for &(q, value) in quarters {
-                    let local_ms = clock.local_ms(counter.day + i64::from(q) * QUARTER_MS);
-                    let local = (local_ms - counter.day).div_euclid(QUARTER_MS);
-                    let day = local.div_euclid(QUARTERS);
-                    by_local_quarter[(local - day * QUARTERS) as usize] += value;
-                    if let Some(sum) = usize::try_from(day + 1)
-                        .ok()
-                        .and_then(|d| per_local_day.get_mut(d))
-                    {
-                        *sum += value;
-                    }
-                }
-            }
+            let per_local_day = place_clicks(counter, &window, &mut clock, &mut by_local_quarter);
             let date_index = counter.day.div_euclid(DAY_MS) - first_epoch_day;
             for (offset, clicks) in (-1..).zip(per_local_day).filter(|(_, c)| *c != 0) {
                 let Some(day) = usize::try_from(date_index + offset)
@@ -131,9 +130,9 @@ pub fn webhook_metrics_from(
                 add_to(&mut by_button, button, clicks);
             }
         } else if let Some(bucket) = counter.name.strip_prefix(names::RESPONSE_BUCKET_PREFIX) {
-            *buckets.entry(bucket.parse().unwrap_or(0)).or_default() += sum();
+            *buckets.entry(bucket.parse().unwrap_or(0)).or_default() += count_in(counter, &window);
         } else {
-            *totals.entry(counter.name.as_str()).or_default() += sum();
+            *totals.entry(counter.name.as_str()).or_default() += count_in(counter, &window);
         }
     }
     let mut hourly = [0i64; 24];
