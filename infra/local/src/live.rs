@@ -2,7 +2,8 @@
 //! records goes straight to the broadcaster's fan-out, and from there into the
 //! sockets of the WebSocket gateway, in process. (With `--store dynamodb` the path
 //! is AWS's instead: the table's stream, the broadcast function, the Management
-//! API; see [`crate::stream`].)
+//! API; see [`crate::stream`].) Why in process: docs/performance.md, "Why the
+//! live path is in process locally".
 
 use std::sync::Arc;
 

@@ -10,10 +10,11 @@
 //! A delivery is recorded in as few `TransactWriteItems` as fit it: the events put
 //! on condition that they do not exist, the state puts on condition of their
 //! versions, and one `ADD` update per counter slot (see [`record`]). Counter and feed items are spread over [`SHARDS`] partitions
-//! picked by event id, so that no single item takes every write (DynamoDB allows
-//! about 1 000 writes a second per item); readers sum or merge the shards. A
+//! picked by event id, so that no single item takes every write (DynamoDB limits
+//! the writes a second to one item); readers sum or merge the shards. A
 //! metrics query thus reads at most `SHARDS` items per slot of its window,
-//! whatever the number of events. Raw events and minute counters carry a TTL
+//! whatever the number of events (docs/performance.md, "Why DynamoDB shards its
+//! counters and feed"). Raw events and minute counters carry a TTL
 //! (`expires_at`); quarter counters and contacts stay.
 
 use std::collections::{BTreeMap, HashMap};

@@ -18,10 +18,11 @@
 //! moves and its counters must land together or not at all, or a redelivery after
 //! a partial write would count nothing (lost) or count twice. The alternative,
 //! writing only events and deriving state and counters from the table's stream
-//! with idempotent batch markers, makes metrics lag the stream (about a second)
+//! with idempotent batch markers, makes metrics lag behind the stream's polling
 //! and moves contact state into a second consumer; transactions keep the webhook's
 //! 200 meaning "counted". Their doubled write price is paid on far fewer items:
-//! state and counters are written once per chunk, not once per event.
+//! state and counters are written once per chunk, not once per event
+//! (docs/performance.md, "Why DynamoDB records a delivery at a time").
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;

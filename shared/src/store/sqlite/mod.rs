@@ -68,7 +68,8 @@ const READERS: u32 = 4;
 /// more, because SQLite walks the whole cache at the end of every transaction.
 /// It checkpoints itself only as a backstop, once the WAL holds 64 MiB: the
 /// checkpointer thread does that work off the writer's path, and a checkpoint
-/// inside a commit is what made the slowest answers (see docs/benchmarks.md).
+/// inside a commit is what made the slowest answers (docs/performance.md,
+/// "Why checkpoints run off the writer's path").
 const WRITER_SETTINGS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
     PRAGMA busy_timeout = 5000; PRAGMA cache_size = -8192; PRAGMA wal_autocheckpoint = 16384;
     PRAGMA journal_size_limit = 67108864;";

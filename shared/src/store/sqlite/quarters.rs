@@ -1,6 +1,7 @@
 //! A `quarter_counters` row's bytes: a UTC day's non-zero quarters of one
 //! counter as 9-byte (quarter, i64 LE) pairs, so that a 30-day query reads a row
-//! a day per counter, and how quarter deltas are added to them.
+//! a day per counter, and how quarter deltas are added to them (docs/performance.md,
+//! "Why counters by quarter, in day rows with totals").
 
 use std::collections::BTreeMap;
 

@@ -35,9 +35,9 @@ use super::{corrupt, unavailable, StoreError};
 /// if the table is there already, so a test can put back one it dropped.
 pub(super) const SCHEMA: &str = "
 -- The events, in arrival order (rowid). `id` holds an event id's 16 bytes (see
--- `IdKey`): the id index and `events_newest_first` take random inserts, and keys
--- half as long make them fewer pages to write per group commit
--- (docs/benchmarks.md, \"Event ids kept as 16 bytes\").
+-- `IdKey`): the id index and `events_newest_first` take random inserts, and
+-- shorter keys make them fewer pages to write per group commit
+-- (docs/performance.md, \"Why event ids are 16 bytes\").
 CREATE TABLE IF NOT EXISTS events (
     id          BLOB PRIMARY KEY,
     type        TEXT NOT NULL,

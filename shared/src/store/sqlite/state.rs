@@ -29,8 +29,9 @@ pub(super) const STATE_IDLE: Duration = Duration::from_millis(50);
 /// Events and counter deltas are written with every group commit; state rows
 /// every [`STATE_INTERVAL`] and when the writer has had nothing to do for
 /// [`STATE_IDLE`], because a busy contact's row rewritten in every commit is much
-/// of the pages a commit writes. Readers see the contacts not yet written through
-/// [`UnwrittenContacts`].
+/// of the pages a commit writes (docs/performance.md, "Why contact and message
+/// state is written once a second"). Readers see the contacts not yet written
+/// through [`UnwrittenContacts`].
 ///
 /// The state tables always match the events up to `state_mark`: after a crash,
 /// [`Writer::catch_up`] applies the events stored after the mark again (their
