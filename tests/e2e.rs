@@ -1348,7 +1348,7 @@ async fn the_openapi_description_documents_what_every_route_answers() {
         .map(String::as_str)
         .collect();
     let mut expected = vec!["/health", "/webhook"];
-    expected.extend(pulse_shared::handlers::metrics_api::DATA_PATHS);
+    expected.extend(data_paths());
     expected.sort_unstable();
     let mut documented_sorted = documented.clone();
     documented_sorted.sort_unstable();
@@ -1367,7 +1367,7 @@ async fn the_openapi_description_documents_what_every_route_answers() {
     .unwrap();
     let (_, health) = stack.get("/health").await;
     conforms(&doc, &success("/health", "get"), &health, "/health").unwrap();
-    for path in pulse_shared::handlers::metrics_api::DATA_PATHS {
+    for path in data_paths() {
         assert_eq!(
             doc["paths"][path]["get"]["security"],
             json!([{"dashboard_token": []}]),

@@ -1,7 +1,16 @@
-//! The HTTP API's routes, in one table. `template.yaml` declares the same ones
-//! (`infra/deploy/check_template.py` reads this file to compare), the local
-//! gateway dispatches by it, and the REST API's OpenAPI description
-//! ([`crate::handlers::metrics_api::ApiDoc`]) documents what is behind them.
+//! The HTTP API's routes, in one place:
+//! - [`ROUTES`], the routes as API Gateway declares them: `template.yaml` declares
+//!   the same ones (`infra/deploy/check_template.py` reads this file to compare),
+//!   and the local gateway dispatches by them;
+//! - [`Operation`], each method and path they lead to, with what it answers:
+//!   the handlers match on it, and the OpenAPI description
+//!   ([`crate::handlers::openapi`]) is generated from it.
+
+use utoipa::openapi::{RefOr, Schema};
+
+use crate::handlers::openapi::{success, Schemas};
+use crate::ingest::Summary;
+use crate::metrics::{Conversations, HealthAnswer, Realtime, RecentEvents, WebhookMetrics};
 
 /// The Lambda function a route invokes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +70,260 @@ pub fn find(method: &str, path: &str) -> Option<&'static Route> {
     ROUTES.iter().find(|r| r.matches(method, path))
 }
 
+/// An operation of the HTTP API: one method on one path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    Verify,
+    Deliver,
+    Health,
+    OpenApi,
+    Metrics,
+    Conversations,
+    Realtime,
+    RecentEvents,
+}
+
+/// Where a parameter goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum In {
+    Query,
+    Header,
+}
+
+/// A parameter of an operation.
+#[derive(Debug, Clone, Copy)]
+pub struct Param {
+    pub name: &'static str,
+    pub location: In,
+    pub description: &'static str,
+    /// A whole number within these bounds; else text.
+    pub bounds: Option<(u32, u32)>,
+    pub required: bool,
+}
+
+const fn query(name: &'static str, description: &'static str) -> Param {
+    Param {
+        name,
+        location: In::Query,
+        description,
+        bounds: None,
+        required: false,
+    }
+}
+
+const fn required(name: &'static str, description: &'static str) -> Param {
+    Param {
+        required: true,
+        ..query(name, description)
+    }
+}
+
+const fn bounded(name: &'static str, description: &'static str, min: u32, max: u32) -> Param {
+    Param {
+        bounds: Some((min, max)),
+        ..query(name, description)
+    }
+}
+
+/// What an operation is: where it is, who may call it, and what it answers.
+#[derive(Debug, Clone, Copy)]
+pub struct Spec {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub function: Function,
+    /// Whether it needs `Authorization: Bearer <DASHBOARD_TOKEN>`.
+    pub token: bool,
+    /// The OpenAPI summary: what it is for.
+    pub summary: &'static str,
+    pub params: &'static [Param],
+    /// Its success answer: a status, what it means and the body's schema.
+    pub answer: Answer,
+    /// Its error answers (`Failure` bodies), by status.
+    pub failures: &'static [(u16, &'static str)],
+}
+
+/// A success answer's status, meaning and body (its schema, registered in
+/// `Schemas` as it is made).
+#[derive(Debug, Clone, Copy)]
+pub struct Answer {
+    pub status: u16,
+    pub description: &'static str,
+    pub content_type: &'static str,
+    pub body: fn(&mut Schemas) -> RefOr<Schema>,
+    /// Other statuses that answer with the same body, and what each means.
+    pub also: &'static [(u16, &'static str)],
+}
+
+const fn json(description: &'static str, body: fn(&mut Schemas) -> RefOr<Schema>) -> Answer {
+    Answer {
+        status: 200,
+        description,
+        content_type: "application/json",
+        body,
+        also: &[],
+    }
+}
+
+/// How a data route fails: with parameters, and without.
+const TOKEN_FAILURES: [(u16, &str); 3] = [
+    (400, "A parameter out of bounds"),
+    (401, "No or wrong token"),
+    (503, "The store failed"),
+];
+const NO_PARAMETER_FAILURES: [(u16, &str); 2] =
+    [(401, "No or wrong token"), (503, "The store failed")];
+
+impl Operation {
+    pub const ALL: [Operation; 8] = [
+        Self::Verify,
+        Self::Deliver,
+        Self::Health,
+        Self::OpenApi,
+        Self::Metrics,
+        Self::Conversations,
+        Self::Realtime,
+        Self::RecentEvents,
+    ];
+
+    pub fn spec(self) -> Spec {
+        let metrics = |path, summary, params: &'static [Param], answer| Spec {
+            method: "GET",
+            path,
+            function: Function::Metrics,
+            token: true,
+            summary,
+            params,
+            answer,
+            failures: if params.is_empty() {
+                &NO_PARAMETER_FAILURES
+            } else {
+                &TOKEN_FAILURES
+            },
+        };
+        match self {
+            Self::Verify => Spec {
+                method: "GET",
+                path: "/webhook",
+                function: Function::Webhook,
+                token: false,
+                summary: "Meta's subscription check: echoes `hub.challenge` for the verify token.",
+                params: const {
+                    &[
+                    required("hub.mode", "`subscribe`"),
+                    required("hub.verify_token", "WHATSAPP_VERIFY_TOKEN"),
+                    required("hub.challenge", "Echoed back as text/plain"),
+                ]
+                },
+                answer: Answer {
+                    status: 200,
+                    description: "The challenge",
+                    content_type: "text/plain",
+                    body: |_| <String as utoipa::PartialSchema>::schema(),
+                    also: &[],
+                },
+                failures: &[(403, "Wrong token or mode")],
+            },
+            Self::Deliver => Spec {
+                method: "POST",
+                path: "/webhook",
+                function: Function::Webhook,
+                token: false,
+                summary: "A signed delivery (`X-Hub-Signature-256`): recorded whole, exactly once, before the answer.",
+                params: &[Param {
+                    name: "X-Hub-Signature-256",
+                    location: In::Header,
+                    description: "`sha256=` HMAC of the body with WHATSAPP_APP_SECRET",
+                    bounds: None,
+                    required: true,
+                }],
+                answer: json(
+                    "Stored: `data` is `{received, stored, duplicates}`",
+                    success::<Summary>,
+                ),
+                failures: &[
+                    (400, "Not a webhook payload"),
+                    (401, "Missing or wrong signature"),
+                    (413, "Over 6 MB"),
+                    (503, "The store failed; Meta retries"),
+                ],
+            },
+            Self::Health => Spec {
+                method: "GET",
+                path: "/health",
+                function: Function::Metrics,
+                token: false,
+                summary: "Liveness and the store's round trip; also at `/api/webhook/health`.",
+                params: &[],
+                answer: Answer {
+                    also: &[(503, "The store does not answer")],
+                    ..json("Healthy", crate::handlers::openapi::named::<HealthAnswer>)
+                },
+                failures: &[],
+            },
+            Self::OpenApi => Spec {
+                method: "GET",
+                path: "/api/openapi.json",
+                function: Function::Metrics,
+                token: false,
+                summary: "This description of the API (it holds no data).",
+                params: &[],
+                answer: json("The OpenAPI 3.1 document", |_| {
+                    <serde_json::Value as utoipa::PartialSchema>::schema()
+                }),
+                failures: &[],
+            },
+            Self::Metrics => metrics(
+                "/api/webhook/metrics",
+                "Button clicks, messages, statuses, delivery rate and response times over the last `days` local calendar days (PULSE_TIMEZONE).",
+                const { &[bounded("days", "1 to 90, default 7", 1, 90)] },
+                json("The figures", success::<WebhookMetrics>),
+            ),
+            Self::Conversations => metrics(
+                "/api/webhook/conversations",
+                "Contacts by latest activity, with who is waiting for a reply.",
+                const {
+                    &[
+                        bounded("limit", "1 to 200, default 20", 1, 200),
+                        bounded("active_minutes", "1 to 10080, default 30", 1, 10_080),
+                    ]
+                },
+                json("The conversations", success::<Conversations>),
+            ),
+            Self::Realtime => metrics(
+                "/api/webhook/stats/realtime",
+                "Events in the last minute, 5 minutes and hour, and per minute.",
+                &[],
+                json("The counts", success::<Realtime>),
+            ),
+            Self::RecentEvents => metrics(
+                "/api/webhook/events/recent",
+                "Events newest first (by WhatsApp time), numbers masked, page by page.",
+                const {
+                    &[
+                    bounded("limit", "1 to 200, default 50", 1, 200),
+                    query("type", "One event type: button_click, text_message, media_message, list_selection, other_message, status_update, other_update"),
+                    query("q", "Text to find (case-insensitive), at most 200 characters"),
+                    query("before", "The `next` of the previous page"),
+                ]
+                },
+                json("A page", success::<RecentEvents>),
+            ),
+        }
+    }
+
+    /// The operation a request for `method` and `path` is (a trailing `/` aside).
+    pub fn find(method: &str, path: &str) -> Option<Self> {
+        let path = match path.trim_end_matches('/') {
+            "/api/webhook/health" => "/health",
+            trimmed => trimmed,
+        };
+        Self::ALL.into_iter().find(|operation| {
+            let spec = operation.spec();
+            spec.method == method && spec.path == path
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -90,5 +353,21 @@ mod tests {
         ] {
             assert_eq!(find(method, path), None, "{method} {path}");
         }
+    }
+
+    #[test]
+    fn every_operation_is_routed_to_its_function() {
+        for operation in Operation::ALL {
+            let spec = operation.spec();
+            let route = find(spec.method, spec.path).unwrap_or_else(|| panic!("{operation:?}"));
+            assert_eq!(route.function, spec.function, "{operation:?}");
+            assert_eq!(Operation::find(spec.method, spec.path), Some(operation));
+        }
+        assert_eq!(
+            Operation::find("GET", "/api/webhook/health/"),
+            Some(Operation::Health)
+        );
+        assert_eq!(Operation::find("POST", "/api/webhook/metrics"), None);
+        assert_eq!(Operation::find("GET", "/api/webhook/nothing"), None);
     }
 }

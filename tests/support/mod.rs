@@ -141,6 +141,16 @@ pub fn sample_event(path: &str) -> Vec<u8> {
     serde_json::to_vec(&event).unwrap()
 }
 
+/// The paths of the data routes: every operation behind the dashboard token.
+pub fn data_paths() -> Vec<&'static str> {
+    pulse_shared::routes::Operation::ALL
+        .into_iter()
+        .map(|operation| operation.spec())
+        .filter(|spec| spec.token)
+        .map(|spec| spec.path)
+        .collect()
+}
+
 // ---------------------------------------------------------------- stores
 
 /// A fresh SQLite store in its own temporary folder (kept alive by the guard).

@@ -22,6 +22,7 @@ use serde_json::json;
 pub mod broadcast;
 pub mod dashboard;
 pub mod metrics_api;
+pub mod openapi;
 pub mod webhook;
 pub mod websocket;
 

@@ -157,3 +157,11 @@ pub struct StoreHealth {
     pub reachable: bool,
     pub latency_ms: f64,
 }
+
+/// Body of `GET /health`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HealthAnswer {
+    #[serde(flatten)]
+    pub health: Health,
+    pub timestamp: DateTime<Utc>,
+}
