@@ -1318,6 +1318,32 @@ fn resolve(doc: &Value, schema: &Value) -> Value {
     }
 }
 
+/// The dashboard's API types are generated from `dashboard/openapi.json`
+/// (`npm run types`): it must be the document the API serves.
+#[tokio::test]
+async fn the_committed_openapi_document_is_the_one_served() {
+    let stack = Stack::start().await;
+    let served: Value = json_of(stack.http.get(stack.url("/api/openapi.json"))).await;
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../dashboard/openapi.json");
+    let committed: Option<Value> = std::fs::read(&file)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+    if committed.as_ref() != Some(&served) {
+        if std::env::var_os("PULSE_UPDATE_OPENAPI").is_some() {
+            let text = serde_json::to_string_pretty(&served).unwrap() + "\n";
+            std::fs::write(&file, text).unwrap();
+        } else {
+            panic!(
+                "{} is not the document GET /api/openapi.json serves: run \
+                 `PULSE_UPDATE_OPENAPI=1 cargo nextest run -p pulse-tests --test e2e committed_openapi`, \
+                 then `cd dashboard && npm run types`, and commit both",
+                file.display()
+            );
+        }
+    }
+    stack.stop().await;
+}
+
 #[tokio::test]
 async fn the_openapi_description_documents_what_every_route_answers() {
     let stack = Stack::start().await;
