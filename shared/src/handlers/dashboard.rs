@@ -59,7 +59,13 @@ impl DashboardHandler {
              connect-src 'self' {origin}; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
         );
         Self {
-            config_json: json!({ "websocket_url": url.to_string() }).to_string(),
+            // The known buttons too, so that the page shows them first and
+            // always, from the one list the metrics use.
+            config_json: json!({
+                "websocket_url": url.to_string(),
+                "known_buttons": crate::event::KNOWN_BUTTONS,
+            })
+            .to_string(),
             content_security_policy: HeaderValue::from_str(&policy)
                 .expect("a URI's parts are valid in a header"),
         }
@@ -301,13 +307,14 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn config_names_the_websocket_url() {
+    async fn config_names_the_websocket_url_and_the_known_buttons() {
         let response = get("/config.json", &[]).await;
         assert_eq!(response.status(), 200);
         let config: serde_json::Value = serde_json::from_slice(bytes(&response)).unwrap();
         assert_eq!(
             config,
-            json!({"websocket_url": "wss://ws.example.com/live"})
+            json!({"websocket_url": "wss://ws.example.com/live",
+                   "known_buttons": ["RETRIEVE_CONTENT", "UNLOCK_CONTENT", "SHARE_WITH_CLIENTS"]})
         );
     }
 
