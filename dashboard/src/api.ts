@@ -106,6 +106,13 @@ export class Unauthorized extends Error {}
 /** The server answered with an error, or could not be reached. */
 export class ApiError extends Error {}
 
+/** What every route but /health answers: `{ success, data }` or `{ success: false, error }`. */
+interface Envelope {
+  success?: boolean;
+  data?: unknown;
+  error?: { message?: string };
+}
+
 export class Api {
   constructor(readonly token: string) {}
 
@@ -122,7 +129,7 @@ export class Api {
       throw new ApiError("Pulse cannot be reached.");
     }
     if (response.status === 401) throw new Unauthorized("The dashboard token was refused.");
-    const body = await response.json().catch(() => null);
+    const body = (await response.json().catch(() => null)) as Envelope | null;
     if (!response.ok || !body || body.success !== true) {
       const message = body?.error?.message ?? `The server answered ${response.status}.`;
       throw new ApiError(message);

@@ -89,7 +89,7 @@ export class LiveConnection {
     if (typeof data !== "string") return;
     let message: { type?: string; events?: PulseEvent[] };
     try {
-      message = JSON.parse(data);
+      message = JSON.parse(data) as typeof message;
     } catch {
       return;
     }

@@ -36,8 +36,7 @@ function signIn(notice = ""): void {
     error,
     button,
   );
-  form.addEventListener("submit", async (submit) => {
-    submit.preventDefault();
+  const submitToken = async (): Promise<void> => {
     const token = input.value.trim();
     button.disabled = true;
     error.textContent = "";
@@ -52,6 +51,10 @@ function signIn(notice = ""): void {
       input.focus();
       input.select();
     }
+  };
+  form.addEventListener("submit", (submit) => {
+    submit.preventDefault();
+    void submitToken();
   });
   fill(app, h("main", { id: "main", class: "signin-page" }, form));
   input.focus();
