@@ -1,13 +1,7 @@
 // The REST API the dashboard reads, typed as the server writes it (README, "API").
 
 export type EventType =
-  | "button_click"
-  | "list_selection"
-  | "text_message"
-  | "media_message"
-  | "other_message"
-  | "status_update"
-  | "other_update";
+  "button_click" | "list_selection" | "text_message" | "media_message" | "other_message" | "status_update" | "other_update";
 
 export const EVENT_TYPES: { type: EventType; label: string }[] = [
   { type: "button_click", label: "Button click" },

@@ -1,6 +1,16 @@
 // The dashboard's sections, each fed by one REST route and moved by the live feed.
 
-import { Api, EVENT_TYPES, Unauthorized, health, type Config, type Conversations, type Metrics, type PulseEvent, type Realtime } from "./api";
+import {
+  Api,
+  EVENT_TYPES,
+  Unauthorized,
+  health,
+  type Config,
+  type Conversations,
+  type Metrics,
+  type PulseEvent,
+  type Realtime,
+} from "./api";
 import { BarChart } from "./charts";
 import { download, toCsv } from "./csv";
 import { ago, count, dateTime, duration, fill, h, percent, since, time, timeElement, when } from "./dom";
@@ -31,7 +41,13 @@ interface Callbacks {
 /** A section: heading, a line saying what is going on, then its content. */
 function section(id: string, title: string, ...content: (Node | null)[]): { element: HTMLElement; state: HTMLElement } {
   const state = h("p", { class: "state", role: "status" }, "Loading…");
-  const element = h("section", { id, class: "card", "aria-labelledby": `${id}-title` }, h("h2", { id: `${id}-title` }, title), state, ...content);
+  const element = h(
+    "section",
+    { id, class: "card", "aria-labelledby": `${id}-title` },
+    h("h2", { id: `${id}-title` }, title),
+    state,
+    ...content,
+  );
   return { element, state };
 }
 
@@ -62,11 +78,23 @@ export class Dashboard {
 
   // Webhook status
   private readonly status = section("webhook", "Webhook");
-  private readonly perMinute = new BarChart({ title: "Events per minute, last hour", xTitle: "Minute", time: true, stacked: false, height: 140 });
+  private readonly perMinute = new BarChart({
+    title: "Events per minute, last hour",
+    xTitle: "Minute",
+    time: true,
+    stacked: false,
+    height: 140,
+  });
   // Click-to-Unlock
   private readonly clicks = section("clicks", "Click-to-Unlock");
   private readonly dailyClicks = new BarChart({ title: "Clicks by button per day", xTitle: "Day", time: false, stacked: true });
-  private readonly hourlyClicks = new BarChart({ title: "Clicks by hour of day", xTitle: "Hour", time: false, stacked: false, height: 160 });
+  private readonly hourlyClicks = new BarChart({
+    title: "Clicks by hour of day",
+    xTitle: "Hour",
+    time: false,
+    stacked: false,
+    height: 160,
+  });
   // Conversations
   private readonly chats = section("conversations", "Conversations");
   // Live feed
@@ -189,7 +217,10 @@ export class Dashboard {
     try {
       const result = await health();
       const healthy = result.status === "healthy";
-      fill(byId(root, "health-status"), h("span", { class: healthy ? "good" : "bad" }, healthy ? "Healthy" : "Degraded: store unreachable"));
+      fill(
+        byId(root, "health-status"),
+        h("span", { class: healthy ? "good" : "bad" }, healthy ? "Healthy" : "Degraded: store unreachable"),
+      );
       byId(root, "store-latency").textContent = `${result.store.latency_ms.toFixed(1)} ms`;
       this.webhookPill.textContent = healthy ? "Webhook healthy" : "Webhook degraded";
       this.webhookPill.dataset.tone = healthy ? "good" : "bad";
@@ -270,12 +301,32 @@ export class Dashboard {
       h(
         "div",
         { class: "columns" },
-        h("div", {}, h("h3", {}, "Response time"), h("dl", { class: "stats" }, stat("Average", "rt-avg"), stat("Median (p50)", "rt-p50"), stat("p95", "rt-p95"), stat("Replies timed", "rt-count"))),
+        h(
+          "div",
+          {},
+          h("h3", {}, "Response time"),
+          h(
+            "dl",
+            { class: "stats" },
+            stat("Average", "rt-avg"),
+            stat("Median (p50)", "rt-p50"),
+            stat("p95", "rt-p95"),
+            stat("Replies timed", "rt-count"),
+          ),
+        ),
         h(
           "div",
           {},
           h("h3", {}, "Delivery"),
-          h("dl", { class: "stats" }, stat("Success rate", "delivery-rate"), stat("Sent", "status-sent"), stat("Delivered", "status-delivered"), stat("Read", "status-read"), stat("Failed", "status-failed")),
+          h(
+            "dl",
+            { class: "stats" },
+            stat("Success rate", "delivery-rate"),
+            stat("Sent", "status-sent"),
+            stat("Delivered", "status-delivered"),
+            stat("Read", "status-read"),
+            stat("Failed", "status-failed"),
+          ),
         ),
       ),
     );
@@ -299,13 +350,24 @@ export class Dashboard {
     const clicks = metrics.button_clicks;
     const { window } = metrics;
     this.ok(this.clicks.state, clicks.total ? "" : "No button clicks in this window yet.");
-    byId(root, "timezone").textContent = `${window.from === window.to ? window.from : `${window.from} to ${window.to}`}, days counted in ${window.timezone} (PULSE_TIMEZONE).`;
+    byId(root, "timezone").textContent =
+      `${window.from === window.to ? window.from : `${window.from} to ${window.to}`}, days counted in ${window.timezone} (PULSE_TIMEZONE).`;
     const buttons = buttonOrder(Object.keys(clicks.by_button));
     fill(
       byId(root, "click-totals"),
-      h("div", { class: "tile total" }, h("span", { class: "tile-label" }, "All clicks"), h("span", { class: "tile-value", id: "clicks-total" }, count(clicks.total))),
+      h(
+        "div",
+        { class: "tile total" },
+        h("span", { class: "tile-label" }, "All clicks"),
+        h("span", { class: "tile-value", id: "clicks-total" }, count(clicks.total)),
+      ),
       buttons.map((button) =>
-        h("div", { class: "tile" }, h("span", { class: "tile-label" }, button), h("span", { class: "tile-value", "data-button": button }, count(clicks.by_button[button] ?? 0))),
+        h(
+          "div",
+          { class: "tile" },
+          h("span", { class: "tile-label" }, button),
+          h("span", { class: "tile-value", "data-button": button }, count(clicks.by_button[button] ?? 0)),
+        ),
       ),
     );
     const daily = clicks.daily;
@@ -324,7 +386,9 @@ export class Dashboard {
         xLabels: clicks.hourly.map((_, i) => `${String(i).padStart(2, "0")}:00`),
         series: [{ label: "Clicks", values: clicks.hourly }],
       },
-      clicks.total ? `Busiest hour: ${String(peak).padStart(2, "0")}:00 with ${count(clicks.hourly[peak] ?? 0)} clicks (${window.timezone}).` : "No clicks yet.",
+      clicks.total
+        ? `Busiest hour: ${String(peak).padStart(2, "0")}:00 with ${count(clicks.hourly[peak] ?? 0)} clicks (${window.timezone}).`
+        : "No clicks yet.",
     );
     const rt = metrics.response_time_ms;
     byId(root, "rt-avg").textContent = duration(rt.avg);
@@ -350,7 +414,13 @@ export class Dashboard {
 
   private buildChats(): HTMLElement {
     this.chats.element.append(
-      h("dl", { class: "stats" }, stat("Active now (last 30 min)", "active-conversations"), stat("Chats today", "daily-chat-volume"), stat("Waiting for a reply", "pending-count")),
+      h(
+        "dl",
+        { class: "stats" },
+        stat("Active now (last 30 min)", "active-conversations"),
+        stat("Chats today", "daily-chat-volume"),
+        stat("Waiting for a reply", "pending-count"),
+      ),
       h("div", { class: "table-scroll", id: "conversation-table", tabindex: 0, role: "region", "aria-label": "Conversations list" }),
     );
     return this.chats.element;
@@ -384,7 +454,18 @@ export class Dashboard {
           "td",
           {},
           c.reply_pending
-            ? h("span", { class: "badge warn" }, "Waiting ", c.pending_since ? h("time", { datetime: c.pending_since, title: dateTime(c.pending_since), "data-live": "", "data-ago": "for" }, since(c.pending_since)) : null)
+            ? h(
+                "span",
+                { class: "badge warn" },
+                "Waiting ",
+                c.pending_since
+                  ? h(
+                      "time",
+                      { datetime: c.pending_since, title: dateTime(c.pending_since), "data-live": "", "data-ago": "for" },
+                      since(c.pending_since),
+                    )
+                  : null,
+              )
             : "Answered",
         ),
       ),
@@ -399,7 +480,13 @@ export class Dashboard {
             h(
               "thead",
               {},
-              h("tr", {}, ["Contact", "Last activity", "In", "Out", "Last button", "Reply"].map((t, i) => h("th", { scope: "col", class: i === 2 || i === 3 ? "num" : null }, t))),
+              h(
+                "tr",
+                {},
+                ["Contact", "Last activity", "In", "Out", "Last button", "Reply"].map((t, i) =>
+                  h("th", { scope: "col", class: i === 2 || i === 3 ? "num" : null }, t),
+                ),
+              ),
             ),
             h("tbody", {}, rows),
           )
@@ -586,7 +673,11 @@ export class Dashboard {
       h("button", { type: "button", id: "log-older", class: "quiet", onclick: () => this.pageOlder() }, "Older →"),
       h("button", { type: "button", id: "log-csv", class: "quiet", onclick: () => this.downloadLog() }, "Download CSV"),
     );
-    this.log.element.append(form, h("div", { class: "table-scroll", id: "log-table", tabindex: 0, role: "region", "aria-label": "Event log" }), pager);
+    this.log.element.append(
+      form,
+      h("div", { class: "table-scroll", id: "log-table", tabindex: 0, role: "region", "aria-label": "Event log" }),
+      pager,
+    );
     return this.log.element;
   }
 
@@ -611,7 +702,10 @@ export class Dashboard {
   private showLog(): void {
     const root = this.log.element;
     const events = this.logEvents;
-    this.ok(this.log.state, events.length ? "" : this.logNext ? "No matching event on this page; older pages may have some." : "No matching event.");
+    this.ok(
+      this.log.state,
+      events.length ? "" : this.logNext ? "No matching event on this page; older pages may have some." : "No matching event.",
+    );
     const rows = events.map((event) =>
       h(
         "tr",
@@ -629,7 +723,15 @@ export class Dashboard {
             "table",
             { class: "data log" },
             h("caption", { class: "visually-hidden" }, "Events, newest first"),
-            h("thead", {}, h("tr", {}, ["Time", "Type", "What", "Contact"].map((t) => h("th", { scope: "col" }, t)))),
+            h(
+              "thead",
+              {},
+              h(
+                "tr",
+                {},
+                ["Time", "Type", "What", "Contact"].map((t) => h("th", { scope: "col" }, t)),
+              ),
+            ),
             h("tbody", {}, rows),
           )
         : null,
@@ -653,7 +755,18 @@ export class Dashboard {
 
   private downloadLog(): void {
     const header = ["id", "type", "occurred_at", "received_at", "contact", "name", "what", "status", "error_code", "error_title"];
-    const rows = this.logEvents.map((e) => [e.id, e.type, e.occurred_at, e.received_at, e.contact?.wa_id, e.contact?.name, describe(e), e.status, e.error?.code, e.error?.title]);
+    const rows = this.logEvents.map((e) => [
+      e.id,
+      e.type,
+      e.occurred_at,
+      e.received_at,
+      e.contact?.wa_id,
+      e.contact?.name,
+      describe(e),
+      e.status,
+      e.error?.code,
+      e.error?.title,
+    ]);
     download("pulse-events.csv", toCsv(header, rows));
   }
 }

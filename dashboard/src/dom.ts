@@ -68,7 +68,13 @@ export function dateTime(iso: string): string {
   return stamp.format(new Date(iso));
 }
 
-const shortStamp = new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit" });
+const shortStamp = new Intl.DateTimeFormat(undefined, {
+  month: "short",
+  day: "numeric",
+  hour: "2-digit",
+  minute: "2-digit",
+  second: "2-digit",
+});
 
 /** The time alone when it is today, else a short date with it. */
 export function when(iso: string): string {

@@ -30,7 +30,15 @@ function signIn(notice = ""): void {
     "form",
     { class: "signin card", "aria-labelledby": "signin-title" },
     h("h1", { id: "signin-title" }, "Pulse"),
-    h("p", { id: "token-help" }, "Sign in with the dashboard token (", h("code", {}, "DASHBOARD_TOKEN"), "; locally it is in ", h("code", {}, "data/local.env"), ")."),
+    h(
+      "p",
+      { id: "token-help" },
+      "Sign in with the dashboard token (",
+      h("code", {}, "DASHBOARD_TOKEN"),
+      "; locally it is in ",
+      h("code", {}, "data/local.env"),
+      ").",
+    ),
     h("label", { for: "token" }, "Dashboard token"),
     input,
     error,
@@ -46,7 +54,9 @@ function signIn(notice = ""): void {
       await open(token);
     } catch (failure) {
       error.textContent =
-        failure instanceof Unauthorized ? "That token is not right: the server refused it." : `Cannot sign in: ${(failure as Error).message}`;
+        failure instanceof Unauthorized
+          ? "That token is not right: the server refused it."
+          : `Cannot sign in: ${(failure as Error).message}`;
       button.disabled = false;
       input.focus();
       input.select();
@@ -65,7 +75,14 @@ async function open(token: string): Promise<void> {
   try {
     settings = await config();
   } catch (failure) {
-    fill(app, h("main", { id: "main", class: "signin-page" }, h("p", { class: "error", role: "alert" }, `Pulse cannot be reached: ${(failure as ApiError).message}`)));
+    fill(
+      app,
+      h(
+        "main",
+        { id: "main", class: "signin-page" },
+        h("p", { class: "error", role: "alert" }, `Pulse cannot be reached: ${(failure as ApiError).message}`),
+      ),
+    );
     return;
   }
   document.title = "Pulse · WhatsApp webhook dashboard";
