@@ -59,6 +59,8 @@ export PULSE_PAYLOAD_CORPUS="${PULSE_PAYLOAD_CORPUS:-$root/../shared/whatsapp-pa
 # binaries embed dashboard/dist as committed, so the rebuild must change nothing.
 say "rebuilding the dashboard (dashboard/dist must match what is committed)"
 (cd dashboard && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build > "$logs/dashboard-build.log")
+say "linting the dashboard's TypeScript and checking its format (eslint, prettier)"
+(cd dashboard && npm run --silent lint && npm run --silent format:check)
 if [ -n "$(git status --porcelain -- dashboard/dist)" ]; then
   say "dashboard/dist differs from the committed build: run 'cd dashboard && npm run build' and commit dashboard/dist"
   git status --short -- dashboard/dist
