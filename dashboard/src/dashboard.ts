@@ -1,21 +1,13 @@
 // The dashboard's sections, each fed by one REST route and moved by the live feed.
 
-import {
-  Api,
-  EVENT_TYPES,
-  Unauthorized,
-  health,
-  type Config,
-  type Conversations,
-  type Metrics,
-  type PulseEvent,
-  type Realtime,
-} from "./api";
+import { Api, health, type Config, type Conversations, type Metrics, type PulseEvent, type Realtime } from "./api";
 import { BarChart } from "./charts";
 import { download, toCsv } from "./csv";
-import { ago, count, dateTime, duration, fill, h, percent, since, time, timeElement, when } from "./dom";
+import { ago, count, dateTime, duration, fill, h, percent, since, time, timeElement } from "./dom";
 import { describe, isFailure, typeLabel, who } from "./events";
 import { LiveConnection, type LiveState } from "./live";
+import { createLog, type Log } from "./sections/log";
+import { byId, createContext, ok, section, stat, type Context } from "./sections/section";
 
 const KNOWN_BUTTONS = ["RETRIEVE_CONTENT", "UNLOCK_CONTENT", "SHARE_WITH_CLIENTS"];
 const WINDOWS = [
@@ -26,7 +18,6 @@ const WINDOWS = [
 ];
 /** The feed shows this many events; older ones leave it (the log has them all). */
 const FEED_SIZE = 200;
-const LOG_PAGE = 25;
 const CONVERSATIONS_SHOWN = 20;
 const POLL_STATUS_MS = 10_000;
 const POLL_METRICS_MS = 30_000;
@@ -38,30 +29,9 @@ interface Callbacks {
   expired(): void;
 }
 
-/** A section: heading, a line saying what is going on, then its content. */
-function section(id: string, title: string, ...content: (Node | null)[]): { element: HTMLElement; state: HTMLElement } {
-  const state = h("p", { class: "state", role: "status" }, "Loading…");
-  const element = h(
-    "section",
-    { id, class: "card", "aria-labelledby": `${id}-title` },
-    h("h2", { id: `${id}-title` }, title),
-    state,
-    ...content,
-  );
-  return { element, state };
-}
-
-function stat(label: string, id: string): HTMLElement {
-  return h("div", { class: "stat" }, h("dt", {}, label), h("dd", { id }, "–"));
-}
-
 function buttonOrder(ids: string[]): string[] {
   const others = ids.filter((id) => !KNOWN_BUTTONS.includes(id)).sort();
   return [...KNOWN_BUTTONS, ...others];
-}
-
-function byId(root: ParentNode, id: string): HTMLElement {
-  return root.querySelector(`#${id}`)!;
 }
 
 export class Dashboard {
@@ -74,7 +44,8 @@ export class Dashboard {
   private refreshTimer: number | undefined;
   private realtimeTimer: number | undefined;
   private realtimeShownAt = 0;
-  private stopped = false;
+  private readonly context: Context & { stop(): void };
+  private readonly log: Log;
 
   // Webhook status
   private readonly status = section("webhook", "Webhook");
@@ -108,14 +79,6 @@ export class Dashboard {
   private feedIds = new Set<string>();
   private heldBack = 0;
   private frame = 0;
-  // Event log
-  private readonly log = section("log", "Event log");
-  private logQuery = { type: "", q: "", failed: false };
-  /** `before` cursors of the pages behind the current one; the current page's own. */
-  private logCursors: string[] = [];
-  private logBefore: string | undefined;
-  private logNext: string | null = null;
-  private logEvents: PulseEvent[] = [];
 
   private readonly liveState = h("span", { class: "pill", id: "live-state", role: "status" }, "Connecting…");
   private readonly webhookPill = h("span", { class: "pill", id: "webhook-pill" }, "Webhook: checking…");
@@ -123,12 +86,14 @@ export class Dashboard {
   constructor(
     private readonly api: Api,
     settings: Config,
-    private readonly callbacks: Callbacks,
+    callbacks: Callbacks,
   ) {
+    this.context = createContext(api, () => callbacks.expired());
+    this.log = createLog(this.context);
     this.live = new LiveConnection(settings.websocket_url, api.token, {
       onEvents: (events) => this.receive(events),
       onState: (state) => this.showLiveState(state),
-      onRefused: () => void this.api.realtime().catch((e) => this.failed(e)),
+      onRefused: () => void this.api.realtime().catch((e) => this.context.failed(e)),
     });
     this.element = h(
       "div",
@@ -145,7 +110,7 @@ export class Dashboard {
         "main",
         { id: "main", class: "grid" },
         h("div", { class: "column" }, this.buildStatus(), this.buildFeed(), this.buildChats()),
-        h("div", { class: "column wide" }, this.buildClicks(), this.buildLog()),
+        h("div", { class: "column wide" }, this.buildClicks(), this.log.element),
       ),
     );
   }
@@ -155,7 +120,7 @@ export class Dashboard {
     void this.loadStatus();
     void this.loadMetrics();
     void this.loadConversations();
-    void this.loadLog();
+    void this.log.load();
     void this.loadRecent();
     this.timers.push(window.setInterval(() => void this.loadStatus(), POLL_STATUS_MS));
     this.timers.push(
@@ -169,30 +134,12 @@ export class Dashboard {
   }
 
   stop(): void {
-    this.stopped = true;
+    this.context.stop();
     this.live.stop();
     this.timers.forEach(clearInterval);
     clearTimeout(this.refreshTimer);
     clearTimeout(this.realtimeTimer);
     cancelAnimationFrame(this.frame);
-  }
-
-  /** Unauthorized ends the session; anything else is shown where it happened. */
-  private failed(error: unknown, state?: HTMLElement): void {
-    if (this.stopped) return;
-    if (error instanceof Unauthorized) {
-      this.callbacks.expired();
-      return;
-    }
-    if (state) {
-      state.textContent = `Could not load: ${(error as Error).message} Retrying shortly.`;
-      state.classList.add("error");
-    }
-  }
-
-  private ok(state: HTMLElement, text: string): void {
-    state.textContent = text;
-    state.classList.remove("error");
   }
 
   // ---- Webhook status -------------------------------------------------------
@@ -232,9 +179,9 @@ export class Dashboard {
     try {
       this.realtime = await this.api.realtime();
       this.showRealtime();
-      this.ok(this.status.state, this.realtime.last_event_at ? "" : "No event yet: point Meta's webhook here, or run pulse simulate.");
+      ok(this.status.state, this.realtime.last_event_at ? "" : "No event yet: point Meta's webhook here, or run pulse simulate.");
     } catch (error) {
-      this.failed(error, this.status.state);
+      this.context.failed(error, this.status.state);
     }
   }
 
@@ -341,7 +288,7 @@ export class Dashboard {
       this.metrics = metrics;
       this.showMetrics(metrics);
     } catch (error) {
-      this.failed(error, this.clicks.state);
+      this.context.failed(error, this.clicks.state);
     }
   }
 
@@ -349,7 +296,7 @@ export class Dashboard {
     const root = this.clicks.element;
     const clicks = metrics.button_clicks;
     const { window } = metrics;
-    this.ok(this.clicks.state, clicks.total ? "" : "No button clicks in this window yet.");
+    ok(this.clicks.state, clicks.total ? "" : "No button clicks in this window yet.");
     byId(root, "timezone").textContent =
       `${window.from === window.to ? window.from : `${window.from} to ${window.to}`}, days counted in ${window.timezone} (PULSE_TIMEZONE).`;
     const buttons = buttonOrder(Object.keys(clicks.by_button));
@@ -430,13 +377,13 @@ export class Dashboard {
     try {
       this.showConversations(await this.api.conversations(CONVERSATIONS_SHOWN));
     } catch (error) {
-      this.failed(error, this.chats.state);
+      this.context.failed(error, this.chats.state);
     }
   }
 
   private showConversations(data: Conversations): void {
     const root = this.chats.element;
-    this.ok(this.chats.state, data.conversations.length ? "" : "No conversations yet.");
+    ok(this.chats.state, data.conversations.length ? "" : "No conversations yet.");
     byId(root, "active-conversations").textContent = count(data.active_conversations);
     byId(root, "daily-chat-volume").textContent = count(data.daily_chat_volume);
     const pending = data.conversations.filter((c) => c.reply_pending).length;
@@ -518,9 +465,9 @@ export class Dashboard {
       fresh.forEach((event) => this.feedIds.add(event.id));
       this.queued.unshift(...fresh);
       if (!this.frame) this.frame = requestAnimationFrame(() => this.renderFrame());
-      if (!page.events.length) this.ok(this.feed.state, "Waiting for events…");
+      if (!page.events.length) ok(this.feed.state, "Waiting for events…");
     } catch (error) {
-      this.failed(error, this.feed.state);
+      this.context.failed(error, this.feed.state);
     }
   }
 
@@ -593,7 +540,7 @@ export class Dashboard {
     const items = events.reverse().map((event) => this.feedItem(event));
     this.feedList.prepend(...items);
     while (this.feedList.children.length > FEED_SIZE) this.feedList.lastElementChild!.remove();
-    this.ok(this.feed.state, "");
+    ok(this.feed.state, "");
   }
 
   private feedItem(event: PulseEvent): HTMLElement {
@@ -632,141 +579,5 @@ export class Dashboard {
     } else {
       this.newCount.textContent = "0 new";
     }
-  }
-
-  // ---- Event log ------------------------------------------------------------
-
-  private buildLog(): HTMLElement {
-    const type = h(
-      "select",
-      { id: "log-type", name: "type" },
-      h("option", { value: "" }, "All types"),
-      EVENT_TYPES.map((t) => h("option", { value: t.type }, t.label)),
-    );
-    const search = h("input", { id: "log-search", name: "q", type: "search", maxlength: 200, placeholder: "text, button, status…" });
-    const failed = h("input", { id: "log-failed", name: "failed", type: "checkbox" });
-    const form = h(
-      "form",
-      { class: "filters", role: "search", "aria-label": "Filter the event log" },
-      h("label", { for: "log-type" }, "Type"),
-      type,
-      h("label", { for: "log-search" }, "Search"),
-      search,
-      h("label", { class: "check" }, failed, " Failed deliveries only"),
-      h("button", { type: "submit" }, "Apply"),
-    );
-    form.addEventListener("submit", (submit) => {
-      submit.preventDefault();
-      this.logQuery = { type: type.value, q: search.value.trim(), failed: failed.checked };
-      type.disabled = failed.checked;
-      this.logCursors = [];
-      this.logBefore = undefined;
-      void this.loadLog();
-    });
-    failed.addEventListener("change", () => form.requestSubmit());
-    type.addEventListener("change", () => form.requestSubmit());
-    const pager = h(
-      "nav",
-      { class: "pager", "aria-label": "Event log pages" },
-      h("button", { type: "button", id: "log-newer", class: "quiet", onclick: () => this.pageNewer() }, "← Newer"),
-      h("span", { id: "log-page" }),
-      h("button", { type: "button", id: "log-older", class: "quiet", onclick: () => this.pageOlder() }, "Older →"),
-      h("button", { type: "button", id: "log-csv", class: "quiet", onclick: () => this.downloadLog() }, "Download CSV"),
-    );
-    this.log.element.append(
-      form,
-      h("div", { class: "table-scroll", id: "log-table", tabindex: 0, role: "region", "aria-label": "Event log" }),
-      pager,
-    );
-    return this.log.element;
-  }
-
-  private async loadLog(): Promise<void> {
-    const { type, q, failed } = this.logQuery;
-    try {
-      // Failed deliveries: status updates whose status (or error) says "failed".
-      const page = await this.api.events({
-        type: failed ? "status_update" : type || undefined,
-        q: failed ? "failed" : q || undefined,
-        before: this.logBefore,
-        limit: LOG_PAGE,
-      });
-      this.logEvents = failed ? page.events.filter(isFailure) : page.events;
-      this.logNext = page.next ?? null;
-      this.showLog();
-    } catch (error) {
-      this.failed(error, this.log.state);
-    }
-  }
-
-  private showLog(): void {
-    const root = this.log.element;
-    const events = this.logEvents;
-    this.ok(
-      this.log.state,
-      events.length ? "" : this.logNext ? "No matching event on this page; older pages may have some." : "No matching event.",
-    );
-    const rows = events.map((event) =>
-      h(
-        "tr",
-        { class: isFailure(event) ? "failed" : null, "data-id": event.id },
-        h("td", { class: "when" }, h("time", { datetime: event.occurred_at, title: dateTime(event.occurred_at) }, when(event.occurred_at))),
-        h("td", {}, typeLabel(event.type), isFailure(event) ? h("span", { class: "badge bad" }, "failed") : null),
-        h("td", { class: "what" }, describe(event)),
-        h("td", { class: "who" }, who(event)),
-      ),
-    );
-    fill(
-      byId(root, "log-table"),
-      events.length
-        ? h(
-            "table",
-            { class: "data log" },
-            h("caption", { class: "visually-hidden" }, "Events, newest first"),
-            h(
-              "thead",
-              {},
-              h(
-                "tr",
-                {},
-                ["Time", "Type", "What", "Contact"].map((t) => h("th", { scope: "col" }, t)),
-              ),
-            ),
-            h("tbody", {}, rows),
-          )
-        : null,
-    );
-    (byId(root, "log-newer") as HTMLButtonElement).disabled = this.logCursors.length === 0 && this.logBefore === undefined;
-    (byId(root, "log-older") as HTMLButtonElement).disabled = !this.logNext;
-    byId(root, "log-page").textContent = `Page ${this.logCursors.length + (this.logBefore === undefined ? 1 : 2)}`;
-  }
-
-  private pageOlder(): void {
-    if (!this.logNext) return;
-    if (this.logBefore !== undefined) this.logCursors.push(this.logBefore);
-    this.logBefore = this.logNext;
-    void this.loadLog();
-  }
-
-  private pageNewer(): void {
-    this.logBefore = this.logCursors.pop();
-    void this.loadLog();
-  }
-
-  private downloadLog(): void {
-    const header = ["id", "type", "occurred_at", "received_at", "contact", "name", "what", "status", "error_code", "error_title"];
-    const rows = this.logEvents.map((e) => [
-      e.id,
-      e.type,
-      e.occurred_at,
-      e.received_at,
-      e.contact?.wa_id,
-      e.contact?.name,
-      describe(e),
-      e.status,
-      e.error?.code,
-      e.error?.title,
-    ]);
-    download("pulse-events.csv", toCsv(header, rows));
   }
 }
