@@ -1,24 +1,17 @@
 // The dashboard's sections, each fed by one REST route and moved by the live feed.
 
-import { Api, health, type Config, type Conversations, type Metrics, type PulseEvent, type Realtime } from "./api";
+import { Api, health, type Config, type PulseEvent, type Realtime } from "./api";
 import { BarChart } from "./charts";
-import { download, toCsv } from "./csv";
-import { ago, count, dateTime, duration, fill, h, percent, since, time, timeElement } from "./dom";
+import { ago, count, dateTime, fill, h, since, time, timeElement } from "./dom";
 import { describe, isFailure, typeLabel, who } from "./events";
 import { LiveConnection, type LiveState } from "./live";
+import { createClicks, type Clicks } from "./sections/clicks";
+import { createConversations, type ConversationsSection } from "./sections/conversations";
 import { createLog, type Log } from "./sections/log";
 import { byId, createContext, ok, section, stat, type Context } from "./sections/section";
 
-const KNOWN_BUTTONS = ["RETRIEVE_CONTENT", "UNLOCK_CONTENT", "SHARE_WITH_CLIENTS"];
-const WINDOWS = [
-  { days: 1, label: "Today" },
-  { days: 7, label: "7 days" },
-  { days: 30, label: "30 days" },
-  { days: 90, label: "90 days" },
-];
 /** The feed shows this many events; older ones leave it (the log has them all). */
 const FEED_SIZE = 200;
-const CONVERSATIONS_SHOWN = 20;
 const POLL_STATUS_MS = 10_000;
 const POLL_METRICS_MS = 30_000;
 /** Live events ask for fresh figures at most this often. */
@@ -29,22 +22,17 @@ interface Callbacks {
   expired(): void;
 }
 
-function buttonOrder(ids: string[]): string[] {
-  const others = ids.filter((id) => !KNOWN_BUTTONS.includes(id)).sort();
-  return [...KNOWN_BUTTONS, ...others];
-}
-
 export class Dashboard {
   readonly element: HTMLElement;
   private readonly live: LiveConnection;
   private readonly timers: number[] = [];
-  private days = 7;
-  private metrics: Metrics | null = null;
   private realtime: Realtime | null = null;
   private refreshTimer: number | undefined;
   private realtimeTimer: number | undefined;
   private realtimeShownAt = 0;
   private readonly context: Context & { stop(): void };
+  private readonly clicks: Clicks;
+  private readonly chats: ConversationsSection;
   private readonly log: Log;
 
   // Webhook status
@@ -56,18 +44,6 @@ export class Dashboard {
     stacked: false,
     height: 140,
   });
-  // Click-to-Unlock
-  private readonly clicks = section("clicks", "Click-to-Unlock");
-  private readonly dailyClicks = new BarChart({ title: "Clicks by button per day", xTitle: "Day", time: false, stacked: true });
-  private readonly hourlyClicks = new BarChart({
-    title: "Clicks by hour of day",
-    xTitle: "Hour",
-    time: false,
-    stacked: false,
-    height: 160,
-  });
-  // Conversations
-  private readonly chats = section("conversations", "Conversations");
   // Live feed
   private readonly feed = section("feed", "Live activity");
   private readonly feedList = h("ol", { class: "feed", tabindex: 0, "aria-label": "Live events, newest first" });
@@ -89,6 +65,8 @@ export class Dashboard {
     callbacks: Callbacks,
   ) {
     this.context = createContext(api, () => callbacks.expired());
+    this.clicks = createClicks(this.context);
+    this.chats = createConversations(this.context);
     this.log = createLog(this.context);
     this.live = new LiveConnection(settings.websocket_url, api.token, {
       onEvents: (events) => this.receive(events),
@@ -109,8 +87,8 @@ export class Dashboard {
       h(
         "main",
         { id: "main", class: "grid" },
-        h("div", { class: "column" }, this.buildStatus(), this.buildFeed(), this.buildChats()),
-        h("div", { class: "column wide" }, this.buildClicks(), this.log.element),
+        h("div", { class: "column" }, this.buildStatus(), this.buildFeed(), this.chats.element),
+        h("div", { class: "column wide" }, this.clicks.element, this.log.element),
       ),
     );
   }
@@ -118,15 +96,15 @@ export class Dashboard {
   start(): void {
     this.live.start();
     void this.loadStatus();
-    void this.loadMetrics();
-    void this.loadConversations();
+    void this.clicks.load();
+    void this.chats.load();
     void this.log.load();
     void this.loadRecent();
     this.timers.push(window.setInterval(() => void this.loadStatus(), POLL_STATUS_MS));
     this.timers.push(
       window.setInterval(() => {
-        void this.loadMetrics();
-        void this.loadConversations();
+        void this.clicks.load();
+        void this.chats.load();
       }, POLL_METRICS_MS),
     );
     // "12 s ago" keeps moving between polls.
@@ -213,234 +191,6 @@ export class Dashboard {
     if (last) last.textContent = ago(last.dateTime);
   }
 
-  // ---- Click-to-Unlock ------------------------------------------------------
-
-  private buildClicks(): HTMLElement {
-    const choices = h(
-      "fieldset",
-      { class: "segmented" },
-      h("legend", {}, "Window"),
-      WINDOWS.map((w) =>
-        h(
-          "label",
-          {},
-          h("input", {
-            type: "radio",
-            name: "window",
-            value: w.days,
-            checked: w.days === this.days,
-            onchange: () => {
-              this.days = w.days;
-              void this.loadMetrics();
-            },
-          }),
-          h("span", {}, w.label),
-        ),
-      ),
-    );
-    const csv = h("button", { type: "button", class: "quiet", id: "clicks-csv", onclick: () => this.downloadClicks() }, "Download CSV");
-    this.clicks.element.append(
-      h("div", { class: "toolbar" }, choices, csv),
-      h("p", { class: "note", id: "timezone" }),
-      h("div", { class: "tiles", id: "click-totals" }),
-      this.dailyClicks.element,
-      this.hourlyClicks.element,
-      h(
-        "div",
-        { class: "columns" },
-        h(
-          "div",
-          {},
-          h("h3", {}, "Response time"),
-          h(
-            "dl",
-            { class: "stats" },
-            stat("Average", "rt-avg"),
-            stat("Median (p50)", "rt-p50"),
-            stat("p95", "rt-p95"),
-            stat("Replies timed", "rt-count"),
-          ),
-        ),
-        h(
-          "div",
-          {},
-          h("h3", {}, "Delivery"),
-          h(
-            "dl",
-            { class: "stats" },
-            stat("Success rate", "delivery-rate"),
-            stat("Sent", "status-sent"),
-            stat("Delivered", "status-delivered"),
-            stat("Read", "status-read"),
-            stat("Failed", "status-failed"),
-          ),
-        ),
-      ),
-    );
-    return this.clicks.element;
-  }
-
-  private async loadMetrics(): Promise<void> {
-    const days = this.days;
-    try {
-      const metrics = await this.api.metrics(days);
-      if (days !== this.days) return;
-      this.metrics = metrics;
-      this.showMetrics(metrics);
-    } catch (error) {
-      this.context.failed(error, this.clicks.state);
-    }
-  }
-
-  private showMetrics(metrics: Metrics): void {
-    const root = this.clicks.element;
-    const clicks = metrics.button_clicks;
-    const { window } = metrics;
-    ok(this.clicks.state, clicks.total ? "" : "No button clicks in this window yet.");
-    byId(root, "timezone").textContent =
-      `${window.from === window.to ? window.from : `${window.from} to ${window.to}`}, days counted in ${window.timezone} (PULSE_TIMEZONE).`;
-    const buttons = buttonOrder(Object.keys(clicks.by_button));
-    fill(
-      byId(root, "click-totals"),
-      h(
-        "div",
-        { class: "tile total" },
-        h("span", { class: "tile-label" }, "All clicks"),
-        h("span", { class: "tile-value", id: "clicks-total" }, count(clicks.total)),
-      ),
-      buttons.map((button) =>
-        h(
-          "div",
-          { class: "tile" },
-          h("span", { class: "tile-label" }, button),
-          h("span", { class: "tile-value", "data-button": button }, count(clicks.by_button[button] ?? 0)),
-        ),
-      ),
-    );
-    const daily = clicks.daily;
-    this.dailyClicks.update(
-      {
-        xs: daily.map((_, i) => i),
-        xLabels: daily.map((d) => d.date),
-        series: buttons.map((button) => ({ label: button, values: daily.map((d) => d.by_button[button] ?? 0) })),
-      },
-      `${count(clicks.total)} clicks over ${daily.length} ${daily.length === 1 ? "day" : "days"}: ${buttons.map((b) => `${b} ${count(clicks.by_button[b] ?? 0)}`).join(", ")}.`,
-    );
-    const peak = clicks.hourly.indexOf(Math.max(...clicks.hourly));
-    this.hourlyClicks.update(
-      {
-        xs: clicks.hourly.map((_, i) => i),
-        xLabels: clicks.hourly.map((_, i) => `${String(i).padStart(2, "0")}:00`),
-        series: [{ label: "Clicks", values: clicks.hourly }],
-      },
-      clicks.total
-        ? `Busiest hour: ${String(peak).padStart(2, "0")}:00 with ${count(clicks.hourly[peak] ?? 0)} clicks (${window.timezone}).`
-        : "No clicks yet.",
-    );
-    const rt = metrics.response_time_ms;
-    byId(root, "rt-avg").textContent = duration(rt.avg);
-    byId(root, "rt-p50").textContent = duration(rt.p50);
-    byId(root, "rt-p95").textContent = duration(rt.p95);
-    byId(root, "rt-count").textContent = count(rt.count);
-    byId(root, "delivery-rate").textContent = percent(metrics.delivery_success_rate);
-    for (const status of ["sent", "delivered", "read", "failed"] as const) {
-      byId(root, `status-${status}`).textContent = count(metrics.statuses[status]);
-    }
-    byId(root, "status-failed").classList.toggle("bad", metrics.statuses.failed > 0);
-  }
-
-  private downloadClicks(): void {
-    const metrics = this.metrics;
-    if (!metrics) return;
-    const buttons = buttonOrder(Object.keys(metrics.button_clicks.by_button));
-    const rows = metrics.button_clicks.daily.map((d) => [d.date, ...buttons.map((b) => d.by_button[b] ?? 0), d.total]);
-    download(`pulse-clicks-${metrics.window.from}-to-${metrics.window.to}.csv`, toCsv(["date", ...buttons, "total"], rows));
-  }
-
-  // ---- Conversations --------------------------------------------------------
-
-  private buildChats(): HTMLElement {
-    this.chats.element.append(
-      h(
-        "dl",
-        { class: "stats" },
-        stat("Active now (last 30 min)", "active-conversations"),
-        stat("Chats today", "daily-chat-volume"),
-        stat("Waiting for a reply", "pending-count"),
-      ),
-      h("div", { class: "table-scroll", id: "conversation-table", tabindex: 0, role: "region", "aria-label": "Conversations list" }),
-    );
-    return this.chats.element;
-  }
-
-  private async loadConversations(): Promise<void> {
-    try {
-      this.showConversations(await this.api.conversations(CONVERSATIONS_SHOWN));
-    } catch (error) {
-      this.context.failed(error, this.chats.state);
-    }
-  }
-
-  private showConversations(data: Conversations): void {
-    const root = this.chats.element;
-    ok(this.chats.state, data.conversations.length ? "" : "No conversations yet.");
-    byId(root, "active-conversations").textContent = count(data.active_conversations);
-    byId(root, "daily-chat-volume").textContent = count(data.daily_chat_volume);
-    const pending = data.conversations.filter((c) => c.reply_pending).length;
-    byId(root, "pending-count").textContent = count(pending);
-    const rows = data.conversations.map((c) =>
-      h(
-        "tr",
-        { class: c.reply_pending ? "pending" : null },
-        h("th", { scope: "row" }, h("span", { class: "name" }, c.name || "(no name)"), h("span", { class: "phone" }, c.wa_id)),
-        h("td", {}, h("time", { datetime: c.last_activity, title: dateTime(c.last_activity), "data-live": "" }, ago(c.last_activity))),
-        h("td", { class: "num" }, count(c.messages_in)),
-        h("td", { class: "num" }, count(c.messages_out)),
-        h("td", {}, c.last_button ?? "–"),
-        h(
-          "td",
-          {},
-          c.reply_pending
-            ? h(
-                "span",
-                { class: "badge warn" },
-                "Waiting ",
-                c.pending_since
-                  ? h(
-                      "time",
-                      { datetime: c.pending_since, title: dateTime(c.pending_since), "data-live": "", "data-ago": "for" },
-                      since(c.pending_since),
-                    )
-                  : null,
-              )
-            : "Answered",
-        ),
-      ),
-    );
-    fill(
-      byId(root, "conversation-table"),
-      data.conversations.length
-        ? h(
-            "table",
-            { class: "data" },
-            h("caption", { class: "visually-hidden" }, "Conversations, most recent first"),
-            h(
-              "thead",
-              {},
-              h(
-                "tr",
-                {},
-                ["Contact", "Last activity", "In", "Out", "Last button", "Reply"].map((t, i) =>
-                  h("th", { scope: "col", class: i === 2 || i === 3 ? "num" : null }, t),
-                ),
-              ),
-            ),
-            h("tbody", {}, rows),
-          )
-        : null,
-    );
-  }
-
   // ---- Live feed ------------------------------------------------------------
 
   private buildFeed(): HTMLElement {
@@ -493,8 +243,8 @@ export class Dashboard {
     // At most one refresh per interval, however steady the stream.
     this.refreshTimer ??= window.setTimeout(() => {
       this.refreshTimer = undefined;
-      void this.loadMetrics();
-      void this.loadConversations();
+      void this.clicks.load();
+      void this.chats.load();
       void this.loadStatus();
     }, REFRESH_AFTER_EVENTS_MS);
   }
