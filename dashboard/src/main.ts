@@ -2,7 +2,7 @@
 
 import "./style.css";
 import { Api, ApiError, Unauthorized, config } from "./api";
-import { Dashboard } from "./dashboard";
+import { createDashboard, type Dashboard } from "./dashboard";
 import { h, fill } from "./dom";
 
 /** The token lives for the browser session only (closed tab, gone). */
@@ -86,7 +86,7 @@ async function open(token: string): Promise<void> {
     return;
   }
   document.title = "Pulse · WhatsApp webhook dashboard";
-  dashboard = new Dashboard(new Api(token), settings, {
+  dashboard = createDashboard(new Api(token), settings, {
     signOut: () => signIn(),
     expired: () => signIn("Your session has ended (the token was refused). Sign in again."),
   });
