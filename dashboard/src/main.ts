@@ -1,9 +1,11 @@
-// Pulse's dashboard: sign in with the dashboard token, then the dashboard.
+// Pulse's dashboard: sign in with the dashboard token, then the dashboard. The
+// token is kept for the browser session; a refused one leads back to sign-in.
 
 import "./style.css";
-import { Api, ApiError, Unauthorized, config } from "./api";
+import { Api, ApiError, config } from "./api";
 import { createDashboard, type Dashboard } from "./dashboard";
 import { h, fill } from "./dom";
+import { showSignIn } from "./sections/signin";
 
 /** The token lives for the browser session only (closed tab, gone). */
 const TOKEN_KEY = "pulse.dashboard-token";
@@ -15,59 +17,10 @@ function signIn(notice = ""): void {
   dashboard?.stop();
   dashboard = null;
   sessionStorage.removeItem(TOKEN_KEY);
-  document.title = "Sign in · Pulse";
-  const input = h("input", {
-    id: "token",
-    name: "token",
-    type: "password",
-    autocomplete: "current-password",
-    required: true,
-    "aria-describedby": "token-help signin-error",
+  showSignIn(app, notice, async (token) => {
+    sessionStorage.setItem(TOKEN_KEY, token);
+    await open(token);
   });
-  const error = h("p", { id: "signin-error", class: "error", role: "alert" }, notice);
-  const button = h("button", { type: "submit" }, "Sign in");
-  const form = h(
-    "form",
-    { class: "signin card", "aria-labelledby": "signin-title" },
-    h("h1", { id: "signin-title" }, "Pulse"),
-    h(
-      "p",
-      { id: "token-help" },
-      "Sign in with the dashboard token (",
-      h("code", {}, "DASHBOARD_TOKEN"),
-      "; locally it is in ",
-      h("code", {}, "data/local.env"),
-      ").",
-    ),
-    h("label", { for: "token" }, "Dashboard token"),
-    input,
-    error,
-    button,
-  );
-  const submitToken = async (): Promise<void> => {
-    const token = input.value.trim();
-    button.disabled = true;
-    error.textContent = "";
-    try {
-      await new Api(token).realtime();
-      sessionStorage.setItem(TOKEN_KEY, token);
-      await open(token);
-    } catch (failure) {
-      error.textContent =
-        failure instanceof Unauthorized
-          ? "That token is not right: the server refused it."
-          : `Cannot sign in: ${(failure as Error).message}`;
-      button.disabled = false;
-      input.focus();
-      input.select();
-    }
-  };
-  form.addEventListener("submit", (submit) => {
-    submit.preventDefault();
-    void submitToken();
-  });
-  fill(app, h("main", { id: "main", class: "signin-page" }, form));
-  input.focus();
 }
 
 async function open(token: string): Promise<void> {
