@@ -6,8 +6,8 @@ import { defineConfig } from "eslint/config";
 import tseslint from "typescript-eslint";
 
 export default defineConfig(
-  // Built files, and the browser tests (plain Node scripts driving Chromium).
-  { ignores: ["dist/", "tests/"] },
+  // Built and generated files, and the browser tests (plain Node scripts driving Chromium).
+  { ignores: ["dist/", "src/api-types.ts", "tests/"] },
   js.configs.recommended,
   tseslint.configs.recommendedTypeChecked,
   {

@@ -1,7 +1,12 @@
-// The REST API the dashboard reads, typed as the server writes it (README, "API").
+// The REST API the dashboard reads. Its types are generated from the API's own
+// OpenAPI description (openapi.json → api-types.ts, `npm run types`); this file
+// names the ones the page uses.
 
-export type EventType =
-  "button_click" | "list_selection" | "text_message" | "media_message" | "other_message" | "status_update" | "other_update";
+import type { components } from "./api-types";
+
+type Schemas = components["schemas"];
+
+export type EventType = Schemas["EventKind"]["type"];
 
 export const EVENT_TYPES: { type: EventType; label: string }[] = [
   { type: "button_click", label: "Button click" },
@@ -13,85 +18,33 @@ export const EVENT_TYPES: { type: EventType; label: string }[] = [
   { type: "other_update", label: "Other update" },
 ];
 
-export interface PulseEvent {
-  id: string;
-  type: EventType;
-  occurred_at: string;
-  received_at: string;
-  implausible_timestamp?: number;
-  phone_number_id?: string;
-  contact?: { wa_id: string; name?: string };
-  message_id?: string;
-  button_id?: string;
-  selection_id?: string;
-  title?: string;
-  context_message_id?: string;
-  body?: string;
-  media_type?: string;
-  caption?: string;
-  message_type?: string;
-  status?: string;
-  error?: { code?: number; title?: string };
-  field?: string;
-  /** Set on the live feed's notice for an event over 128 KB. */
-  too_large?: boolean;
-  bytes?: number;
-}
+/** `A | B` → `A & B`. */
+type Intersection<U> = (U extends unknown ? (u: U) => void : never) extends (i: infer I) => void ? I : never;
+/** Each kind's own fields, without the `type` that tells the kinds apart. */
+type KindFields = Intersection<Schemas["EventKind"] extends infer K ? (K extends unknown ? Omit<K, "type"> : never) : never>;
 
-export interface Health {
-  status: "healthy" | "degraded";
-  store: { reachable: boolean; latency_ms: number };
-  last_event_at: string | null;
-  version: string;
-}
-
-export interface Metrics {
-  window: { days: number; from: string; to: string; timezone: string };
-  button_clicks: {
-    total: number;
-    by_button: Record<string, number>;
-    daily: { date: string; total: number; by_button: Record<string, number> }[];
-    hourly: number[];
+/**
+ * An event as the API and the live feed show it: the fields every event has,
+ * its `type`, and each kind's own fields, optional, to read after its `type`.
+ */
+export type PulseEvent = Omit<Schemas["Event"], "type"> & { type: EventType } & Partial<KindFields> & {
+    /** Set on the live feed's notice for an event over 128 KB. */
+    too_large?: boolean;
+    bytes?: number;
   };
-  messages: { text: number; media: number; other: number; total: number };
-  statuses: { sent: number; delivered: number; read: number; failed: number };
-  delivery_success_rate: number | null;
-  response_time_ms: { count: number; avg: number | null; p50: number | null; p95: number | null };
-}
 
-export interface Conversation {
-  wa_id: string;
-  name?: string | null;
-  last_activity: string;
-  messages_in: number;
-  messages_out: number;
-  last_button?: string | null;
-  reply_pending: boolean;
-  pending_since?: string | null;
-}
+export type Health = Schemas["HealthAnswer"];
+export type Metrics = Schemas["WebhookMetrics"];
+export type Conversation = Schemas["Conversation"];
+export type Conversations = Schemas["Conversations"];
+export type Realtime = Schemas["Realtime"];
+export type EventPage = Omit<Schemas["RecentEvents"], "events"> & { events: PulseEvent[] };
 
-export interface Conversations {
-  active_conversations: number;
-  active_minutes: number;
-  daily_chat_volume: number;
-  conversations: Conversation[];
-}
-
-export interface Realtime {
-  last_minute: number;
-  last_5_minutes: number;
-  last_hour: number;
-  per_minute: { minute: string; count: number }[];
-  last_event_at: string | null;
-}
-
-export interface EventPage {
-  events: PulseEvent[];
-  next?: string | null;
-}
-
+/** `/config.json`, the page's settings (the dashboard function's, not the REST API's). */
 export interface Config {
   websocket_url: string;
+  /** The Click-to-Unlock buttons, shown first and always. */
+  known_buttons: string[];
 }
 
 /** The token was refused: the session is over. */

@@ -35,7 +35,7 @@ export function createDashboard(api: Api, settings: Config, callbacks: Callbacks
   const webhook = createWebhook(context, header.showWebhook);
   const feed = createFeed(context);
   const chats = createConversations(context);
-  const clicks = createClicks(context);
+  const clicks = createClicks(context, settings.known_buttons);
   const log = createLog(context);
   const live = new LiveConnection(settings.websocket_url, api.token, {
     onEvents: receive,

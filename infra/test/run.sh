@@ -55,15 +55,18 @@ export PULSE_TEST_DYNAMODB_ENDPOINT="http://127.0.0.1:$port"
 export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1
 export PULSE_PAYLOAD_CORPUS="${PULSE_PAYLOAD_CORPUS:-$root/../shared/whatsapp-payloads}"
 
-# 3. The dashboard: its pinned packages (dashboard/package-lock.json), rebuilt; the
-# binaries embed dashboard/dist as committed, so the rebuild must change nothing.
-say "rebuilding the dashboard (dashboard/dist must match what is committed)"
-(cd dashboard && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build > "$logs/dashboard-build.log")
+# 3. The dashboard: its pinned packages (dashboard/package-lock.json), its API types
+# generated again from dashboard/openapi.json (which tests/e2e.rs holds to what the
+# API serves), rebuilt; the binaries embed dashboard/dist as committed, so neither
+# may change.
+say "rebuilding the dashboard (its API types and dashboard/dist must match what is committed)"
+(cd dashboard && npm ci --no-audit --no-fund --loglevel=error \
+  && npm run --silent types > "$logs/dashboard-types.log" && npm run --silent build > "$logs/dashboard-build.log")
 say "linting the dashboard's TypeScript and checking its format (eslint, prettier)"
 (cd dashboard && npm run --silent lint && npm run --silent format:check)
-if [ -n "$(git status --porcelain -- dashboard/dist)" ]; then
-  say "dashboard/dist differs from the committed build: run 'cd dashboard && npm run build' and commit dashboard/dist"
-  git status --short -- dashboard/dist
+if [ -n "$(git status --porcelain -- dashboard/dist dashboard/src/api-types.ts)" ]; then
+  say "the dashboard differs from what is committed: run 'cd dashboard && npm run types && npm run build' and commit src/api-types.ts and dist"
+  git status --short -- dashboard/dist dashboard/src/api-types.ts
   exit 1
 fi
 

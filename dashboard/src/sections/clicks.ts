@@ -7,7 +7,6 @@ import { download, toCsv } from "../csv";
 import { count, duration, fill, h, percent } from "../dom";
 import { byId, ok, section, stat, type Context } from "./section";
 
-const KNOWN_BUTTONS = ["RETRIEVE_CONTENT", "UNLOCK_CONTENT", "SHARE_WITH_CLIENTS"];
 const WINDOWS = [
   { days: 1, label: "Today" },
   { days: 7, label: "7 days" },
@@ -15,10 +14,10 @@ const WINDOWS = [
   { days: 90, label: "90 days" },
 ];
 
-/** The known buttons first, in their order, then any other in alphabetical order. */
-function buttonOrder(ids: string[]): string[] {
-  const others = ids.filter((id) => !KNOWN_BUTTONS.includes(id)).sort();
-  return [...KNOWN_BUTTONS, ...others];
+/** The known buttons (`/config.json`) first, in their order, then any other in alphabetical order. */
+function buttonOrder(known: string[], ids: string[]): string[] {
+  const others = ids.filter((id) => !known.includes(id)).sort();
+  return [...known, ...others];
 }
 
 export interface Clicks {
@@ -26,7 +25,7 @@ export interface Clicks {
   load(): Promise<void>;
 }
 
-export function createClicks(context: Context): Clicks {
+export function createClicks(context: Context, knownButtons: string[]): Clicks {
   const { element, state } = section("clicks", "Click-to-Unlock");
   let days = 7;
   /** What is shown, for the CSV. */
@@ -121,7 +120,7 @@ export function createClicks(context: Context): Clicks {
     ok(state, clicks.total ? "" : "No button clicks in this window yet.");
     byId(element, "timezone").textContent =
       `${window.from === window.to ? window.from : `${window.from} to ${window.to}`}, days counted in ${window.timezone} (PULSE_TIMEZONE).`;
-    const buttons = buttonOrder(Object.keys(clicks.by_button));
+    const buttons = buttonOrder(knownButtons, Object.keys(clicks.by_button));
     fill(
       byId(element, "click-totals"),
       h(
@@ -160,11 +159,11 @@ export function createClicks(context: Context): Clicks {
         : "No clicks yet.",
     );
     const rt = metrics.response_time_ms;
-    byId(element, "rt-avg").textContent = duration(rt.avg);
-    byId(element, "rt-p50").textContent = duration(rt.p50);
-    byId(element, "rt-p95").textContent = duration(rt.p95);
+    byId(element, "rt-avg").textContent = duration(rt.avg ?? null);
+    byId(element, "rt-p50").textContent = duration(rt.p50 ?? null);
+    byId(element, "rt-p95").textContent = duration(rt.p95 ?? null);
     byId(element, "rt-count").textContent = count(rt.count);
-    byId(element, "delivery-rate").textContent = percent(metrics.delivery_success_rate);
+    byId(element, "delivery-rate").textContent = percent(metrics.delivery_success_rate ?? null);
     for (const status of ["sent", "delivered", "read", "failed"] as const) {
       byId(element, `status-${status}`).textContent = count(metrics.statuses[status]);
     }
@@ -173,7 +172,7 @@ export function createClicks(context: Context): Clicks {
 
   function downloadDays(): void {
     if (!metrics) return;
-    const buttons = buttonOrder(Object.keys(metrics.button_clicks.by_button));
+    const buttons = buttonOrder(knownButtons, Object.keys(metrics.button_clicks.by_button));
     const rows = metrics.button_clicks.daily.map((d) => [d.date, ...buttons.map((b) => d.by_button[b] ?? 0), d.total]);
     download(`pulse-clicks-${metrics.window.from}-to-${metrics.window.to}.csv`, toCsv(["date", ...buttons, "total"], rows));
   }
