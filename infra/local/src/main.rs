@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::{anyhow, bail, Context};
 use clap::{Parser, Subcommand};
 use pulse_local::backup;
-use pulse_local::bench::{self, IntakePlan};
+use pulse_local::bench::{self, positive_rate};
 use pulse_local::send::send_files;
 use pulse_local::simulate::{simulate, Plan};
 use pulse_local::stack::{
@@ -45,36 +45,18 @@ enum Command {
     Export(ExportArgs),
     /// Record the updates of an export exactly once (restore, or move stores).
     Import(ImportArgs),
-    /// Measure this machine: `pulse bench intake`.
+    /// Measure this machine: `pulse bench intake` (and the others: `pulse bench help`).
     #[command(subcommand)]
     Bench(BenchCommand),
 }
 
+/// The benchmarks, each printing a header line (what, on what machine and
+/// build) and then its figures the same way.
 #[derive(Subcommand)]
 enum BenchCommand {
     /// Load a fresh `pulse serve` (temporary store) with unique signed webhooks,
     /// check every event is counted, print req/s, events/s, latency and memory.
-    Intake(IntakeArgs),
-}
-
-#[derive(clap::Args)]
-struct IntakeArgs {
-    /// Updates per request (Meta batches up to 1000).
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1000))]
-    updates: u16,
-    /// How long to load, e.g. `20s`.
-    #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
-    duration: std::time::Duration,
-    /// Concurrent connections.
-    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024))]
-    connections: u16,
-    /// Requests per second, open loop (latency from each request's due time);
-    /// without it, as fast as answered.
-    #[arg(long, value_parser = positive_rate)]
-    rate: Option<f64>,
-    /// Requests signed ahead (default: enough for the run).
-    #[arg(long)]
-    requests: Option<usize>,
+    Intake(bench::intake::Args),
 }
 
 /// Which store `export` and `import` read and write.
@@ -174,15 +156,6 @@ struct SimulateArgs {
     data_dir: PathBuf,
 }
 
-fn positive_rate(text: &str) -> Result<f64, String> {
-    match text.parse::<f64>() {
-        Ok(rate) if rate > 0.0 && rate <= 100_000.0 => Ok(rate),
-        _ => Err(format!(
-            "{text:?} is not a rate between 0 and 100000 webhooks per second"
-        )),
-    }
-}
-
 fn share(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
         Ok(share) if (0.0..=1.0).contains(&share) => Ok(share),
@@ -192,8 +165,12 @@ fn share(text: &str) -> Result<f64, String> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    telemetry::init();
     let cli = Cli::parse();
+    // The benchmarks log nothing of their own: a log line a request would be
+    // part of what they measure (`bench intake`'s server logs warnings only).
+    if !matches!(cli.command, Some(Command::Bench(_))) {
+        telemetry::init();
+    }
     let result = match cli.command {
         None => serve(cli.serve).await,
         Some(Command::Serve(args)) => serve(args).await,
@@ -201,7 +178,9 @@ async fn main() -> ExitCode {
         Some(Command::Simulate(args)) => simulate_traffic(args).await,
         Some(Command::Export(args)) => export(args).await,
         Some(Command::Import(args)) => import(args).await,
-        Some(Command::Bench(BenchCommand::Intake(args))) => bench_intake(args).await,
+        Some(Command::Bench(command)) => match command {
+            BenchCommand::Intake(args) => bench::intake::run(args).await,
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -468,25 +447,4 @@ async fn send(args: SendArgs) -> anyhow::Result<()> {
         bail!("{failed} of {} deliveries were not accepted", sent.len());
     }
     Ok(())
-}
-
-async fn bench_intake(args: IntakeArgs) -> anyhow::Result<()> {
-    let updates = usize::from(args.updates);
-    let plan = IntakePlan {
-        updates,
-        duration: args.duration,
-        connections: usize::from(args.connections),
-        rate: args.rate,
-        requests: args
-            .requests
-            .unwrap_or_else(|| IntakePlan::default_requests(updates, args.duration, args.rate)),
-    };
-    let pulse = std::env::current_exe().context("where is this binary?")?;
-    let report = bench::intake(plan, pulse).await?;
-    print!("{}", report.render());
-    if report.verified() {
-        Ok(())
-    } else {
-        bail!("the counts do not match what was sent (see above)")
-    }
 }

@@ -21,11 +21,56 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use pulse_shared::signature::{sign, SIGNATURE_HEADER};
 use tokio::process::{Child, Command};
 
+use super::{free_port, mib, peak_memory_kib, positive_rate, progress, Case, Percentiles, Report};
 use crate::load::Mix;
+
+/// `pulse bench intake`'s options.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Updates per request (Meta batches up to 1000).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    updates: u16,
+    /// How long to load, e.g. `20s`.
+    #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Concurrent connections.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    connections: u16,
+    /// Requests per second, open loop (latency from each request's due time);
+    /// without it, as fast as answered.
+    #[arg(long, value_parser = positive_rate)]
+    rate: Option<f64>,
+    /// Requests signed ahead (default: enough for the run).
+    #[arg(long)]
+    requests: Option<usize>,
+}
+
+/// Runs `pulse bench intake`, loading a child `pulse serve` of this very binary;
+/// fails when the counts do not match.
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let updates = usize::from(args.updates);
+    let plan = IntakePlan {
+        updates,
+        duration: args.duration,
+        connections: usize::from(args.connections),
+        rate: args.rate,
+        requests: args
+            .requests
+            .unwrap_or_else(|| IntakePlan::default_requests(updates, args.duration, args.rate)),
+    };
+    let pulse = std::env::current_exe().context("where is this binary?")?;
+    let report = intake(plan, pulse).await?;
+    print!("{}", report.render());
+    if report.verified() {
+        Ok(())
+    } else {
+        bail!("the counts do not match what was sent (see above)")
+    }
+}
 
 /// What to load the webhook with.
 #[derive(Debug, Clone)]
@@ -84,15 +129,7 @@ impl IntakeReport {
         self.failed == 0 && self.stored == self.counted
     }
 
-    fn quantile(&self, q: f64) -> f64 {
-        let n = self.latencies_ms.len();
-        if n == 0 {
-            return f64::NAN;
-        }
-        self.latencies_ms[((n - 1) as f64 * q).round() as usize]
-    }
-
-    /// The figures, for a person.
+    /// The figures, as every benchmark prints them ([`Report`]).
     pub fn render(&self) -> String {
         let seconds = self.elapsed.as_secs_f64();
         let mode = match self.plan.rate {
@@ -101,28 +138,42 @@ impl IntakeReport {
             }
             None => format!("closed loop, {} connections", self.plan.connections),
         };
-        let memory = self.peak_memory_kib.map_or("unknown".to_owned(), |kib| {
-            format!("{:.1} MiB", kib as f64 / 1024.0)
-        });
         let check = if self.verified() { "exact" } else { "MISMATCH" };
-        format!(
-            "pulse bench intake: {} update(s) per request, {mode}, {:.1} s\n\
-             requests   {} answered 200, {} failed: {:.0} req/s\n\
-             events     {} stored: {:.0} events/s; the metrics API counts {} ({check})\n\
-             latency    p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms\n\
-             memory     server peak (VmHWM) {memory}\n",
-            self.plan.updates,
-            seconds,
-            self.answered,
-            self.failed,
-            self.answered as f64 / seconds,
-            self.stored,
-            self.stored as f64 / seconds,
-            self.counted,
-            self.quantile(0.5),
-            self.quantile(0.99),
-            self.latencies_ms.last().copied().unwrap_or(f64::NAN),
-        )
+        let mut report = Report::new(
+            "intake",
+            "POST /webhook on a fresh `pulse serve` (temporary SQLite store), \
+             every stored event then counted through the metrics API",
+        );
+        report.cases.push(
+            Case::new(format!(
+                "{} update(s) per request, {mode}, {seconds:.1} s",
+                self.plan.updates
+            ))
+            .figure(
+                "requests",
+                format!(
+                    "{} answered 200, {} failed: {:.0} req/s",
+                    self.answered,
+                    self.failed,
+                    self.answered as f64 / seconds
+                ),
+            )
+            .figure(
+                "events",
+                format!(
+                    "{} stored: {:.0} events/s; the metrics API counts {} ({check})",
+                    self.stored,
+                    self.stored as f64 / seconds,
+                    self.counted
+                ),
+            )
+            .figure("latency", Percentiles::of(self.latencies_ms.clone()).ms(2))
+            .figure(
+                "memory",
+                format!("server peak (VmHWM) {}", mib(self.peak_memory_kib)),
+            ),
+        );
+        report.render()
     }
 }
 
@@ -133,13 +184,6 @@ struct Server {
     token: String,
     secret: String,
     _data: tempfile::TempDir,
-}
-
-/// A loopback port nobody listens on now (for a server about to be started).
-pub fn free_port() -> std::io::Result<u16> {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
 }
 
 fn random_hex() -> String {
@@ -187,9 +231,7 @@ impl Server {
     }
 
     fn peak_memory_kib(&self) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()?)).ok()?;
-        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-        line.split_whitespace().nth(1)?.parse().ok()
+        peak_memory_kib(self.child.id()?)
     }
 }
 
@@ -220,9 +262,12 @@ pub async fn intake(plan: IntakePlan, pulse: PathBuf) -> anyhow::Result<IntakeRe
         .build()
         .context("no HTTP client")?;
     let server = Server::start(&pulse, &client).await?;
-    eprintln!(
-        "signing {} requests of {} update(s)…",
-        plan.requests, plan.updates
+    progress(
+        "intake",
+        format_args!(
+            "signing {} requests of {} update(s)…",
+            plan.requests, plan.updates
+        ),
     );
     let mut mix = Mix::new(rand::random());
     let bodies: Arc<Vec<(Vec<u8>, String)>> = Arc::new(
@@ -235,7 +280,10 @@ pub async fn intake(plan: IntakePlan, pulse: PathBuf) -> anyhow::Result<IntakeRe
             .collect(),
     );
     let url = Arc::new(format!("{}/webhook", server.base));
-    eprintln!("loading {url} for {:?}…", plan.duration);
+    progress(
+        "intake",
+        format_args!("loading {url} for {:?}…", plan.duration),
+    );
     let started = Instant::now();
     let answers: Vec<Answer> = match plan.rate {
         None => closed_loop(&plan, &client, &url, &bodies).await,
@@ -302,9 +350,12 @@ async fn closed_loop(
         answers.extend(worker.unwrap_or_default());
     }
     if next.load(Ordering::Relaxed) >= bodies.len() {
-        eprintln!(
-            "all {} signed requests sent before the duration ended (pass --requests for more)",
-            bodies.len()
+        progress(
+            "intake",
+            format_args!(
+                "all {} signed requests sent before the duration ended (pass --requests for more)",
+                bodies.len()
+            ),
         );
     }
     answers
@@ -378,7 +429,7 @@ mod tests {
         let text = report.render();
         assert!(text.contains("3 answered 200, 0 failed: 3 req/s"), "{text}");
         assert!(
-            text.contains("p50 2.00 ms, p99 9.00 ms, max 9.00 ms"),
+            text.contains("  latency     p50 2.00 ms, p95 9.00 ms, p99 9.00 ms, max 9.00 ms"),
             "{text}"
         );
         assert!(
