@@ -1190,14 +1190,31 @@ fn bench_intake_loads_its_own_stack_and_checks_the_count() {
 fn bench_live_sees_every_event_reach_every_client() {
     // The benchmark fails if a client misses an event, so a change in what
     // clients are sent (ids masked, say) cannot leave it measuring nothing.
-    let text = succeeds(Command::new(workspace_binary("pulse-bench-live")).args([
+    let text = succeeds(Command::new(pulse_binary()).args([
+        "bench",
+        "live",
         "--clients",
         "1,3",
         "--events",
         "3",
     ]));
-    for row in ["| 1 | 3 | 3 |", "| 3 | 3 | 9 |"] {
-        assert!(text.contains(row), "no row {row:?} in:\n{text}");
+    // A block per client count: its label line, then its figures indented.
+    let events = |label: &str| {
+        text.lines()
+            .skip_while(|line| *line != label)
+            .skip(1)
+            .take_while(|line| line.starts_with(' '))
+            .find_map(|line| line.trim_start().strip_prefix("events"))
+            .map(str::trim_start)
+    };
+    for (clients, row) in [
+        ("1 client", "3 posted, 3 samples"),
+        ("3 clients", "3 posted, 9 samples"),
+    ] {
+        assert!(
+            events(clients).is_some_and(|figure| figure.starts_with(row)),
+            "no {clients:?} with {row:?} in:\n{text}"
+        );
     }
 }
 

@@ -57,6 +57,9 @@ enum BenchCommand {
     /// Load a fresh `pulse serve` (temporary store) with unique signed webhooks,
     /// check every event is counted, print req/s, events/s, latency and memory.
     Intake(bench::intake::Args),
+    /// Connect WebSocket clients to the local stack (in this process), post
+    /// webhooks one at a time, print the time to each client's receipt.
+    Live(bench::live::Args),
 }
 
 /// Which store `export` and `import` read and write.
@@ -180,6 +183,7 @@ async fn main() -> ExitCode {
         Some(Command::Import(args)) => import(args).await,
         Some(Command::Bench(command)) => match command {
             BenchCommand::Intake(args) => bench::intake::run(args).await,
+            BenchCommand::Live(args) => bench::live::run(args).await,
         },
     };
     match result {

@@ -15,7 +15,7 @@
 // pub mod coldstart;
 // pub mod dynamodb;
 pub mod intake;
-// pub mod live;
+pub mod live;
 // pub mod metrics;
 
 use std::fmt::Write as _;
