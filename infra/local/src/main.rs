@@ -60,6 +60,9 @@ enum BenchCommand {
     /// Connect WebSocket clients to the local stack (in this process), post
     /// webhooks one at a time, print the time to each client's receipt.
     Live(bench::live::Args),
+    /// Fill empty stores through the real path, time the 30-day metrics query,
+    /// print the fill rate, the query's times and the rows or items it read.
+    Metrics(bench::metrics::Args),
 }
 
 /// Which store `export` and `import` read and write.
@@ -184,6 +187,7 @@ async fn main() -> ExitCode {
         Some(Command::Bench(command)) => match command {
             BenchCommand::Intake(args) => bench::intake::run(args).await,
             BenchCommand::Live(args) => bench::live::run(args).await,
+            BenchCommand::Metrics(args) => bench::metrics::run(args).await,
         },
     };
     match result {

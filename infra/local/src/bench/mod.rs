@@ -16,7 +16,7 @@
 // pub mod dynamodb;
 pub mod intake;
 pub mod live;
-// pub mod metrics;
+pub mod metrics;
 
 use std::fmt::Write as _;
 use std::future::Future;
