@@ -63,6 +63,9 @@ enum BenchCommand {
     /// Fill empty stores through the real path, time the 30-day metrics query,
     /// print the fill rate, the query's times and the rows or items it read.
     Metrics(bench::metrics::Args),
+    /// Record deliveries of each size on DynamoDB (moto), then again, print the
+    /// requests and capacity units per delivery and per event.
+    Dynamodb(bench::dynamodb::Args),
 }
 
 /// Which store `export` and `import` read and write.
@@ -188,6 +191,7 @@ async fn main() -> ExitCode {
             BenchCommand::Intake(args) => bench::intake::run(args).await,
             BenchCommand::Live(args) => bench::live::run(args).await,
             BenchCommand::Metrics(args) => bench::metrics::run(args).await,
+            BenchCommand::Dynamodb(args) => bench::dynamodb::run(args).await,
         },
     };
     match result {

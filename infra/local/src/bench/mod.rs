@@ -13,7 +13,7 @@
 //! output. Run them on the release build: `cargo run --release -- bench …`.
 
 // pub mod coldstart;
-// pub mod dynamodb;
+pub mod dynamodb;
 pub mod intake;
 pub mod live;
 pub mod metrics;
