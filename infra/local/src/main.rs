@@ -66,6 +66,9 @@ enum BenchCommand {
     /// Record deliveries of each size on DynamoDB (moto), then again, print the
     /// requests and capacity units per delivery and per event.
     Dynamodb(bench::dynamodb::Args),
+    /// Start each built Lambda function as Lambda would, on a local Runtime API,
+    /// print its cold start and peak memory.
+    Coldstart(bench::coldstart::Args),
 }
 
 /// Which store `export` and `import` read and write.
@@ -192,6 +195,7 @@ async fn main() -> ExitCode {
             BenchCommand::Live(args) => bench::live::run(args).await,
             BenchCommand::Metrics(args) => bench::metrics::run(args).await,
             BenchCommand::Dynamodb(args) => bench::dynamodb::run(args).await,
+            BenchCommand::Coldstart(args) => bench::coldstart::run(args).await,
         },
     };
     match result {

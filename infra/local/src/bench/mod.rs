@@ -12,7 +12,7 @@
 //! units. Progress goes to standard error ([`progress`]), figures to standard
 //! output. Run them on the release build: `cargo run --release -- bench …`.
 
-// pub mod coldstart;
+pub mod coldstart;
 pub mod dynamodb;
 pub mod intake;
 pub mod live;

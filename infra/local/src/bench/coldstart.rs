@@ -1,4 +1,4 @@
-//! `pulse-bench-coldstart`: each function's cold start and peak memory.
+//! `pulse bench coldstart`: each function's cold start and peak memory.
 //!
 //! For every function it serves the Lambda Runtime API on a free loopback port
 //! (the part a function uses: `GET …/invocation/next`, `POST …/response` and
@@ -14,17 +14,23 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use anyhow::{anyhow, Context};
+
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::Router;
-use clap::Parser;
 use tokio::sync::oneshot;
 
-#[derive(Parser)]
-struct Args {
+use super::{
+    dynamodb_client, fresh_tables, mib, peak_memory_kib, progress, Case, Percentiles, Report,
+};
+
+/// `pulse bench coldstart`'s options.
+#[derive(Debug, clap::Args)]
+pub struct Args {
     /// Folder of the built function binaries (`cargo build --release`).
     #[arg(long, default_value = "target/release")]
     bin_dir: PathBuf,
@@ -95,19 +101,12 @@ async fn fail(State(shared): State<Shared>, body: Bytes) -> StatusCode {
     StatusCode::ACCEPTED
 }
 
-/// Peak resident memory of a process, in KiB.
-fn peak_rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
 async fn cold_start(
     args: &Args,
     binary: &Path,
     event: Bytes,
     tables: (&str, &str),
-) -> (Duration, u64) {
+) -> anyhow::Result<(Duration, Option<u64>)> {
     let (done, outcome) = oneshot::channel();
     let shared: Shared = Arc::new(Mutex::new(Invocation {
         event: Some(event),
@@ -122,8 +121,10 @@ async fn cold_start(
         .route("/2018-06-01/runtime/invocation/{id}/error", post(fail))
         .route("/2018-06-01/runtime/init/error", post(fail))
         .with_state(shared);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .context("no loopback port for the Runtime API")?;
+    let address = listener.local_addr()?;
     let server = tokio::spawn(async move { axum::serve(listener, api).await });
 
     let started = Instant::now();
@@ -131,7 +132,10 @@ async fn cold_start(
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("AWS_LAMBDA_RUNTIME_API", address.to_string())
-        .env("AWS_LAMBDA_FUNCTION_NAME", binary.file_name().unwrap())
+        .env(
+            "AWS_LAMBDA_FUNCTION_NAME",
+            binary.file_name().unwrap_or_default(),
+        )
         .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
         .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
         .env("AWS_LAMBDA_LOG_STREAM_NAME", "cold-start")
@@ -149,57 +153,62 @@ async fn cold_start(
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
+        .kill_on_drop(true)
         .spawn()
-        .expect("the function starts");
+        .with_context(|| format!("could not start {}", binary.display()))?;
     let answered = tokio::time::timeout(Duration::from_secs(30), outcome)
         .await
-        .expect("the function answers within 30 s")
-        .unwrap();
-    let answered = answered.unwrap_or_else(|error| panic!("{}: {error}", binary.display()));
-    let peak = child.id().and_then(peak_rss_kib).unwrap_or_default();
+        .with_context(|| format!("{} did not answer within 30 s", binary.display()))?
+        .context("the Runtime API stopped")?
+        .map_err(|error| anyhow!("{} failed: {error}", binary.display()))?;
+    let peak = child.id().and_then(peak_memory_kib);
     let _ = child.kill().await;
     server.abort();
-    (answered - started, peak)
+    Ok((answered - started, peak))
 }
 
-#[tokio::main]
-async fn main() {
-    let args = Args::parse();
-    let tables = ("coldstart-events", "coldstart-connections");
-    let config = aws_config::from_env()
-        .endpoint_url(&args.dynamodb_endpoint)
-        .load()
-        .await;
-    pulse_shared::store::dynamodb::create_tables(
-        &aws_sdk_dynamodb::Client::new(&config),
-        tables.0,
-        tables.1,
-    )
-    .await
-    .expect("the tables can be created");
+/// Runs `pulse bench coldstart`.
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let client = dynamodb_client(&args.dynamodb_endpoint).await;
+    let events_table = fresh_tables(&client).await?;
+    let connections_table = format!("{events_table}-connections");
+    let tables = (events_table.as_str(), connections_table.as_str());
 
-    println!("| function | sample event | cold start median (ms) | worst (ms) | peak memory (MiB) | arm64 bootstrap (KiB) |");
-    println!("|---|---|---|---|---|---|");
+    let mut report = Report::new(
+        "coldstart",
+        format!(
+            "each function's process start to its answer to a first sample event, \
+             and its peak memory, {} cold starts each, binaries from {}, DynamoDB at {}",
+            args.runs,
+            args.bin_dir.display(),
+            args.dynamodb_endpoint
+        ),
+    );
+    report.print_header();
     let events = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events");
     for (function, file) in FUNCTIONS {
-        let event = Bytes::from(std::fs::read(events.join(file)).unwrap());
+        let event = Bytes::from(
+            std::fs::read(events.join(file))
+                .with_context(|| format!("cannot read the sample event {file}"))?,
+        );
         let binary = args.bin_dir.join(function);
+        progress("coldstart", format_args!("{function} ×{}…", args.runs));
         let mut times = Vec::new();
-        let mut peak = 0;
+        let mut peak = None;
         for _ in 0..args.runs {
-            let (time, rss) = cold_start(&args, &binary, event.clone(), tables).await;
+            let (time, rss) = cold_start(&args, &binary, event.clone(), tables).await?;
             times.push(time.as_secs_f64() * 1000.0);
             peak = peak.max(rss);
         }
-        times.sort_by(f64::total_cmp);
         let package = std::fs::metadata(format!("target/lambda/{function}/bootstrap"))
-            .map(|m| (m.len() / 1024).to_string())
+            .map(|m| format!("{} KiB", m.len() / 1024))
             .unwrap_or_else(|_| "not built".into());
-        println!(
-            "| {function} | {file} | {:.1} | {:.1} | {:.1} | {package} |",
-            times[times.len() / 2],
-            times.last().unwrap(),
-            peak as f64 / 1024.0,
+        report.print(
+            Case::new(format!("{function} ({file})"))
+                .figure("cold start", Percentiles::of(times).ms(1))
+                .figure("memory", format!("peak (VmHWM) {}", mib(peak)))
+                .figure("package", format!("arm64 bootstrap {package}")),
         );
     }
+    Ok(())
 }
