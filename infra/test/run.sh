@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The one test command (`make test`): installs what the tests need (pinned),
-# rebuilds the dashboard and checks it matches what is committed, starts moto's
+# generates the dashboard's API types and rebuilds it, checks both match what is
+# committed and lints it, checks the Rust's format and lints, starts moto's
 # DynamoDB-compatible server and cargo-lambda's Lambda runtime emulator on free
-# loopback ports, runs every test of the workspace against them, stops what it
-# started, runs the dashboard's tests in Chromium, then checks the deployment:
+# loopback ports, runs every test of the workspace against them (then again with
+# the clock 400 days ahead), stops what it started, runs the dashboard's tests in
+# Chromium, follows the README's walkthrough, then checks the deployment:
 # template.yaml linted and checked against the code, every function built for
 # Lambda (arm64).
 set -euo pipefail
