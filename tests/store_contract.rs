@@ -34,6 +34,7 @@ contract!(
     racing_deliveries_count_once,
     concurrent_events_of_one_contact_all_count,
     counters_are_read_by_window,
+    clicks_by_weekday_and_hour,
     pages_newest_first_with_filters,
     a_quiet_history_fills_the_first_page,
     keeps_the_raw_update,
@@ -192,6 +193,33 @@ async fn counters_are_read_by_window(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(long.messages.text, 3);
+}
+
+/// The metrics' weekday × hour grid, read from either store's counters.
+async fn clicks_by_weekday_and_hour(store: Arc<dyn Store>) {
+    use chrono::{Datelike, Timelike};
+    let now = Utc::now();
+    let times = [
+        now - Duration::minutes(1),
+        now - Duration::minutes(2),
+        now - Duration::days(3),
+    ];
+    let clicks = times
+        .iter()
+        .enumerate()
+        .map(|(i, at)| click(&format!("wamid.wh{i}"), CUSTOMER, *at, "UNLOCK_CONTENT"))
+        .collect();
+    record_all(store.as_ref(), &events(&envelope(clicks, vec![])), 90)
+        .await
+        .unwrap();
+    let mut expected = [[0i64; 24]; 7];
+    for at in times {
+        expected[at.weekday().num_days_from_monday() as usize][at.hour() as usize] += 1;
+    }
+    let week = metrics::webhook_metrics(store.as_ref(), chrono_tz::UTC, 7, now)
+        .await
+        .unwrap();
+    assert_eq!(week.button_clicks.weekday_hourly, expected);
 }
 
 /// Every event a query matches, following `next` to the end.

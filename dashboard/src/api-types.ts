@@ -47,6 +47,8 @@ export interface components {
       hourly: number[];
       /** Format: int64 */
       total: number;
+      /** @description Clicks by local weekday (Monday first) and hour: 7 rows of 24. */
+      weekday_hourly: number[][];
     };
     Conversation: {
       /** Format: date-time */

@@ -25,16 +25,24 @@ fn add_to(counts: &mut BTreeMap<String, i64>, name: &str, by: i64) {
 const QUARTER_MS: i64 = Granularity::Quarter.millis();
 const QUARTERS: i64 = QUARTERS_PER_DAY as i64;
 
+/// Clicks by local weekday (Monday first) and local quarter of the day.
+type WeekQuarters = [[i64; QUARTERS_PER_DAY]; 7];
+
+/// The weekday, Monday 0, of the day `epoch_day` days after 1970-01-01 (a Thursday).
+fn weekday(epoch_day: i64) -> usize {
+    (epoch_day + 3).rem_euclid(7) as usize
+}
+
 /// Places a day row of one button's clicks (its quarters inside `window`) in
-/// the operators' zone: adds each quarter's clicks to its local quarter of the
-/// day in `by_local_quarter`, and returns the row's clicks on the local day
-/// before its UTC date, on that date, and on the day after (a UTC day spans at
-/// most two of them).
+/// the operators' zone: adds each quarter's clicks to its local weekday and
+/// quarter of the day in `by_local_quarter`, and returns the row's clicks on the
+/// local day before its UTC date, on that date, and on the day after (a UTC day
+/// spans at most two of them).
 fn place_clicks(
     counter: &DayCounter,
     window: &Range<i64>,
     clock: &mut LocalClock,
-    by_local_quarter: &mut [i64; QUARTERS_PER_DAY],
+    by_local_quarter: &mut WeekQuarters,
 ) -> [i64; 3] {
     // The row's quarters are in order: the window cuts it by binary search.
     let at_or_after = |time: i64| {
@@ -49,6 +57,7 @@ fn place_clicks(
         .day_offset_ms(counter.day)
         .filter(|offset| offset % QUARTER_MS == 0)
         .map(|offset| offset / QUARTER_MS);
+    let utc_date = counter.day.div_euclid(DAY_MS);
     let mut per_local_day = [0i64; 3];
     for &(q, clicks) in quarters {
         // Quarters since the start of the row's UTC date, in local time.
@@ -58,7 +67,7 @@ fn place_clicks(
                 .div_euclid(QUARTER_MS),
         };
         let day = local.div_euclid(QUARTERS);
-        by_local_quarter[(local - day * QUARTERS) as usize] += clicks;
+        by_local_quarter[weekday(utc_date + day)][(local - day * QUARTERS) as usize] += clicks;
         if let Some(sum) = usize::try_from(day + 1)
             .ok()
             .and_then(|d| per_local_day.get_mut(d))
@@ -107,8 +116,8 @@ pub fn webhook_metrics_from(
         })
         .collect();
     let mut by_button = known();
-    // Clicks by local quarter of the day, summed into hours at the end.
-    let mut by_local_quarter = [0i64; QUARTERS_PER_DAY];
+    // Clicks by local weekday and quarter of the day, summed into hours at the end.
+    let mut by_local_quarter: WeekQuarters = [[0; QUARTERS_PER_DAY]; 7];
     let mut totals: BTreeMap<&str, i64> = BTreeMap::new();
     let mut buckets: BTreeMap<i64, i64> = BTreeMap::new();
     let mut clock = LocalClock::new(tz);
@@ -136,8 +145,12 @@ pub fn webhook_metrics_from(
         }
     }
     let mut hourly = [0i64; 24];
-    for (quarter, clicks) in by_local_quarter.into_iter().enumerate() {
-        hourly[quarter / 4] += clicks;
+    let mut weekday_hourly = [[0i64; 24]; 7];
+    for (weekday, quarters) in by_local_quarter.iter().enumerate() {
+        for (quarter, clicks) in quarters.iter().enumerate() {
+            hourly[quarter / 4] += clicks;
+            weekday_hourly[weekday][quarter / 4] += clicks;
+        }
     }
     let total = |name: &str| totals.get(name).copied().unwrap_or(0);
     let messages = MessageCounts {
@@ -162,6 +175,7 @@ pub fn webhook_metrics_from(
             by_button,
             daily,
             hourly,
+            weekday_hourly,
         },
         messages,
         statuses: StatusCounts {
@@ -199,6 +213,47 @@ mod tests {
                 .map(|(name, value)| (Granularity::Quarter.slot_of(*at), *name, *value))
         });
         DayCounter::gather(flat, i64::MIN, i64::MAX)
+    }
+
+    #[test]
+    fn weekday_hours_are_local_and_sum_to_the_hours() {
+        // 2026-05-01 is a Friday. In Kolkata (+05:30), 18:29:59Z is Friday 23:59
+        // and 18:30Z Saturday 00:00; in Bogota (-05:00), 03:00Z on Saturday is
+        // Friday 22:00. Berlin's clocks went forward on Sunday 2026-03-29.
+        let at = |m, d, h, min| Utc.with_ymd_and_hms(2026, m, d, h, min, 0).unwrap();
+        let rows = counters(&[
+            (at(5, 1, 18, 29), &[("click:X", 1)]),
+            (at(5, 1, 18, 30), &[("click:X", 2)]),
+            (at(5, 2, 3, 0), &[("click:Y", 4)]),
+        ]);
+        let kolkata =
+            webhook_metrics_from(&rows, "Asia/Kolkata".parse().unwrap(), 7, at(5, 3, 12, 0));
+        let week = kolkata.button_clicks.weekday_hourly;
+        assert_eq!((week[4][23], week[5][0], week[5][8]), (1, 2, 4));
+        let bogota =
+            webhook_metrics_from(&rows, "America/Bogota".parse().unwrap(), 7, at(5, 3, 12, 0));
+        let week = bogota.button_clicks.weekday_hourly;
+        assert_eq!(
+            (week[4][13], week[4][22]),
+            (3, 4),
+            "Friday 13:29, 13:30 and 22:00"
+        );
+        for m in [&kolkata, &bogota] {
+            let by_hour: Vec<i64> = (0..24)
+                .map(|h| {
+                    m.button_clicks
+                        .weekday_hourly
+                        .iter()
+                        .map(|day| day[h])
+                        .sum()
+                })
+                .collect();
+            assert_eq!(by_hour, m.button_clicks.hourly);
+        }
+        let dst = counters(&[(at(3, 29, 1, 30), &[("click:X", 10)])]); // 03:30 CEST, Sunday
+        let berlin =
+            webhook_metrics_from(&dst, "Europe/Berlin".parse().unwrap(), 2, at(3, 29, 20, 0));
+        assert_eq!(berlin.button_clicks.weekday_hourly[6][3], 10);
     }
 
     #[test]

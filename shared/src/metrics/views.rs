@@ -42,6 +42,8 @@ pub struct ButtonClicks {
     pub daily: Vec<DailyClicks>,
     /// Clicks by local hour of day, 0 to 23.
     pub hourly: [i64; 24],
+    /// Clicks by local weekday (Monday first) and hour: 7 rows of 24.
+    pub weekday_hourly: [[i64; 24]; 7],
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
