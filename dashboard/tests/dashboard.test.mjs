@@ -246,6 +246,21 @@ describe("the dashboard", () => {
       // The chart's table holds the same daily numbers.
       const rows = await (await dailyTable(page)).locator("tbody tr").count();
       assert.equal(rows, metrics.button_clicks.daily.length);
+      // The weekday × hour table: every cell is the API's number, as text.
+      const cells = metrics.button_clicks.weekday_hourly.flatMap((row, day) => row.map((clicks, hour) => ({ day, hour, clicks })));
+      assert.equal(cells.length, 7 * 24);
+      assert.equal(cells.reduce((sum, cell) => sum + cell.clicks, 0), metrics.button_clicks.total);
+      await page
+        .waitForFunction(
+          (expected) =>
+            expected.every(
+              ({ day, hour, clicks }) =>
+                document.querySelector(`#clicks-heatmap td[data-day="${day}"][data-hour="${hour}"]`)?.textContent === clicks,
+            ),
+          cells.map((cell) => ({ ...cell, clicks: shown(cell.clicks) })),
+          { timeout: 10_000 },
+        )
+        .catch(() => assert.fail(`the weekday × hour table does not show ${JSON.stringify(metrics.button_clicks.weekday_hourly)}`));
     }
     const conversations = await stack.api("/api/webhook/conversations?limit=20");
     await expectText(page, "#active-conversations", shown(conversations.active_conversations));

@@ -4,6 +4,7 @@
 import type { Metrics } from "../api";
 import { BarChart } from "../charts";
 import { download, toCsv } from "../csv";
+import { createHeatmap } from "../heatmap";
 import { count, duration, fill, h, percent } from "../dom";
 import { byId, ok, section, stat, type Context } from "./section";
 
@@ -39,6 +40,8 @@ export function createClicks(context: Context, knownButtons: string[]): Clicks {
     height: 160,
   });
 
+  const heatmap = createHeatmap("Clicks by weekday and hour");
+
   const choices = h(
     "fieldset",
     { class: "segmented" },
@@ -68,6 +71,7 @@ export function createClicks(context: Context, knownButtons: string[]): Clicks {
     h("div", { class: "tiles", id: "click-totals" }),
     dailyClicks.element,
     hourlyClicks.element,
+    heatmap.element,
     h(
       "div",
       { class: "columns" },
@@ -158,6 +162,7 @@ export function createClicks(context: Context, knownButtons: string[]): Clicks {
         ? `Busiest hour: ${String(peak).padStart(2, "0")}:00 with ${count(clicks.hourly[peak] ?? 0)} clicks (${window.timezone}).`
         : "No clicks yet.",
     );
+    heatmap.update(clicks.weekday_hourly, window.timezone);
     const rt = metrics.response_time_ms;
     byId(element, "rt-avg").textContent = duration(rt.avg ?? null);
     byId(element, "rt-p50").textContent = duration(rt.p50 ?? null);
