@@ -87,6 +87,9 @@ pub enum EventKind {
         status: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         error: Option<StatusError>,
+        /// `pricing.category`: `marketing`, `utility`, `authentication`, `service`, …
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        category: Option<String>,
     },
     /// Anything that is not a message or a status: template, account, phone-number,
     /// calls updates, errors of a messages change, and whatever Meta adds.
@@ -311,6 +314,7 @@ fn events_from_messages(
                 message_id,
                 status: name,
                 error,
+                category: status.category(),
             },
         };
         events.push(ReceivedEvent {
@@ -540,7 +544,8 @@ mod tests {
               {"from":"1","id":"m4","timestamp":"4","type":"interactive","interactive":{"type":"list_reply","list_reply":{"id":"L","title":"T"}}},
               {"from":"1","id":"m5","timestamp":"5","type":"brand_new_type"}],
             "statuses":[{"id":"out1","status":"failed","timestamp":"6","recipient_id":"1",
-              "errors":[{"code":131047,"title":"Re-engagement message"}]}],
+              "errors":[{"code":131047,"title":"Re-engagement message"}],
+              "pricing":{"billable":true,"category":"Marketing"}}],
             "errors":[{"code":1,"title":"x"}]"#,
         ));
         let types: Vec<_> = events.iter().map(|e| e.kind.type_name()).collect();
@@ -565,6 +570,7 @@ mod tests {
                     code: Some(131047),
                     title: Some("Re-engagement message".into())
                 }),
+                category: Some("marketing".into()),
             }
         );
     }

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::counters::{histogram, names, utc_from_ms as utc, Deltas, Granularity};
 use crate::event::{Event, EventKind, ReceivedEvent};
+use crate::funnel::{self, message_counts, Engagement, Failure, MessageView};
 
 /// What Pulse knows of one customer: the conversation list and response times.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -39,6 +40,9 @@ pub struct ContactState {
     pub last_button_ms: Option<i64>,
     #[serde(default)]
     pub timeline: Timeline,
+    /// Recent sends and clicks, for answers and failed contacts.
+    #[serde(default, skip_serializing_if = "Engagement::is_empty")]
+    pub engagement: Engagement,
 }
 
 impl ContactState {
@@ -48,19 +52,63 @@ impl ContactState {
     }
 }
 
-/// What Pulse knows of one outbound message, from its statuses.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// What Pulse knows of one outbound message, from its statuses and the clicks on it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct MessageState {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recipient: Option<String>,
     /// The most advanced status so far; never goes back (a late `sent` after `read`
-    /// leaves `read`).
+    /// leaves `read`). Empty while Pulse has only clicks on it.
+    #[serde(default)]
     pub status: String,
-    /// Earliest status time, Unix ms: where the message counts as outbound.
-    pub first_status_ms: i64,
+    /// Earliest status time, Unix ms: where the message counts as outbound (its
+    /// day). `None` while Pulse has only clicks on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_status_ms: Option<i64>,
     /// Earliest delivered-or-read time: where it counts as delivered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reached_ms: Option<i64>,
+    /// Earliest read time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_ms: Option<i64>,
+    /// `pricing.category`. Statuses of one message carry one; should two differ,
+    /// the first alphabetically is kept, so that arrival order does not matter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    /// Its latest failed status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<Failure>,
+    /// (time, button) of each click on it, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub clicks: Vec<(i64, String)>,
+}
+
+impl MessageState {
+    fn funnel(&self) -> MessageView<'_> {
+        MessageView {
+            first_status_ms: self.first_status_ms,
+            category: self.category.as_deref(),
+            reached_ms: self.reached_ms,
+            read_ms: self.read_ms,
+            failure: self.failure.as_ref(),
+            clicks: &self.clicks,
+        }
+    }
+
+    /// The message as its contact's recent sends keep it.
+    fn send(&self, message_id: &str) -> Option<funnel::Send> {
+        Some(funnel::Send {
+            at_ms: self.first_status_ms?,
+            tag: funnel::message_tag(message_id),
+            reached: self.reached_ms.is_some(),
+            failed: self.failure.as_ref().map(Failure::code_name),
+        })
+    }
+}
+
+/// The earlier of two optional times.
+fn earliest(held: Option<i64>, at: i64) -> Option<i64> {
+    Some(held.map_or(at, |h| h.min(at)))
 }
 
 /// The order statuses advance in; `failed` and unknown ones do not advance it.
@@ -197,6 +245,9 @@ impl StateKeys {
     pub fn of(event: &Event) -> Self {
         let message = match &event.kind {
             EventKind::StatusUpdate { message_id, .. } => Some(message_id.clone()),
+            EventKind::ButtonClick {
+                context_message_id, ..
+            } => context_message_id.clone(),
             _ => None,
         };
         Self {
@@ -236,60 +287,118 @@ pub fn apply(event: &Event, prior: Prior) -> Effects {
     let mut message = None;
 
     match &event.kind {
-        EventKind::ButtonClick { button_id, .. } => {
+        EventKind::ButtonClick {
+            button_id,
+            context_message_id,
+            ..
+        } => {
             deltas.add(
                 Quarter,
                 at,
                 format!("{}{button_id}", names::CLICK_PREFIX),
                 1,
             );
+            match context_message_id {
+                Some(clicked) => {
+                    let mut state = prior.message.clone().unwrap_or_default();
+                    let click = (ms, button_id.clone());
+                    let position = state.clicks.partition_point(|c| *c < click);
+                    state.clicks.insert(position, click);
+                    message = Some(state);
+                    if let Some(c) = contact.as_mut() {
+                        c.engagement.add_click(funnel::Click {
+                            at_ms: ms,
+                            tag: funnel::message_tag(clicked),
+                        });
+                    }
+                }
+                None => deltas.add(Quarter, at, funnel::names::UNATTRIBUTED, 1),
+            }
         }
         EventKind::TextMessage { .. } => deltas.add(Quarter, at, names::TEXT, 1),
         EventKind::MediaMessage { .. } => deltas.add(Quarter, at, names::MEDIA, 1),
         EventKind::ListSelection { .. } | EventKind::OtherMessage { .. } => {
             deltas.add(Quarter, at, names::OTHER, 1);
         }
-        EventKind::StatusUpdate { status, .. } => {
+        EventKind::StatusUpdate {
+            message_id,
+            status,
+            error,
+            category,
+        } => {
             deltas.add(Quarter, at, format!("{}{status}", names::STATUS_PREFIX), 1);
-            let reaches = matches!(status.as_str(), "delivered" | "read");
-            let state = match prior.message {
+            let mut state = prior.message.clone().unwrap_or_default();
+            match state.first_status_ms {
                 None => {
                     deltas.add(Quarter, at, names::OUTBOUND, 1);
                     if let Some(c) = contact.as_mut() {
                         c.outbound += 1;
                     }
-                    MessageState {
-                        recipient: event.contact.as_ref().map(|c| c.wa_id.clone()),
-                        status: status.clone(),
-                        first_status_ms: ms,
-                        reached_ms: None,
+                    state.recipient = event.contact.as_ref().map(|c| c.wa_id.clone());
+                    state.first_status_ms = Some(ms);
+                }
+                Some(first) if ms < first => {
+                    move_count(&mut deltas, names::OUTBOUND, first, ms);
+                    state.first_status_ms = Some(ms);
+                }
+                Some(_) => {}
+            }
+            if state.status.is_empty() || status_rank(status) > status_rank(&state.status) {
+                state.status = status.clone();
+            }
+            match status.as_str() {
+                "delivered" | "read" => {
+                    match state.reached_ms {
+                        None => deltas.add(Quarter, at, names::REACHED, 1),
+                        Some(earlier) if ms < earlier => {
+                            move_count(&mut deltas, names::REACHED, earlier, ms);
+                        }
+                        Some(_) => {}
+                    }
+                    state.reached_ms = earliest(state.reached_ms, ms);
+                    if status == "read" {
+                        state.read_ms = earliest(state.read_ms, ms);
                     }
                 }
-                Some(mut state) => {
-                    if ms < state.first_status_ms {
-                        move_count(&mut deltas, names::OUTBOUND, state.first_status_ms, ms);
-                        state.first_status_ms = ms;
-                    }
-                    if status_rank(status) > status_rank(&state.status) {
-                        state.status = status.clone();
-                    }
-                    state
+                "failed" => {
+                    let failure = Failure {
+                        at_ms: ms,
+                        code: error.as_ref().and_then(|e| e.code),
+                        title: error.as_ref().and_then(|e| e.title.clone()),
+                    };
+                    state.failure = state.failure.take().max(Some(failure));
                 }
-            };
-            let mut state = state;
-            if reaches {
-                match state.reached_ms {
-                    None => deltas.add(Quarter, at, names::REACHED, 1),
-                    Some(earlier) if ms < earlier => {
-                        move_count(&mut deltas, names::REACHED, earlier, ms);
-                    }
-                    Some(_) => {}
+                _ => {}
+            }
+            if let Some(category) = category {
+                if state.category.as_ref().is_none_or(|held| category < held) {
+                    state.category = Some(category.clone());
                 }
-                state.reached_ms = Some(state.reached_ms.map_or(ms, |r| r.min(ms)));
+            }
+            if let (Some(c), Some(send)) = (contact.as_mut(), state.send(message_id)) {
+                c.engagement.put_send(send);
             }
             message = Some(state);
         }
         EventKind::OtherUpdate { .. } => {}
+    }
+
+    // The funnel: what the message and the contact's engagement add now, less
+    // what they added before (see `crate::funnel`).
+    if message.is_some() {
+        if let Some(before) = &prior.message {
+            message_counts(before.funnel(), &mut deltas, -1);
+        }
+        if let Some(after) = &message {
+            message_counts(after.funnel(), &mut deltas, 1);
+        }
+        if let Some(before) = &prior.contact {
+            before.engagement.counts(&mut deltas, -1);
+        }
+        if let Some(after) = contact.as_mut() {
+            after.engagement.counts(&mut deltas, 1);
+            after.engagement.trim();
+        }
     }
 
     if let Some(c) = contact.as_mut() {
@@ -551,6 +660,7 @@ mod tests {
                 message_id: id.into(),
                 status: status.into(),
                 error: None,
+                category: None,
             },
             "c",
             at_ms,
@@ -843,7 +953,9 @@ mod tests {
                     message_id: format!("in{index}"),
                     button_id: crate::event::KNOWN_BUTTONS[which as usize].into(),
                     title: None,
-                    context_message_id: None,
+                    // Most clicks name a message, some one that has no status.
+                    context_message_id: (minute % 5 != 0)
+                        .then(|| format!("out{contact}{}", minute % 4)),
                 },
                 wa_id,
                 at,
@@ -851,12 +963,22 @@ mod tests {
             _ => {
                 let name = ["sent", "delivered", "read", "failed"][(minute % 4) as usize];
                 let message = format!("out{contact}{which}");
-                let at = T0 + i64::from(which) * 600_000 + (minute % 4) * 60_000;
+                // Hours apart, so that a late status moves a message's day and
+                // its answers.
+                let at = T0 + i64::from(which) * 600_000 + (minute % 4) * 7 * 3_600_000;
+                let error = (name == "failed").then(|| crate::event::StatusError {
+                    code: Some([131_026, 131_049, 131_047][which as usize]),
+                    title: Some(format!("title {which}")),
+                });
                 let mut e = event(
                     EventKind::StatusUpdate {
                         message_id: message.clone(),
                         status: name.into(),
-                        error: None,
+                        error,
+                        // Mostly one category a message, sometimes two.
+                        category: [None, Some("utility"), Some("service")]
+                            [(i64::from(which) + minute % 4 / 3) as usize % 3]
+                            .map(Into::into),
                     },
                     wa_id,
                     at,

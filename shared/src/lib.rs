@@ -5,6 +5,7 @@
 //! - [`signature`]: the `X-Hub-Signature-256` check;
 //! - [`ingest`]: what recording an event changes (state and counter deltas), pure;
 //! - [`counters`]: the pre-aggregated counters metrics are read from;
+//! - [`funnel`]: what a message and a contact add to the funnel's counters, pure;
 //! - [`store`]: the store trait and its SQLite (feature `sqlite`) and DynamoDB
 //!   implementations, which record whole deliveries exactly once;
 //! - [`metrics`]: the dashboard's figures, computed from counters;
@@ -14,12 +15,13 @@
 //! - [`config`], [`mask`], [`telemetry`]: settings, phone masking, logging.
 //!
 //! Dependencies point one way: handlers → metrics, store → ingest → event →
-//! whatsapp; the domain (`whatsapp`, `event`, `ingest`, `counters`) knows no
+//! whatsapp; the domain (`whatsapp`, `event`, `ingest`, `funnel`, `counters`) knows no
 //! AWS or SQLite type.
 
 pub mod config;
 pub mod counters;
 pub mod event;
+pub mod funnel;
 pub mod handlers;
 pub mod ingest;
 pub mod mask;

@@ -172,6 +172,17 @@ pub struct Status {
     pub recipient_id: Option<String>,
     #[serde(default)]
     pub errors: Vec<ErrorDetail>,
+    /// Read as any JSON, so that an unexpected shape loses only the category.
+    #[serde(default)]
+    pub pricing: Option<serde_json::Value>,
+}
+
+impl Status {
+    /// `pricing.category`, lower-cased: `marketing`, `utility`, `service`, …
+    pub fn category(&self) -> Option<String> {
+        let category = self.pricing.as_ref()?.get("category")?.as_str()?.trim();
+        (!category.is_empty()).then(|| category.to_ascii_lowercase())
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -1,0 +1,453 @@
+//! The Click-to-Unlock funnel as counters: what one outbound message, and one
+//! contact's recent sends and clicks, add to the funnel and failure counters.
+//!
+//! Each contribution is a pure function of a state that is itself the same
+//! whatever order the events came in (earliest times, the most advanced status,
+//! the set of clicks). [`crate::ingest::apply`] counts the contribution after an
+//! event minus the one before it, so the counters always equal the sum of the
+//! contributions of the current states, in any order of arrival.
+//!
+//! A message counts on the quarter of its earliest status (its *day*), so a late
+//! `sent` that moves it to an earlier day moves all its counts there.
+
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::counters::{histogram, utc_from_ms, Deltas, Granularity};
+
+/// Counter names, all under one prefix so that the funnel and failures routes
+/// read them with their quarters (for local days).
+pub mod names {
+    pub const PREFIX: &str = "f:";
+    /// `f:{stage}:{category}`, a message at its day.
+    pub const STAGES: [&str; 5] = ["sent", "delivered", "read", "clicked", "failed"];
+    /// `f:click:{button}`: clicks on messages, at the message's day.
+    pub const CLICK: &str = "f:click:";
+    /// Clicks on a message without any status, at the click's own time.
+    pub const UNATTRIBUTED: &str = "f:unattributed";
+    /// `f:ttr:{bucket}`, `f:ttc:{bucket}`: histograms of the time to read and to click.
+    pub const TIME_TO_READ: &str = "f:ttr:";
+    pub const TIME_TO_CLICK: &str = "f:ttc:";
+    /// `f:fail:{code}:{title}`: failed messages by Meta's code (`-` for none) and title.
+    pub const FAILURE: &str = "f:fail:";
+    /// `f:failc:{code}`: each contact once, at the day of its latest message failed
+    /// with that code (so a window that ends today sums distinct contacts).
+    pub const FAILED_CONTACTS: &str = "f:failc:";
+    /// Answers, at the clicked message's day.
+    pub const ANSWER_CLICKS: &str = "f:a:clicks";
+    pub const ANSWERED: &str = "f:a:answered";
+    pub const ANSWER_DELIVERED: &str = "f:a:delivered";
+    pub const ANSWER_SUM_MS: &str = "f:a:sum_ms";
+    pub const ANSWER_BUCKET: &str = "f:a:b:";
+
+    pub fn stage(stage: &str, category: &str) -> String {
+        format!("{PREFIX}{stage}:{category}")
+    }
+}
+
+/// The category of a message whose statuses carry none.
+pub const UNKNOWN_CATEGORY: &str = "unknown";
+/// The code of a failure that Meta gave none for, in counter names.
+pub const NO_CODE: &str = "-";
+/// How long after a click an outbound message still answers it.
+pub const ANSWER_WITHIN_MS: i64 = 24 * 3_600_000;
+/// Titles longer than this are cut, so that a counter name stays small.
+const TITLE_CHARS: usize = 120;
+
+/// A failed status of a message, as the message keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Failure {
+    pub at_ms: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+}
+
+impl Failure {
+    /// The code as counter names write it.
+    pub fn code_name(&self) -> String {
+        self.code.map_or_else(|| NO_CODE.to_owned(), |c| c.to_string())
+    }
+}
+
+/// What the funnel needs of one outbound message (kept in its state).
+#[derive(Debug, Clone, Copy)]
+pub struct MessageView<'a> {
+    /// Earliest status time; `None` while Pulse has only clicks on it.
+    pub first_status_ms: Option<i64>,
+    pub category: Option<&'a str>,
+    pub reached_ms: Option<i64>,
+    pub read_ms: Option<i64>,
+    pub failure: Option<&'a Failure>,
+    /// (time, button) of each click on it.
+    pub clicks: &'a [(i64, String)],
+}
+
+/// What one message adds to the counters.
+pub fn message_counts(message: MessageView<'_>, deltas: &mut Deltas, sign: i64) {
+    let add = |deltas: &mut Deltas, at: i64, name: String| {
+        deltas.add(Granularity::Quarter, utc_from_ms(at), name, sign);
+    };
+    let Some(day) = message.first_status_ms else {
+        for (at, _) in message.clicks {
+            add(deltas, *at, names::UNATTRIBUTED.to_owned());
+        }
+        return;
+    };
+    let category = message.category.unwrap_or(UNKNOWN_CATEGORY);
+    let stages = [
+        true,
+        message.reached_ms.is_some(),
+        message.read_ms.is_some(),
+        !message.clicks.is_empty(),
+        message.failure.is_some(),
+    ];
+    for (stage, held) in names::STAGES.iter().zip(stages) {
+        if held {
+            add(deltas, day, names::stage(stage, category));
+        }
+    }
+    for (at, button) in message.clicks {
+        add(deltas, day, format!("{}{button}", names::CLICK));
+        add(deltas, day, bucket_name(names::TIME_TO_CLICK, at - day));
+    }
+    if let Some(read) = message.read_ms {
+        add(deltas, day, bucket_name(names::TIME_TO_READ, read - day));
+    }
+    if let Some(failure) = message.failure {
+        let title: String = failure
+            .title
+            .as_deref()
+            .unwrap_or("")
+            .chars()
+            .take(TITLE_CHARS)
+            .collect();
+        let name = format!("{}{}:{title}", names::FAILURE, failure.code_name());
+        add(deltas, day, name);
+    }
+}
+
+fn bucket_name(prefix: &str, millis: i64) -> String {
+    format!("{prefix}{}", histogram::bucket(millis.max(0)))
+}
+
+/// A short digest of a message id: enough to tell a contact's messages apart,
+/// and small in the contact's state.
+pub fn message_tag(message_id: &str) -> String {
+    let digest = Sha256::digest(message_id.as_bytes());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..9])
+}
+
+/// One of a contact's recent outbound messages.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Send {
+    /// Its earliest status time.
+    #[serde(rename = "t")]
+    pub at_ms: i64,
+    /// [`message_tag`] of its id.
+    #[serde(rename = "m")]
+    pub tag: String,
+    /// Whether it reached delivered or read.
+    #[serde(rename = "r", default, skip_serializing_if = "std::ops::Not::not")]
+    pub reached: bool,
+    /// The code of its failure, when it failed.
+    #[serde(rename = "f", default, skip_serializing_if = "Option::is_none")]
+    pub failed: Option<String>,
+}
+
+/// One of a contact's recent clicks.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Click {
+    #[serde(rename = "t")]
+    pub at_ms: i64,
+    /// [`message_tag`] of the message clicked.
+    #[serde(rename = "m")]
+    pub tag: String,
+}
+
+/// A contact's recent sends and clicks: what answers and failed contacts are
+/// counted from. Holds the newest [`Engagement::CAPACITY`] of each; what is
+/// dropped stays counted as it was, and later updates about it are left out.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Engagement {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sends: Vec<Send>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub clicks: Vec<Click>,
+    /// Newest time dropped; older updates are left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub horizon_ms: Option<i64>,
+}
+
+impl Engagement {
+    pub const CAPACITY: usize = 32;
+
+    pub fn is_empty(&self) -> bool {
+        self.sends.is_empty() && self.clicks.is_empty() && self.horizon_ms.is_none()
+    }
+
+    fn too_old(&self, at_ms: i64) -> bool {
+        self.horizon_ms.is_some_and(|h| at_ms <= h)
+    }
+
+    /// Puts a send as its message now stands (replacing what was known of it).
+    /// Returns false when it is older than what the contact keeps.
+    pub fn put_send(&mut self, send: Send) -> bool {
+        if self.too_old(send.at_ms) {
+            return false;
+        }
+        self.sends.retain(|s| s.tag != send.tag);
+        let at = self.sends.partition_point(|s| *s < send);
+        self.sends.insert(at, send);
+        true
+    }
+
+    /// Adds a click. Returns false when it is older than what the contact keeps.
+    pub fn add_click(&mut self, click: Click) -> bool {
+        if self.too_old(click.at_ms) {
+            return false;
+        }
+        let at = self.clicks.partition_point(|c| *c < click);
+        self.clicks.insert(at, click);
+        true
+    }
+
+    /// Drops the oldest beyond capacity (after their effect was counted).
+    pub fn trim(&mut self) {
+        for dropped in [
+            drain_oldest(&mut self.sends, |s| s.at_ms),
+            drain_oldest(&mut self.clicks, |c| c.at_ms),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            self.horizon_ms = Some(self.horizon_ms.map_or(dropped, |h| h.max(dropped)));
+        }
+    }
+
+    /// What the contact adds to the counters: its answers and its failure codes.
+    pub fn counts(&self, deltas: &mut Deltas, sign: i64) {
+        let mut add = |at: i64, name: String, by: i64| {
+            deltas.add(Granularity::Quarter, utc_from_ms(at), name, sign * by);
+        };
+        for click in &self.clicks {
+            // Only clicks on a message Pulse has a status for have a day.
+            let Some(clicked) = self.sends.iter().find(|s| s.tag == click.tag) else {
+                continue;
+            };
+            let day = clicked.at_ms;
+            add(day, names::ANSWER_CLICKS.to_owned(), 1);
+            let answer = self
+                .sends
+                .iter()
+                .find(|s| s.at_ms > click.at_ms && s.at_ms - click.at_ms <= ANSWER_WITHIN_MS);
+            if let Some(answer) = answer {
+                let took = answer.at_ms - click.at_ms;
+                add(day, names::ANSWERED.to_owned(), 1);
+                if answer.reached {
+                    add(day, names::ANSWER_DELIVERED.to_owned(), 1);
+                }
+                add(day, names::ANSWER_SUM_MS.to_owned(), took);
+                add(day, bucket_name(names::ANSWER_BUCKET, took), 1);
+            }
+        }
+        let mut latest: Vec<(&str, i64)> = Vec::new();
+        for send in &self.sends {
+            if let Some(code) = send.failed.as_deref() {
+                match latest.iter_mut().find(|(c, _)| *c == code) {
+                    Some((_, at)) => *at = (*at).max(send.at_ms),
+                    None => latest.push((code, send.at_ms)),
+                }
+            }
+        }
+        for (code, at) in latest {
+            add(at, format!("{}{code}", names::FAILED_CONTACTS), 1);
+        }
+    }
+}
+
+/// Removes the oldest entries beyond [`Engagement::CAPACITY`]; returns the
+/// newest time removed.
+fn drain_oldest<T>(entries: &mut Vec<T>, at: impl Fn(&T) -> i64) -> Option<i64> {
+    let excess = entries.len().checked_sub(Engagement::CAPACITY)?;
+    entries.drain(..excess).map(|e| at(&e)).max()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T0: i64 = 1_767_225_600_000;
+    const MINUTE: i64 = 60_000;
+
+    fn totals(deltas: &Deltas) -> std::collections::BTreeMap<String, i64> {
+        let mut sums = std::collections::BTreeMap::new();
+        for (key, value) in deltas.iter() {
+            *sums.entry(key.name.clone()).or_default() += value;
+        }
+        sums
+    }
+
+    #[test]
+    fn a_message_counts_each_stage_once_at_its_day() {
+        let failure = Failure {
+            at_ms: T0 + MINUTE,
+            code: Some(131_047),
+            title: Some("Re-engagement message".into()),
+        };
+        let clicks = [(T0 + 5 * MINUTE, "UNLOCK_CONTENT".to_owned())];
+        let mut deltas = Deltas::default();
+        message_counts(
+            MessageView {
+                first_status_ms: Some(T0),
+                category: Some("utility"),
+                reached_ms: Some(T0 + MINUTE),
+                read_ms: Some(T0 + 2 * MINUTE),
+                failure: Some(&failure),
+                clicks: &clicks,
+            },
+            &mut deltas,
+            1,
+        );
+        let sums = totals(&deltas);
+        for stage in names::STAGES {
+            assert_eq!(sums[&names::stage(stage, "utility")], 1, "{stage}");
+        }
+        assert_eq!(sums["f:click:UNLOCK_CONTENT"], 1);
+        assert_eq!(sums["f:fail:131047:Re-engagement message"], 1);
+        assert_eq!(deltas.slots(), 1, "all at the message's quarter");
+        // The opposite sign takes it all back.
+        message_counts(
+            MessageView {
+                first_status_ms: Some(T0),
+                category: Some("utility"),
+                reached_ms: Some(T0 + MINUTE),
+                read_ms: Some(T0 + 2 * MINUTE),
+                failure: Some(&failure),
+                clicks: &clicks,
+            },
+            &mut deltas,
+            -1,
+        );
+        assert!(deltas.is_empty());
+    }
+
+    #[test]
+    fn clicks_without_a_status_are_unattributed_at_their_time() {
+        let clicks = [(T0 + 90 * MINUTE, "X".to_owned())];
+        let mut deltas = Deltas::default();
+        message_counts(
+            MessageView {
+                first_status_ms: None,
+                category: None,
+                reached_ms: None,
+                read_ms: None,
+                failure: None,
+                clicks: &clicks,
+            },
+            &mut deltas,
+            1,
+        );
+        assert_eq!(
+            deltas.get(
+                Granularity::Quarter,
+                utc_from_ms(T0 + 90 * MINUTE),
+                names::UNATTRIBUTED
+            ),
+            1
+        );
+        assert_eq!(deltas.iter().count(), 1);
+    }
+
+    fn send(at_ms: i64, tag: &str, reached: bool) -> Send {
+        Send {
+            at_ms,
+            tag: tag.into(),
+            reached,
+            failed: None,
+        }
+    }
+
+    #[test]
+    fn a_click_is_answered_by_the_next_send_within_a_day() {
+        let mut contact = Engagement::default();
+        contact.put_send(send(T0, "content", true));
+        contact.put_send(send(T0 + 10 * MINUTE, "answer", true));
+        contact.put_send(send(T0 + 11 * MINUTE, "second", false));
+        contact.add_click(Click {
+            at_ms: T0 + 8 * MINUTE,
+            tag: "content".into(),
+        });
+        // A click on a message without a status is not among the answers' clicks.
+        contact.add_click(Click {
+            at_ms: T0 + 9 * MINUTE,
+            tag: "unknown".into(),
+        });
+        let mut deltas = Deltas::default();
+        contact.counts(&mut deltas, 1);
+        let sums = totals(&deltas);
+        assert_eq!(sums[names::ANSWER_CLICKS], 1);
+        assert_eq!(sums[names::ANSWERED], 1);
+        assert_eq!(sums[names::ANSWER_DELIVERED], 1);
+        assert_eq!(sums[names::ANSWER_SUM_MS], 2 * MINUTE);
+        // The answer counts at the clicked message's day.
+        assert_eq!(
+            deltas.get(Granularity::Quarter, utc_from_ms(T0), names::ANSWERED),
+            1
+        );
+
+        let mut late = Engagement::default();
+        late.put_send(send(T0, "content", true));
+        late.put_send(send(T0 + ANSWER_WITHIN_MS + 9 * MINUTE, "late", true));
+        late.add_click(Click {
+            at_ms: T0 + 8 * MINUTE,
+            tag: "content".into(),
+        });
+        let mut deltas = Deltas::default();
+        late.counts(&mut deltas, 1);
+        assert_eq!(totals(&deltas).get(names::ANSWERED), None);
+    }
+
+    #[test]
+    fn a_contact_counts_once_per_code_at_its_latest_failure() {
+        let mut contact = Engagement::default();
+        for (i, code) in ["131026", "131026", "131049"].into_iter().enumerate() {
+            contact.put_send(Send {
+                failed: Some(code.into()),
+                ..send(T0 + i as i64 * ANSWER_WITHIN_MS, &format!("m{i}"), false)
+            });
+        }
+        let mut deltas = Deltas::default();
+        contact.counts(&mut deltas, 1);
+        let sums = totals(&deltas);
+        assert_eq!(sums["f:failc:131026"], 1);
+        assert_eq!(sums["f:failc:131049"], 1);
+        assert_eq!(
+            deltas.get(
+                Granularity::Quarter,
+                utc_from_ms(T0 + ANSWER_WITHIN_MS),
+                "f:failc:131026"
+            ),
+            1
+        );
+    }
+
+    #[test]
+    fn engagement_keeps_the_newest_and_refuses_what_is_older() {
+        let mut contact = Engagement::default();
+        for i in 0..(Engagement::CAPACITY as i64 + 5) {
+            assert!(contact.put_send(send(T0 + i * MINUTE, &format!("m{i}"), false)));
+            contact.trim();
+        }
+        assert_eq!(contact.sends.len(), Engagement::CAPACITY);
+        assert_eq!(contact.horizon_ms, Some(T0 + 4 * MINUTE));
+        assert!(!contact.put_send(send(T0 + 4 * MINUTE, "old", false)));
+        // Putting a known message again replaces it.
+        assert!(contact.put_send(send(T0 + 10 * MINUTE, "m10", true)));
+        assert_eq!(contact.sends.len(), Engagement::CAPACITY);
+        assert_eq!(message_tag("wamid.A").len(), 12);
+        assert_ne!(message_tag("wamid.A"), message_tag("wamid.B"));
+    }
+}
