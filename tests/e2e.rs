@@ -3,7 +3,7 @@
 use std::process::{Command, Stdio};
 use std::time::Duration as StdDuration;
 
-use chrono::{Duration, Utc};
+use chrono::{Duration, DurationRound, Utc};
 use futures::future::join_all;
 use pulse_local::stack::StoreKind;
 use pulse_shared::signature::sign;
@@ -936,6 +936,53 @@ async fn a_quiet_account_still_shows_its_last_events_on_dynamodb() {
     a_quiet_account_still_shows_its_last_events(Stack::start_on_moto().await).await;
 }
 
+/// The funnel and failures routes over HTTP, with the names the API promises.
+async fn the_funnel_routes_answer_a_known_history(stack: Stack) {
+    let now = Utc::now();
+    let base = (now - Duration::days(3))
+        .duration_trunc(Duration::days(1))
+        .unwrap()
+        + Duration::hours(9);
+    for body in click_to_unlock_scenario(base).iter().rev() {
+        assert_eq!(stack.deliver(body).await.0, 200);
+    }
+    let funnel = stack.data("/api/webhook/funnel?days=7").await;
+    let stages = |v: &Value| {
+        ["sent", "delivered", "read", "clicked", "failed"].map(|stage| v[stage].as_i64().unwrap())
+    };
+    assert_eq!(stages(&funnel), [6, 3, 2, 1, 3]);
+    assert_eq!(stages(&funnel["by_category"]["utility"]), [3, 2, 2, 1, 1]);
+    assert_eq!(funnel["daily"].as_array().unwrap().len(), 7);
+    assert_eq!(funnel["window"]["days"], 7);
+    assert_eq!(funnel["clicks"]["total"], 2);
+    assert_eq!(funnel["clicks"]["unattributed"], 1);
+    assert_eq!(funnel["rates"]["delivered"], 0.5);
+    assert_eq!(funnel["answers"]["answered_delivered"], 1);
+    assert_eq!(funnel["answers"]["answer_ms"]["avg"], 60_000.0);
+    assert_eq!(funnel["time_to_read_ms"]["count"], 2);
+    let failures = stack.data("/api/webhook/failures?days=7").await;
+    assert_eq!(failures["total"], 3);
+    let first = &failures["codes"][0];
+    assert_eq!(
+        (&first["code"], &first["messages"], &first["contacts"]),
+        (&json!(131_049), &json!(2), &json!(1))
+    );
+    assert_eq!(first["daily"].as_array().unwrap().len(), 7);
+    let (status, _) = stack.get("/api/webhook/funnel?days=91").await;
+    assert_eq!(status, 400);
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn the_funnel_routes_answer_a_known_history_on_sqlite() {
+    the_funnel_routes_answer_a_known_history(Stack::start().await).await;
+}
+
+#[tokio::test]
+async fn the_funnel_routes_answer_a_known_history_on_dynamodb() {
+    the_funnel_routes_answer_a_known_history(Stack::start_on_moto().await).await;
+}
+
 #[tokio::test]
 async fn a_busy_hour_on_dynamodb_counts_each_update_once() {
     // 300 updates from 30 contacts in deliveries of up to 50, each delivery sent
@@ -1373,6 +1420,13 @@ async fn the_openapi_description_documents_what_every_route_answers() {
         vec![status("wamid.o3", "sent", now, CUSTOMER)],
     );
     let (_, delivered) = stack.deliver(&body).await;
+    // The funnel routes answer with every part filled.
+    let base = (now - Duration::days(3))
+        .duration_trunc(Duration::days(1))
+        .unwrap();
+    for update in click_to_unlock_scenario(base) {
+        assert_eq!(stack.deliver(&update).await.0, 200);
+    }
     // No token needed: it holds no data.
     let doc: Value = stack
         .http

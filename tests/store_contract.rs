@@ -42,6 +42,7 @@ contract!(
     statuses_out_of_order_and_late_retries,
     a_large_delivery_counts_once,
     overlapping_deliveries_race,
+    funnel_of_a_known_history,
 );
 
 async fn quarter_total(store: &dyn Store, name: &str) -> i64 {
@@ -519,6 +520,119 @@ async fn statuses_out_of_order_and_late_retries(store: Arc<dyn Store>) {
         .unwrap();
     assert_eq!(today.messages.text, 0);
     assert_eq!(m.messages.text, 1);
+}
+
+/// The funnel and failures of `click_to_unlock_scenario`, whose figures are
+/// known, recorded in order, then again in a shuffled order with duplicates and
+/// random batching into a second store's worth of deliveries: every figure is
+/// the same.
+async fn funnel_of_a_known_history(store: Arc<dyn Store>) {
+    use rand::{seq::SliceRandom, Rng, SeedableRng};
+    let now = Utc::now();
+    let base = (now - Duration::days(3))
+        .duration_trunc(Duration::days(1))
+        .unwrap()
+        + Duration::hours(9);
+    let updates = click_to_unlock_scenario(base);
+    // Shuffled, a third of them twice, in deliveries of 1 to 4 updates.
+    let mut rng = rand::rngs::StdRng::seed_from_u64(test_seed());
+    let mut arrivals: Vec<&Vec<u8>> = updates.iter().collect();
+    arrivals.extend(updates.iter().filter(|_| rng.random_bool(0.33)));
+    arrivals.shuffle(&mut rng);
+    let mut batches = Vec::new();
+    while !arrivals.is_empty() {
+        let take = rng.random_range(1..=4).min(arrivals.len());
+        let events: Vec<_> = arrivals
+            .drain(..take)
+            .flat_map(|body| events(body))
+            .collect();
+        batches.push(events);
+    }
+    for batch in &batches {
+        store.record(batch, 90).await.unwrap();
+    }
+    let utc = chrono_tz::UTC;
+    let f = metrics::funnel(store.as_ref(), utc, 7, now).await.unwrap();
+    let stages = |s: &metrics::Stages| (s.sent, s.delivered, s.read, s.clicked, s.failed);
+    assert_eq!(stages(&f.stages), (6, 3, 2, 1, 3));
+    assert_eq!(stages(&f.by_category["utility"]), (3, 2, 2, 1, 1));
+    assert_eq!(stages(&f.by_category["service"]), (1, 1, 0, 0, 0));
+    assert_eq!(stages(&f.by_category["marketing"]), (2, 0, 0, 0, 2));
+    assert_eq!(f.by_category.len(), 3);
+    let day = |date: chrono::NaiveDate| {
+        let day = f.daily.iter().find(|d| d.date == date).unwrap();
+        stages(&day.stages)
+    };
+    assert_eq!(day(base.date_naive()), (5, 3, 2, 1, 2));
+    assert_eq!(
+        day((base + Duration::days(1)).date_naive()),
+        (1, 0, 0, 0, 1)
+    );
+    assert_eq!(f.daily.len(), 7);
+    assert_eq!(
+        (f.clicks.total, f.clicks.unattributed),
+        (2, 1),
+        "the click on a message without status is apart"
+    );
+    assert_eq!(f.clicks.by_button["UNLOCK_CONTENT"], 1);
+    assert_eq!(f.clicks.by_button["SHARE_WITH_CLIENTS"], 1);
+    assert_eq!(f.clicks.by_button["RETRIEVE_CONTENT"], 0);
+    assert_eq!(f.rates.delivered, Some(0.5));
+    assert_eq!(f.rates.clicked, Some(1.0 / 6.0));
+    let near = |got: Option<f64>, minutes: f64| {
+        let want = minutes * 60_000.0;
+        (got.unwrap() - want).abs() / want < 0.03
+    };
+    assert_eq!(f.time_to_read_ms.count, 2);
+    assert!(near(f.time_to_read_ms.p95, 30.0), "{:?}", f.time_to_read_ms);
+    assert_eq!(f.time_to_click_ms.count, 2);
+    assert!(
+        near(f.time_to_click_ms.p95, 2.0 * 24.0 * 60.0),
+        "{:?}",
+        f.time_to_click_ms
+    );
+    let answers = &f.answers;
+    assert_eq!(
+        (answers.clicks, answers.answered, answers.answered_delivered),
+        (2, 1, 1)
+    );
+    assert_eq!(answers.answer_ms.count, 1);
+    assert_eq!(answers.answer_ms.avg, Some(60_000.0));
+
+    let failures = metrics::failures(store.as_ref(), utc, 7, now)
+        .await
+        .unwrap();
+    assert_eq!(failures.total, 3);
+    let codes: Vec<_> = failures
+        .codes
+        .iter()
+        .map(|c| (c.code, c.messages, c.contacts))
+        .collect();
+    assert_eq!(codes, [(Some(131_049), 2, 1), (Some(131_026), 1, 1)]);
+    assert_eq!(
+        failures.codes[1].title.as_deref(),
+        Some("Message undeliverable")
+    );
+    let daily: Vec<i64> = failures.codes[0].daily.iter().map(|d| d.messages).collect();
+    assert_eq!(daily.iter().sum::<i64>(), 2);
+    assert_eq!(daily.iter().filter(|n| **n == 1).count(), 2, "a day apart");
+
+    // Yesterday alone: C's second failure, and C once.
+    let yesterday_window =
+        (now.date_naive() - (base + Duration::days(1)).date_naive()).num_days() as u32 + 1;
+    let recent = metrics::failures(store.as_ref(), utc, yesterday_window - 1, now)
+        .await
+        .unwrap();
+    assert_eq!(recent.total, 0, "the window ends before C's second send");
+    let recent = metrics::failures(store.as_ref(), utc, yesterday_window, now)
+        .await
+        .unwrap();
+    let codes: Vec<_> = recent
+        .codes
+        .iter()
+        .map(|c| (c.code, c.messages, c.contacts))
+        .collect();
+    assert_eq!(codes, [(Some(131_049), 1, 1)]);
 }
 
 /// Runs each case of the connections table against both stores.

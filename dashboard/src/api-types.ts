@@ -13,6 +13,14 @@ export interface paths {
     /** Events newest first (by WhatsApp time), numbers masked, page by page. */
     get: operations["recent_events"];
   };
+  "/api/webhook/failures": {
+    /** The outbound messages of the last `days` local calendar days that failed, by Meta's error code, most first. */
+    get: operations["failures"];
+  };
+  "/api/webhook/funnel": {
+    /** The outbound messages of the last `days` local calendar days (by their earliest status), stage by stage: sent, delivered, read, clicked, failed; by category and day, with the clicks on them, the times to read and click, and the answers to the clicks. */
+    get: operations["funnel"];
+  };
   "/api/webhook/metrics": {
     /** Button clicks, messages, statuses, delivery rate and response times over the last `days` local calendar days (PULSE_TIMEZONE). */
     get: operations["metrics"];
@@ -37,6 +45,24 @@ export type webhooks = Record<string, never>;
 
 export interface components {
   schemas: {
+    /**
+     * @description What the clicks on the window's messages got back: a click is answered by
+     * the first outbound message to the same contact whose earliest status comes
+     * after it, within 24 hours.
+     */
+    Answers: {
+      /** @description From the click to the answer's earliest status. */
+      answer_ms: components["schemas"]["ResponseTimes"];
+      /** Format: int64 */
+      answered: number;
+      /**
+       * Format: int64
+       * @description Answers that reached delivered or read.
+       */
+      answered_delivered: number;
+      /** Format: int64 */
+      clicks: number;
+    };
     ButtonClicks: {
       /** @description Every known button, and any other id that was clicked. */
       by_button: {
@@ -89,6 +115,25 @@ export interface components {
       date: string;
       /** Format: int64 */
       total: number;
+    };
+    DailyFailures: {
+      /** Format: date */
+      date: string;
+      /** Format: int64 */
+      messages: number;
+    };
+    DailyStages: components["schemas"]["Stages"] & {
+      /** Format: date */
+      date: string;
+    };
+    /** @description Percentiles are within 2 % (log-scale buckets). */
+    Durations: {
+      /** Format: int64 */
+      count: number;
+      /** Format: double */
+      p50?: number | null;
+      /** Format: double */
+      p95?: number | null;
     };
     /** @description One update of a webhook, as Pulse stores and shows it. */
     Event: components["schemas"]["EventKind"] & ({
@@ -148,6 +193,8 @@ export interface components {
       /** @enum {string} */
       type: "other_message";
     } | ({
+      /** @description `pricing.category`: `marketing`, `utility`, `authentication`, `service`, … */
+      category?: string | null;
       error?: null | components["schemas"]["StatusError"];
       message_id: string;
       status: string;
@@ -164,6 +211,24 @@ export interface components {
       /** @description Always `false`. */
       success: boolean;
     };
+    FailureCode: {
+      /**
+       * Format: int64
+       * @description Meta's `errors[0].code`; `null` when it gave none.
+       */
+      code?: number | null;
+      /**
+       * Format: int64
+       * @description Distinct contacts with a message failed with this code.
+       */
+      contacts: number;
+      /** @description Every local day of the window, oldest first. */
+      daily: components["schemas"]["DailyFailures"][];
+      /** Format: int64 */
+      messages: number;
+      /** @description The latest title Meta gave for it. */
+      title?: string | null;
+    };
     FailureDetail: {
       /**
        * @description Machine-readable: `unauthorized`, `invalid_parameter`, `not_found`,
@@ -172,6 +237,58 @@ export interface components {
       code: string;
       /** @description For a person. */
       message: string;
+    };
+    /** @description `data` of `GET /api/webhook/failures`: the window's messages that failed. */
+    Failures: {
+      /** @description Most messages first. */
+      codes: components["schemas"]["FailureCode"][];
+      /** Format: int64 */
+      total: number;
+      window: components["schemas"]["Window"];
+    };
+    /**
+     * @description `data` of `GET /api/webhook/funnel`: the window's outbound messages (those
+     * whose earliest status falls on one of its local days), stage by stage.
+     */
+    Funnel: components["schemas"]["Stages"] & {
+      answers: components["schemas"]["Answers"];
+      /** @description By `pricing.category` (`unknown` when no status carried one). */
+      by_category: {
+        [key: string]: components["schemas"]["Stages"];
+      };
+      clicks: components["schemas"]["FunnelClicks"];
+      /** @description Every local day of the window, oldest first. */
+      daily: components["schemas"]["DailyStages"][];
+      rates: components["schemas"]["FunnelRates"];
+      /** @description From a message's earliest status to each click on it. */
+      time_to_click_ms: components["schemas"]["Durations"];
+      /** @description From a message's earliest status to its first read. */
+      time_to_read_ms: components["schemas"]["Durations"];
+      window: components["schemas"]["Window"];
+    };
+    FunnelClicks: {
+      by_button: {
+        [key: string]: number;
+      };
+      /**
+       * Format: int64
+       * @description Clicks on the window's messages.
+       */
+      total: number;
+      /**
+       * Format: int64
+       * @description Clicks in the window (by their own time) on a message Pulse has no status for.
+       */
+      unattributed: number;
+    };
+    /** @description Each stage ÷ `sent`; `null` when nothing was sent. */
+    FunnelRates: {
+      /** Format: double */
+      clicked?: number | null;
+      /** Format: double */
+      delivered?: number | null;
+      /** Format: double */
+      read?: number | null;
     };
     /** @description Body of `GET /health`: no personal data. */
     Health: {
@@ -232,6 +349,31 @@ export interface components {
       /** Format: double */
       p95?: number | null;
     };
+    /** @description How many of the window's outbound messages reached each stage. */
+    Stages: {
+      /**
+       * Format: int64
+       * @description At least one click on it.
+       */
+      clicked: number;
+      /**
+       * Format: int64
+       * @description Delivered or read.
+       */
+      delivered: number;
+      /**
+       * Format: int64
+       * @description Has a failed status.
+       */
+      failed: number;
+      /** Format: int64 */
+      read: number;
+      /**
+       * Format: int64
+       * @description Every outbound message (any status).
+       */
+      sent: number;
+    };
     /** @description Distinct outbound messages for which each status was reported. */
     StatusCounts: {
       /** Format: int64 */
@@ -256,6 +398,22 @@ export interface components {
     /** @description A success answer: `data` is the route's figures. */
     Success_Conversations: {
       data: components["schemas"]["Conversations"];
+      /** @description Always `true`. */
+      success: boolean;
+      /** Format: date-time */
+      timestamp: string;
+    };
+    /** @description A success answer: `data` is the route's figures. */
+    Success_Failures: {
+      data: components["schemas"]["Failures"];
+      /** @description Always `true`. */
+      success: boolean;
+      /** Format: date-time */
+      timestamp: string;
+    };
+    /** @description A success answer: `data` is the route's figures. */
+    Success_Funnel: {
+      data: components["schemas"]["Funnel"];
       /** @description Always `true`. */
       success: boolean;
       /** Format: date-time */
@@ -395,6 +553,76 @@ export interface operations {
       200: {
         content: {
           "application/json": components["schemas"]["Success_RecentEvents"];
+        };
+      };
+      /** @description A parameter out of bounds */
+      400: {
+        content: {
+          "application/json": components["schemas"]["Failure"];
+        };
+      };
+      /** @description No or wrong token */
+      401: {
+        content: {
+          "application/json": components["schemas"]["Failure"];
+        };
+      };
+      /** @description The store failed */
+      503: {
+        content: {
+          "application/json": components["schemas"]["Failure"];
+        };
+      };
+    };
+  };
+  /** The outbound messages of the last `days` local calendar days that failed, by Meta's error code, most first. */
+  failures: {
+    parameters: {
+      query?: {
+        /** @description 1 to 90, default 7 */
+        days?: number;
+      };
+    };
+    responses: {
+      /** @description The failures */
+      200: {
+        content: {
+          "application/json": components["schemas"]["Success_Failures"];
+        };
+      };
+      /** @description A parameter out of bounds */
+      400: {
+        content: {
+          "application/json": components["schemas"]["Failure"];
+        };
+      };
+      /** @description No or wrong token */
+      401: {
+        content: {
+          "application/json": components["schemas"]["Failure"];
+        };
+      };
+      /** @description The store failed */
+      503: {
+        content: {
+          "application/json": components["schemas"]["Failure"];
+        };
+      };
+    };
+  };
+  /** The outbound messages of the last `days` local calendar days (by their earliest status), stage by stage: sent, delivered, read, clicked, failed; by category and day, with the clicks on them, the times to read and click, and the answers to the clicks. */
+  funnel: {
+    parameters: {
+      query?: {
+        /** @description 1 to 90, default 7 */
+        days?: number;
+      };
+    };
+    responses: {
+      /** @description The funnel */
+      200: {
+        content: {
+          "application/json": components["schemas"]["Success_Funnel"];
         };
       };
       /** @description A parameter out of bounds */

@@ -68,7 +68,8 @@ pub struct Failure {
 impl Failure {
     /// The code as counter names write it.
     pub fn code_name(&self) -> String {
-        self.code.map_or_else(|| NO_CODE.to_owned(), |c| c.to_string())
+        self.code
+            .map_or_else(|| NO_CODE.to_owned(), |c| c.to_string())
     }
 }
 

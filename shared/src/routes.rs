@@ -10,7 +10,9 @@ use utoipa::openapi::{RefOr, Schema};
 
 use crate::handlers::openapi::{success, Schemas};
 use crate::ingest::Summary;
-use crate::metrics::{Conversations, HealthAnswer, Realtime, RecentEvents, WebhookMetrics};
+use crate::metrics::{
+    Conversations, Failures, Funnel, HealthAnswer, Realtime, RecentEvents, WebhookMetrics,
+};
 
 /// The Lambda function a route invokes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,6 +83,8 @@ pub enum Operation {
     Conversations,
     Realtime,
     RecentEvents,
+    Funnel,
+    Failures,
 }
 
 /// Where a parameter goes.
@@ -174,7 +178,7 @@ const NO_PARAMETER_FAILURES: [(u16, &str); 2] =
     [(401, "No or wrong token"), (503, "The store failed")];
 
 impl Operation {
-    pub const ALL: [Operation; 8] = [
+    pub const ALL: [Operation; 10] = [
         Self::Verify,
         Self::Deliver,
         Self::Health,
@@ -183,6 +187,8 @@ impl Operation {
         Self::Conversations,
         Self::Realtime,
         Self::RecentEvents,
+        Self::Funnel,
+        Self::Failures,
     ];
 
     pub fn spec(self) -> Spec {
@@ -307,6 +313,18 @@ impl Operation {
                 ]
                 },
                 json("A page", success::<RecentEvents>),
+            ),
+            Self::Funnel => metrics(
+                "/api/webhook/funnel",
+                "The outbound messages of the last `days` local calendar days (by their earliest status), stage by stage: sent, delivered, read, clicked, failed; by category and day, with the clicks on them, the times to read and click, and the answers to the clicks.",
+                const { &[bounded("days", "1 to 90, default 7", 1, 90)] },
+                json("The funnel", success::<Funnel>),
+            ),
+            Self::Failures => metrics(
+                "/api/webhook/failures",
+                "The outbound messages of the last `days` local calendar days that failed, by Meta's error code, most first.",
+                const { &[bounded("days", "1 to 90, default 7", 1, 90)] },
+                json("The failures", success::<Failures>),
             ),
         }
     }

@@ -38,6 +38,91 @@ pub fn status(id: &str, status: &str, at: DateTime<Utc>, recipient: &str) -> Val
     json!({"id": id, "status": status, "timestamp": at.timestamp().to_string(), "recipient_id": recipient})
 }
 
+/// A click on a button of the message `context`.
+pub fn click_on(id: &str, from: &str, at: DateTime<Utc>, button: &str, context: &str) -> Value {
+    let mut value = click(id, from, at, button);
+    value["context"]["id"] = json!(context);
+    value
+}
+
+/// A status carrying `pricing.category`, and Meta's error when it is `failed`.
+pub fn priced(mut status: Value, category: &str, error: Option<(i64, &str)>) -> Value {
+    status["pricing"] = json!({"billable": true, "pricing_model": "PMP", "category": category});
+    if let Some((code, title)) = error {
+        status["errors"] = json!([{"code": code, "title": title}]);
+    }
+    status
+}
+
+/// Advisors A to D of [`click_to_unlock_scenario`].
+pub const ADVISORS: [&str; 4] = [
+    "911000000001",
+    "911000000002",
+    "911000000003",
+    "911000000004",
+];
+
+/// A Click-to-Unlock history with known figures, one update per delivery, from
+/// `base` to two days after it (see `store_contract::funnel_of_a_known_history`):
+/// - A reads the day's content (utility), clicks Unlock ten minutes after it was
+///   sent, gets the content back a minute later (service, delivered), and clicks
+///   Share on it two days later, unanswered;
+/// - B reads the content and never clicks, and clicks a message Pulse never saw;
+/// - C is sent marketing twice, a day apart, and both fail with 131049;
+/// - D's content fails with 131026, with no other status.
+pub fn click_to_unlock_scenario(base: DateTime<Utc>) -> Vec<Vec<u8>> {
+    let [a, b, c, d] = ADVISORS;
+    let m = |minutes: i64| base + chrono::Duration::minutes(minutes);
+    let healthy = "This message was not delivered to maintain healthy ecosystem engagement.";
+    let statuses = [
+        priced(status("wamid.mA", "sent", m(0), a), "utility", None),
+        priced(status("wamid.mA", "delivered", m(1), a), "utility", None),
+        priced(status("wamid.mA", "read", m(5), a), "utility", None),
+        priced(status("wamid.rA", "sent", m(11), a), "service", None),
+        priced(status("wamid.rA", "delivered", m(12), a), "service", None),
+        priced(status("wamid.mB", "sent", m(0), b), "utility", None),
+        priced(status("wamid.mB", "delivered", m(1), b), "utility", None),
+        priced(status("wamid.mB", "read", m(30), b), "utility", None),
+        priced(status("wamid.mC", "sent", m(0), c), "marketing", None),
+        priced(
+            status("wamid.mC", "failed", m(1), c),
+            "marketing",
+            Some((131_049, healthy)),
+        ),
+        priced(
+            status("wamid.mC2", "sent", m(24 * 60), c),
+            "marketing",
+            None,
+        ),
+        priced(
+            status("wamid.mC2", "failed", m(24 * 60 + 1), c),
+            "marketing",
+            Some((131_049, healthy)),
+        ),
+        priced(
+            status("wamid.mD", "failed", m(0), d),
+            "utility",
+            Some((131_026, "Message undeliverable")),
+        ),
+    ];
+    let clicks = [
+        click_on("wamid.cA1", a, m(10), "UNLOCK_CONTENT", "wamid.mA"),
+        click_on(
+            "wamid.cA2",
+            a,
+            m(2 * 24 * 60),
+            "SHARE_WITH_CLIENTS",
+            "wamid.mA",
+        ),
+        click_on("wamid.cB", b, m(20), "UNLOCK_CONTENT", "wamid.unknown"),
+    ];
+    statuses
+        .into_iter()
+        .map(|s| envelope(vec![], vec![s]))
+        .chain(clicks.into_iter().map(|c| envelope(vec![c], vec![])))
+        .collect()
+}
+
 /// A webhook body with one `messages` change holding these messages and statuses.
 pub fn envelope(messages: Vec<Value>, statuses: Vec<Value>) -> Vec<u8> {
     let mut value = json!({

@@ -3,7 +3,8 @@
 
 use std::sync::{Arc, OnceLock};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 use http::{header, Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
 use secrecy::ExposeSecret;
@@ -14,7 +15,7 @@ use crate::mask;
 use crate::metrics::{self, HealthAnswer};
 use crate::routes::{Function, Operation};
 use crate::signature;
-use crate::store::{page_of_events, Cursor, EventQuery, Store};
+use crate::store::{page_of_events, Cursor, EventQuery, Store, StoreError};
 
 use super::{json_response, method_not_allowed, openapi, store_error, success, ApiError};
 
@@ -58,13 +59,15 @@ impl MetricsHandler {
         let result = match operation {
             Operation::Health => return self.health().await,
             Operation::OpenApi => return openapi_response(),
-            Operation::Metrics => self.metrics(&request).await,
+            Operation::Metrics => self.windowed(&request, metrics::webhook_metrics).await,
             Operation::Conversations => self.conversations(&request).await,
             Operation::Realtime => metrics::realtime(self.store.as_ref(), Utc::now())
                 .await
                 .map(success)
                 .map_err(store_error),
             Operation::RecentEvents => self.recent_events(&request).await,
+            Operation::Funnel => self.windowed(&request, metrics::funnel).await,
+            Operation::Failures => self.windowed(&request, metrics::failures).await,
             Operation::Verify | Operation::Deliver => unreachable!("the webhook function's"),
         };
         result.unwrap_or_else(ApiError::into_response)
@@ -116,12 +119,20 @@ impl MetricsHandler {
         json_response(status, &body)
     }
 
-    async fn metrics(&self, request: &Request) -> Result<Response<Body>, ApiError> {
+    /// A route of figures over the last `days` local calendar days.
+    async fn windowed<'a, T, F>(
+        &'a self,
+        request: &Request,
+        figures: impl FnOnce(&'a dyn Store, Tz, u32, DateTime<Utc>) -> F,
+    ) -> Result<Response<Body>, ApiError>
+    where
+        T: serde::Serialize,
+        F: std::future::Future<Output = Result<T, StoreError>>,
+    {
         let days = number_parameter(request, "days", 7, 1, MAX_DAYS)?;
-        let data =
-            metrics::webhook_metrics(self.store.as_ref(), self.config.timezone, days, Utc::now())
-                .await
-                .map_err(store_error)?;
+        let data = figures(self.store.as_ref(), self.config.timezone, days, Utc::now())
+            .await
+            .map_err(store_error)?;
         Ok(success(data))
     }
 

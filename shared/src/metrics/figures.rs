@@ -33,17 +33,14 @@ fn weekday(epoch_day: i64) -> usize {
     (epoch_day + 3).rem_euclid(7) as usize
 }
 
-/// Places a day row of one button's clicks (its quarters inside `window`) in
-/// the operators' zone: adds each quarter's clicks to its local weekday and
-/// quarter of the day in `by_local_quarter`, and returns the row's clicks on the
-/// local day before its UTC date, on that date, and on the day after (a UTC day
-/// spans at most two of them).
-fn place_clicks(
+/// Places a day row's quarters inside `window` in the operators' zone: calls
+/// `each(local epoch day, local quarter of that day, value)` for each quarter.
+pub(super) fn place_quarters(
     counter: &DayCounter,
     window: &Range<i64>,
     clock: &mut LocalClock,
-    by_local_quarter: &mut WeekQuarters,
-) -> [i64; 3] {
+    mut each: impl FnMut(i64, usize, i64),
+) {
     // The row's quarters are in order: the window cuts it by binary search.
     let at_or_after = |time: i64| {
         counter
@@ -58,8 +55,7 @@ fn place_clicks(
         .filter(|offset| offset % QUARTER_MS == 0)
         .map(|offset| offset / QUARTER_MS);
     let utc_date = counter.day.div_euclid(DAY_MS);
-    let mut per_local_day = [0i64; 3];
-    for &(q, clicks) in quarters {
+    for &(q, value) in quarters {
         // Quarters since the start of the row's UTC date, in local time.
         let local = match shift {
             Some(shift) => i64::from(q) + shift,
@@ -67,21 +63,14 @@ fn place_clicks(
                 .div_euclid(QUARTER_MS),
         };
         let day = local.div_euclid(QUARTERS);
-        by_local_quarter[weekday(utc_date + day)][(local - day * QUARTERS) as usize] += clicks;
-        if let Some(sum) = usize::try_from(day + 1)
-            .ok()
-            .and_then(|d| per_local_day.get_mut(d))
-        {
-            *sum += clicks;
-        }
+        each(utc_date + day, (local - day * QUARTERS) as usize, value);
     }
-    per_local_day
 }
 
 /// A day row's count inside `window`: its total when the whole day is inside
 /// (a store may then send the total alone; clicks always come with their
 /// quarters, for hours and local days), else the sum of its quarters inside.
-fn count_in(counter: &DayCounter, window: &Range<i64>) -> i64 {
+pub(super) fn count_in(counter: &DayCounter, window: &Range<i64>) -> i64 {
     if window.start <= counter.day && counter.day + DAY_MS <= window.end {
         counter.total
     } else {
@@ -125,19 +114,23 @@ pub fn webhook_metrics_from(
 
     for counter in counters {
         if let Some(button) = counter.name.strip_prefix(names::CLICK_PREFIX) {
-            let per_local_day = place_clicks(counter, &window, &mut clock, &mut by_local_quarter);
-            let date_index = counter.day.div_euclid(DAY_MS) - first_epoch_day;
-            for (offset, clicks) in (-1..).zip(per_local_day).filter(|(_, c)| *c != 0) {
-                let Some(day) = usize::try_from(date_index + offset)
-                    .ok()
-                    .and_then(|i| daily.get_mut(i))
-                else {
-                    continue;
-                };
-                add_to(&mut day.by_button, button, clicks);
-                day.total += clicks;
-                add_to(&mut by_button, button, clicks);
-            }
+            place_quarters(
+                counter,
+                &window,
+                &mut clock,
+                |epoch_day, quarter, clicks| {
+                    by_local_quarter[weekday(epoch_day)][quarter] += clicks;
+                    let Some(day) = usize::try_from(epoch_day - first_epoch_day)
+                        .ok()
+                        .and_then(|i| daily.get_mut(i))
+                    else {
+                        return;
+                    };
+                    add_to(&mut day.by_button, button, clicks);
+                    day.total += clicks;
+                    add_to(&mut by_button, button, clicks);
+                },
+            );
         } else if let Some(bucket) = counter.name.strip_prefix(names::RESPONSE_BUCKET_PREFIX) {
             *buckets.entry(bucket.parse().unwrap_or(0)).or_default() += count_in(counter, &window);
         } else {

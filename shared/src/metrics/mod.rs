@@ -14,10 +14,12 @@ use crate::store::{page_of_events, EventQuery, Store, StoreError};
 use crate::telemetry::Chain;
 
 mod figures;
+mod funnel;
 mod local_time;
 mod views;
 
 pub use figures::webhook_metrics_from;
+pub use funnel::{failures_from, funnel_from};
 pub use local_time::local_day_start;
 use local_time::local_window;
 pub use views::*;
@@ -34,6 +36,49 @@ pub async fn webhook_metrics(
         .quarter_counters(start, end, Some(names::CLICK_PREFIX))
         .await?;
     Ok(webhook_metrics_from(&counters, tz, days, now))
+}
+
+/// `GET /api/webhook/funnel?days=N`.
+pub async fn funnel(
+    store: &dyn Store,
+    tz: Tz,
+    days: u32,
+    now: DateTime<Utc>,
+) -> Result<Funnel, StoreError> {
+    Ok(funnel_from(
+        &funnel_counters(store, tz, days, now).await?,
+        tz,
+        days,
+        now,
+    ))
+}
+
+/// `GET /api/webhook/failures?days=N`.
+pub async fn failures(
+    store: &dyn Store,
+    tz: Tz,
+    days: u32,
+    now: DateTime<Utc>,
+) -> Result<Failures, StoreError> {
+    Ok(failures_from(
+        &funnel_counters(store, tz, days, now).await?,
+        tz,
+        days,
+        now,
+    ))
+}
+
+/// The window's funnel counters, with their quarters (for local days).
+async fn funnel_counters(
+    store: &dyn Store,
+    tz: Tz,
+    days: u32,
+    now: DateTime<Utc>,
+) -> Result<Vec<crate::counters::DayCounter>, StoreError> {
+    let (_, _, start, end) = local_window(tz, days, now);
+    store
+        .quarter_counters(start, end, Some(crate::funnel::names::PREFIX))
+        .await
 }
 
 pub async fn conversations(

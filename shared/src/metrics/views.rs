@@ -167,3 +167,110 @@ pub struct HealthAnswer {
     pub health: Health,
     pub timestamp: DateTime<Utc>,
 }
+
+/// How many of the window's outbound messages reached each stage.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, ToSchema)]
+pub struct Stages {
+    /// Every outbound message (any status).
+    pub sent: i64,
+    /// Delivered or read.
+    pub delivered: i64,
+    pub read: i64,
+    /// At least one click on it.
+    pub clicked: i64,
+    /// Has a failed status.
+    pub failed: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct DailyStages {
+    pub date: NaiveDate,
+    #[serde(flatten)]
+    pub stages: Stages,
+}
+
+/// `data` of `GET /api/webhook/funnel`: the window's outbound messages (those
+/// whose earliest status falls on one of its local days), stage by stage.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Funnel {
+    pub window: Window,
+    #[serde(flatten)]
+    pub stages: Stages,
+    /// By `pricing.category` (`unknown` when no status carried one).
+    pub by_category: BTreeMap<String, Stages>,
+    /// Every local day of the window, oldest first.
+    pub daily: Vec<DailyStages>,
+    pub clicks: FunnelClicks,
+    pub rates: FunnelRates,
+    /// From a message's earliest status to its first read.
+    pub time_to_read_ms: Durations,
+    /// From a message's earliest status to each click on it.
+    pub time_to_click_ms: Durations,
+    pub answers: Answers,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct FunnelClicks {
+    /// Clicks on the window's messages.
+    pub total: i64,
+    pub by_button: BTreeMap<String, i64>,
+    /// Clicks in the window (by their own time) on a message Pulse has no status for.
+    pub unattributed: i64,
+}
+
+/// Each stage ÷ `sent`; `null` when nothing was sent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, ToSchema)]
+pub struct FunnelRates {
+    pub delivered: Option<f64>,
+    pub read: Option<f64>,
+    pub clicked: Option<f64>,
+}
+
+/// Percentiles are within 2 % (log-scale buckets).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, ToSchema)]
+pub struct Durations {
+    pub count: i64,
+    pub p50: Option<f64>,
+    pub p95: Option<f64>,
+}
+
+/// What the clicks on the window's messages got back: a click is answered by
+/// the first outbound message to the same contact whose earliest status comes
+/// after it, within 24 hours.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Answers {
+    pub clicks: i64,
+    pub answered: i64,
+    /// Answers that reached delivered or read.
+    pub answered_delivered: i64,
+    /// From the click to the answer's earliest status.
+    pub answer_ms: ResponseTimes,
+}
+
+/// `data` of `GET /api/webhook/failures`: the window's messages that failed.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Failures {
+    pub window: Window,
+    pub total: i64,
+    /// Most messages first.
+    pub codes: Vec<FailureCode>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct FailureCode {
+    /// Meta's `errors[0].code`; `null` when it gave none.
+    pub code: Option<i64>,
+    /// The latest title Meta gave for it.
+    pub title: Option<String>,
+    pub messages: i64,
+    /// Distinct contacts with a message failed with this code.
+    pub contacts: i64,
+    /// Every local day of the window, oldest first.
+    pub daily: Vec<DailyFailures>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct DailyFailures {
+    pub date: NaiveDate,
+    pub messages: i64,
+}
