@@ -4,7 +4,7 @@
 # and the document cannot drift apart. Two liberties, both said here:
 #   - `cargo run --release` is the already built debug `pulse` (a release build
 #     would add ten minutes to the test command for the same code);
-#   - `pulse simulate`'s `--duration 2m` runs 5 s.
+#   - `pulse simulate`'s `--duration 2m` runs 5 s, and `--duration 20s` 3 s.
 # The interactive wscat session is left out (tests/live.rs covers the WebSocket).
 set -euo pipefail
 
@@ -23,7 +23,7 @@ awk '/^## Try it/{on=1} /^### `pulse serve` options/{on=0}
      on && /^```sh/{n++; file=sprintf("block-%d.sh", n); inside=1; next}
      on && /^```/{inside=0; next}
      inside{print > file}' "$root/README.md"
-[ -f block-1.sh ] && [ -f block-3.sh ] || { echo "README.md: the Try it section's blocks are missing"; exit 1; }
+[ -f block-1.sh ] && [ -f block-4.sh ] || { echo "README.md: the Try it section's blocks are missing"; exit 1; }
 
 # What a new user's shell would run for `cargo run --release [-- args]`.
 cargo() {
@@ -52,12 +52,21 @@ bash block-2-short.sh > simulate.out 2> simulate.err || { cat simulate.out simul
 cat simulate.out
 grep -Eq "^Sent [0-9]+ webhooks .*, 0 errors\.$" simulate.out || fail "simulate did not end with its summary"
 
-echo "--- block 3 (by hand)"
-cat block-3.sh
-bash block-3.sh > by-hand.out 2> by-hand.err || { cat by-hand.out by-hand.err; fail "a command of block 3 failed"; }
+echo "--- block 3 (a week of history): $(cat block-3.sh)"
+grep -q -- "--days 7" block-3.sh || fail "block 3 does not spread the traffic over days"
+sed 's/--duration 20s/--duration 3s/' block-3.sh > block-3-short.sh
+bash block-3-short.sh > history.out 2> history.err || { cat history.out history.err; fail "simulate --days failed"; }
+cat history.out
+grep -Eq "^Sent [0-9]+ webhooks .*, 0 errors\.$" history.out || fail "simulate --days did not end with its summary"
+
+echo "--- block 4 (by hand)"
+cat block-4.sh
+bash block-4.sh > by-hand.out 2> by-hand.err || { cat by-hand.out by-hand.err; fail "a command of block 4 failed"; }
 cat by-hand.out
 [ "$(grep -c ' → 200 ' by-hand.out)" = "$(ls events/whatsapp/*.json | wc -l)" ] || fail "not every sample was accepted"
 grep -q '"total":' by-hand.out || fail "no button_clicks with a total"
+grep -Eq '"sent": [1-9]' by-hand.out || fail "the funnel shows no message sent"
+grep -q '"code": 131026' by-hand.out || fail "the failures show no undeliverable message"
 grep -q '"status": "healthy"' by-hand.out || fail "health is not healthy"
 
 echo "--- Ctrl-C stops the stack cleanly"

@@ -162,6 +162,10 @@ struct SimulateArgs {
     /// is all duplicates); without it, every run is new.
     #[arg(long)]
     seed: Option<u64>,
+    /// Spread the traffic over the last N days, with WhatsApp times of those
+    /// days, for a history on the dashboard; 0 sends it as of now.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=90))]
+    days: u32,
     /// Where `pulse serve` keeps its settings; the app secret is read from there
     /// unless WHATSAPP_APP_SECRET is set.
     #[arg(long, default_value = "./data")]
@@ -411,9 +415,14 @@ async fn simulate_traffic(args: SimulateArgs) -> anyhow::Result<()> {
         contacts: args.contacts as usize,
         duplicates: args.duplicates,
         seed,
+        days: args.days,
+    };
+    let spread = match plan.days {
+        0 => String::new(),
+        days => format!(", WhatsApp times spread over the last {days} days"),
     };
     eprintln!(
-        "Simulating {} webhooks/s for {} to {} ({} contacts, {:.0} % re-sent, seed {seed}); Ctrl-C stops.",
+        "Simulating {} webhooks/s for {} to {} ({} contacts, {:.0} % re-sent{spread}, seed {seed}); Ctrl-C stops.",
         plan.rate,
         humantime::format_duration(plan.duration),
         plan.url,

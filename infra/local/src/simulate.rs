@@ -1,14 +1,18 @@
 //! `pulse simulate`: realistic signed WhatsApp traffic for a running stack.
 //!
-//! [`Traffic`] decides what is sent, from a seed alone: which contact clicks which
-//! button, who chats (in several languages), the business's replies and their
-//! delivery statuses (out of order, some failed), and which deliveries Meta sends
-//! again. [`simulate`] sends it at a rate, as Meta would, and counts the answers.
+//! [`Traffic`] decides what is sent, from a seed and the clock alone: the daily
+//! content as templates (utility and marketing) with the three buttons, the
+//! advisors' clicks on it minutes to days later and the content sent back, who
+//! chats (in several languages) and the business's replies, every delivery
+//! status at its own time and out of order, failures with Meta's codes, advisors
+//! who never read and some who can no longer be reached, and which deliveries
+//! Meta sends again. [`simulate`] sends it at a rate, as Meta would, with the
+//! WhatsApp times of now or of the last `--days`, and counts the answers.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use pulse_shared::signature::{sign, SIGNATURE_HEADER};
 use rand::rngs::StdRng;
@@ -78,22 +82,68 @@ const MEDIA: [(&str, &str); 4] = [
 
 const REACTIONS: [&str; 4] = ["👍", "❤️", "🙏", "😂"];
 
-/// Meta's error for a message outside the 24-hour window, the commonest failure.
-const FAILURE: (i64, &str) = (131047, "Re-engagement message");
+/// Meta's errors for a failed send, with how often each comes: the re-engagement
+/// window (free-form replies only), undeliverable, marketing's frequency cap and
+/// opt-out, rate limits, the marketing experiment, and template errors.
+const FAILURES: [(i64, &str, u32); 8] = [
+    (131_026, "Message undeliverable", 25),
+    (
+        131_049,
+        "This message was not delivered to maintain healthy ecosystem engagement.",
+        25,
+    ),
+    (131_050, "User has stopped marketing messages", 10),
+    (131_048, "Spam rate limit hit", 8),
+    (
+        131_056,
+        "(Business Account, Consumer Account) pair rate limit hit",
+        8,
+    ),
+    (130_472, "User's number is part of an experiment", 8),
+    (132_001, "Template does not exist", 4),
+    (132_000, "Template Param Count Mismatch", 4),
+];
+/// Free-form replies outside the 24-hour window fail with this.
+const RE_ENGAGEMENT: (i64, &str) = (131_047, "Re-engagement message");
+
+/// How an advisor treats the daily content.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Habit {
+    /// Reads it, and often clicks.
+    Engaged,
+    /// It is delivered; they never open it.
+    NeverReads,
+    /// Their number no longer takes messages: every send fails.
+    Unreachable,
+}
 
 #[derive(Debug, Clone)]
 struct Contact {
     wa_id: String,
     name: &'static str,
+    habit: Habit,
 }
 
-/// A delivery status of one of the business's messages, due at a later tick.
+/// Something Meta will tell us later, at its own WhatsApp time.
 #[derive(Debug, Clone)]
 struct Scheduled {
-    due: u64,
-    message_id: String,
-    status: &'static str,
-    recipient: String,
+    at: DateTime<Utc>,
+    what: Later,
+}
+
+#[derive(Debug, Clone)]
+enum Later {
+    Status {
+        message_id: String,
+        status: &'static str,
+        recipient: String,
+        category: &'static str,
+        error: Option<(i64, &'static str)>,
+    },
+    /// An advisor clicks a button of the content message `context`.
+    Click { contact: Contact, context: String },
+    /// The business sends the unlocked content back (a service message).
+    Answer { contact: Contact },
 }
 
 /// One webhook to send.
@@ -105,18 +155,28 @@ pub struct Delivery {
 }
 
 /// The traffic of a seed: the same seed, the same deliveries (ids, contacts, texts,
-/// statuses and re-deliveries; only the times are those of the sending).
+/// statuses and re-deliveries) for the same clock.
 pub struct Traffic {
     rng: StdRng,
     contacts: Vec<Contact>,
     duplicates: f64,
-    tick: u64,
     sent: Vec<Arc<Vec<u8>>>,
     scheduled: Vec<Scheduled>,
 }
 
+/// A random time between `from` and `to` after `at`.
+fn after(
+    rng: &mut StdRng,
+    at: DateTime<Utc>,
+    from: ChronoDuration,
+    to: ChronoDuration,
+) -> DateTime<Utc> {
+    let span = (to - from).num_milliseconds().max(1);
+    at + from + ChronoDuration::milliseconds(rng.random_range(0..span))
+}
+
 impl Traffic {
-    /// `contacts` customers; `duplicates` of the deliveries (0–1) are sent again.
+    /// `contacts` advisors; `duplicates` of the deliveries (0–1) are sent again.
     pub fn new(seed: u64, contacts: usize, duplicates: f64) -> Self {
         let mut rng = StdRng::seed_from_u64(seed);
         let contacts = (0..contacts.max(1))
@@ -126,21 +186,25 @@ impl Traffic {
                     rng.random_range(7_000_000_000u64..9_999_999_999)
                 ),
                 name: NAMES[i % NAMES.len()],
+                habit: match i % 10 {
+                    3 => Habit::NeverReads,
+                    7 if i > 7 => Habit::Unreachable,
+                    8 => Habit::NeverReads,
+                    _ => Habit::Engaged,
+                },
             })
             .collect();
         Self {
             rng,
             contacts,
             duplicates: duplicates.clamp(0.0, 1.0),
-            tick: 0,
             sent: Vec::new(),
             scheduled: Vec::new(),
         }
     }
 
-    /// The next delivery, its WhatsApp times set to `now`.
+    /// The next delivery at WhatsApp time `now` (which only moves forward).
     pub fn next(&mut self, now: DateTime<Utc>) -> Delivery {
-        self.tick += 1;
         if !self.sent.is_empty() && self.rng.random_bool(self.duplicates) {
             // Meta's re-deliveries: mostly soon after, a few much later.
             let index = if self.rng.random_bool(0.1) {
@@ -162,11 +226,12 @@ impl Traffic {
     }
 
     fn fresh(&mut self, now: DateTime<Utc>) -> Vec<u8> {
-        let due: Vec<usize> = (0..self.scheduled.len())
-            .filter(|&i| self.scheduled[i].due <= self.tick)
-            .collect();
-        if !due.is_empty() && self.rng.random_bool(0.7) {
-            return self.statuses(due, now);
+        // The earliest thing due first.
+        let due = (0..self.scheduled.len())
+            .filter(|&i| self.scheduled[i].at <= now)
+            .min_by_key(|&i| self.scheduled[i].at);
+        if let Some(due) = due.filter(|_| self.rng.random_bool(0.7)) {
+            return self.due(due, now);
         }
         let contact = self
             .contacts
@@ -175,18 +240,16 @@ impl Traffic {
             .clone();
         let id = self.message_id();
         let message = match self.rng.random_range(0..100) {
-            0..35 => {
-                let (button, title, _) = *BUTTONS
-                    .choose_weighted(&mut self.rng, |b| b.2)
-                    .expect("weights are positive");
-                let template = self.message_id();
-                json!({"type": "interactive", "context": {"from": BUSINESS.0, "id": template},
-                       "interactive": {"type": "button_reply", "button_reply": {"id": button, "title": title}}})
+            0..30 => return self.content(contact, now),
+            30..31 => {
+                // A click on content sent before Pulse was listening.
+                let context = self.message_id();
+                self.button(&context)
             }
-            35..62 => {
+            31..58 => {
                 json!({"type": "text", "text": {"body": *TEXTS.choose(&mut self.rng).expect("texts")}})
             }
-            62..68 => {
+            58..64 => {
                 let (kind, caption) = *MEDIA.choose(&mut self.rng).expect("media");
                 let mut media = json!({"id": format!("{}", self.rng.random::<u64>()), "mime_type": "application/octet-stream"});
                 if !caption.is_empty() {
@@ -196,63 +259,219 @@ impl Traffic {
                 message[kind] = media;
                 message
             }
-            68..72 => {
+            64..68 => {
                 let emoji = *REACTIONS.choose(&mut self.rng).expect("reactions");
                 json!({"type": "reaction", "reaction": {"message_id": self.message_id(), "emoji": emoji}})
             }
-            72..74 => json!({"type": "interactive", "interactive": {"type": "list_reply",
+            68..70 => json!({"type": "interactive", "interactive": {"type": "list_reply",
                        "list_reply": {"id": "PLAN_MONTHLY", "title": "Monthly plan"}}}),
-            74..75 => return self.template_update(now),
+            70..71 => return self.template_update(now),
             _ => return self.reply(contact, now),
         };
-        let mut message = message;
-        message["from"] = json!(contact.wa_id);
-        message["id"] = json!(id);
-        message["timestamp"] = json!(now.timestamp().to_string());
-        envelope(
-            json!({"contacts": [{"profile": {"name": contact.name}, "wa_id": contact.wa_id}], "messages": [message]}),
-            now,
-        )
+        inbound(&contact, message, &id, now)
     }
 
-    /// The business answers a contact: `sent` now, then `delivered` and `read` (or
-    /// `failed`) over the next ticks, in an order Meta does not promise.
-    fn reply(&mut self, contact: Contact, now: DateTime<Utc>) -> Vec<u8> {
+    /// A button reply on the content message `context`.
+    fn button(&mut self, context: &str) -> Value {
+        let (button, title, _) = *BUTTONS
+            .choose_weighted(&mut self.rng, |b| b.2)
+            .expect("weights are positive");
+        json!({"type": "interactive", "context": {"from": BUSINESS.0, "id": context},
+               "interactive": {"type": "button_reply", "button_reply": {"id": button, "title": title}}})
+    }
+
+    /// Up to three things come due: a click or an answer alone, or statuses
+    /// together, in an order Meta does not promise.
+    fn due(&mut self, due: usize, now: DateTime<Utc>) -> Vec<u8> {
+        let first = self.scheduled.swap_remove(due);
+        match first.what {
+            Later::Click { contact, context } => {
+                let id = self.message_id();
+                let message = self.button(&context);
+                // The business sends the content back within a minute or two,
+                // nearly always.
+                if self.rng.random_bool(0.92) {
+                    let at = after(
+                        &mut self.rng,
+                        first.at,
+                        ChronoDuration::seconds(3),
+                        ChronoDuration::seconds(90),
+                    );
+                    self.scheduled.push(Scheduled {
+                        at,
+                        what: Later::Answer {
+                            contact: contact.clone(),
+                        },
+                    });
+                }
+                inbound(&contact, message, &id, first.at)
+            }
+            Later::Answer { contact } => {
+                let message_id = self.message_id();
+                let failure = self
+                    .rng
+                    .random_bool(0.04)
+                    .then_some((131_048, "Spam rate limit hit"));
+                self.send(&contact, &message_id, "service", first.at, failure);
+                self.status_now(&message_id, &contact, "service", first.at)
+            }
+            Later::Status { .. } => {
+                let mut picked = vec![first];
+                while picked.len() < 3 {
+                    let Some(i) = self
+                        .scheduled
+                        .iter()
+                        .position(|s| s.at <= now && matches!(s.what, Later::Status { .. }))
+                    else {
+                        break;
+                    };
+                    picked.push(self.scheduled.swap_remove(i));
+                }
+                if self.rng.random_bool(0.5) {
+                    picked.reverse();
+                }
+                let statuses: Vec<Value> = picked
+                    .iter()
+                    .filter_map(|s| match &s.what {
+                        Later::Status {
+                            message_id,
+                            status,
+                            recipient,
+                            category,
+                            error,
+                        } => Some(status_json(
+                            message_id, status, recipient, s.at, category, *error,
+                        )),
+                        _ => None,
+                    })
+                    .collect();
+                envelope(json!({"statuses": statuses}), now)
+            }
+        }
+    }
+
+    /// Today's content to an advisor: a template (utility or marketing) with the
+    /// three buttons. `sent` now; the rest as the advisor's habit has it.
+    fn content(&mut self, contact: Contact, now: DateTime<Utc>) -> Vec<u8> {
         let message_id = self.message_id();
-        let later: &[&'static str] = if self.rng.random_bool(0.08) {
-            &["failed"]
+        let category = if self.rng.random_bool(0.7) {
+            "utility"
         } else {
-            &["delivered", "read"]
+            "marketing"
         };
-        for status in later {
-            let due = self.tick + self.rng.random_range(1..12);
-            self.scheduled.push(Scheduled {
-                due,
-                message_id: message_id.clone(),
+        let failure = match contact.habit {
+            Habit::Unreachable => Some((131_026, "Message undeliverable")),
+            _ if self.rng.random_bool(0.06) => {
+                let (code, title, _) = *FAILURES
+                    .choose_weighted(&mut self.rng, |f| f.2)
+                    .expect("weights are positive");
+                Some((code, title))
+            }
+            _ => None,
+        };
+        self.send(&contact, &message_id, category, now, failure);
+        if failure.is_none() && contact.habit == Habit::Engaged && self.rng.random_bool(0.85) {
+            // Read within minutes to hours; clicked, often, minutes to days later.
+            let read = after(
+                &mut self.rng,
+                now,
+                ChronoDuration::seconds(20),
+                ChronoDuration::hours(6),
+            );
+            self.schedule_status(&message_id, "read", &contact, category, read, None);
+            if self.rng.random_bool(0.6) {
+                let delay = match self.rng.random_range(0..10) {
+                    0..4 => (ChronoDuration::seconds(5), ChronoDuration::minutes(10)),
+                    4..8 => (ChronoDuration::minutes(10), ChronoDuration::hours(8)),
+                    _ => (ChronoDuration::hours(8), ChronoDuration::days(3)),
+                };
+                let at = after(&mut self.rng, read, delay.0, delay.1);
+                self.scheduled.push(Scheduled {
+                    at,
+                    what: Later::Click {
+                        contact: contact.clone(),
+                        context: message_id.clone(),
+                    },
+                });
+            }
+        }
+        self.status_now(&message_id, &contact, category, now)
+    }
+
+    /// The statuses of a message sent at `now`, after `sent`: delivered soon,
+    /// or failed with `failure`.
+    fn send(
+        &mut self,
+        contact: &Contact,
+        message_id: &str,
+        category: &'static str,
+        now: DateTime<Utc>,
+        failure: Option<(i64, &'static str)>,
+    ) {
+        let at = after(
+            &mut self.rng,
+            now,
+            ChronoDuration::seconds(1),
+            ChronoDuration::seconds(30),
+        );
+        let status = if failure.is_some() {
+            "failed"
+        } else {
+            "delivered"
+        };
+        self.schedule_status(message_id, status, contact, category, at, failure);
+    }
+
+    fn schedule_status(
+        &mut self,
+        message_id: &str,
+        status: &'static str,
+        contact: &Contact,
+        category: &'static str,
+        at: DateTime<Utc>,
+        error: Option<(i64, &'static str)>,
+    ) {
+        self.scheduled.push(Scheduled {
+            at,
+            what: Later::Status {
+                message_id: message_id.to_owned(),
                 status,
                 recipient: contact.wa_id.clone(),
-            });
-        }
-        let sent = status_json(&message_id, "sent", &contact.wa_id, now);
+                category,
+                error,
+            },
+        });
+    }
+
+    /// The `sent` status of a message, as its own delivery.
+    fn status_now(
+        &mut self,
+        message_id: &str,
+        contact: &Contact,
+        category: &str,
+        now: DateTime<Utc>,
+    ) -> Vec<u8> {
+        let sent = status_json(message_id, "sent", &contact.wa_id, now, category, None);
         envelope(json!({"statuses": [sent]}), now)
     }
 
-    /// Up to three due statuses in one delivery, shuffled.
-    fn statuses(&mut self, due: Vec<usize>, now: DateTime<Utc>) -> Vec<u8> {
-        let mut picked: Vec<Scheduled> = due
-            .into_iter()
-            .take(3)
-            .rev()
-            .map(|i| self.scheduled.swap_remove(i))
-            .collect();
-        if self.rng.random_bool(0.5) {
-            picked.reverse();
+    /// The business answers a chat (a service message): read or not, and now and
+    /// then refused for being outside the 24-hour window.
+    fn reply(&mut self, contact: Contact, now: DateTime<Utc>) -> Vec<u8> {
+        let message_id = self.message_id();
+        let failure = (contact.habit == Habit::Unreachable || self.rng.random_bool(0.08))
+            .then_some(RE_ENGAGEMENT);
+        self.send(&contact, &message_id, "service", now, failure);
+        if failure.is_none() && contact.habit == Habit::Engaged {
+            let read = after(
+                &mut self.rng,
+                now,
+                ChronoDuration::seconds(2),
+                ChronoDuration::minutes(30),
+            );
+            self.schedule_status(&message_id, "read", &contact, "service", read, None);
         }
-        let statuses: Vec<Value> = picked
-            .iter()
-            .map(|s| status_json(&s.message_id, s.status, &s.recipient, now))
-            .collect();
-        envelope(json!({"statuses": statuses}), now)
+        self.status_now(&message_id, &contact, "service", now)
     }
 
     fn template_update(&mut self, now: DateTime<Utc>) -> Vec<u8> {
@@ -268,10 +487,29 @@ impl Traffic {
     }
 }
 
-fn status_json(id: &str, status: &str, recipient: &str, now: DateTime<Utc>) -> Value {
-    let mut value = json!({"id": id, "status": status, "timestamp": now.timestamp().to_string(), "recipient_id": recipient});
-    if status == "failed" {
-        value["errors"] = json!([{"code": FAILURE.0, "title": FAILURE.1, "message": FAILURE.1}]);
+/// An advisor's message, as its own delivery.
+fn inbound(contact: &Contact, mut message: Value, id: &str, at: DateTime<Utc>) -> Vec<u8> {
+    message["from"] = json!(contact.wa_id);
+    message["id"] = json!(id);
+    message["timestamp"] = json!(at.timestamp().to_string());
+    envelope(
+        json!({"contacts": [{"profile": {"name": contact.name}, "wa_id": contact.wa_id}], "messages": [message]}),
+        at,
+    )
+}
+
+fn status_json(
+    id: &str,
+    status: &str,
+    recipient: &str,
+    at: DateTime<Utc>,
+    category: &str,
+    error: Option<(i64, &str)>,
+) -> Value {
+    let mut value = json!({"id": id, "status": status, "timestamp": at.timestamp().to_string(), "recipient_id": recipient,
+        "pricing": {"billable": category != "service", "pricing_model": "PMP", "category": category}});
+    if let Some((code, title)) = error {
+        value["errors"] = json!([{"code": code, "title": title, "message": title}]);
     }
     value
 }
@@ -297,6 +535,22 @@ pub struct Plan {
     pub contacts: usize,
     pub duplicates: f64,
     pub seed: u64,
+    /// Spread the WhatsApp times over this many days before now (0: now).
+    pub days: u32,
+}
+
+impl Plan {
+    /// The WhatsApp time of the `sent`th of `expected` webhooks: now, or, over
+    /// `days`, as far into the last days as the run is into its webhooks.
+    fn clock(&self, started: DateTime<Utc>, sent: u64, expected: u64) -> DateTime<Utc> {
+        if self.days == 0 {
+            return Utc::now();
+        }
+        let span = ChronoDuration::days(i64::from(self.days));
+        let done = sent as f64 / expected.max(1) as f64;
+        started - span
+            + ChronoDuration::milliseconds((span.num_milliseconds() as f64 * done) as i64)
+    }
 }
 
 /// What a run did, as the stack answered it.
@@ -343,6 +597,7 @@ pub async fn simulate(plan: &Plan, stop: impl std::future::Future<Output = ()>) 
     let permits = Arc::new(Semaphore::new(IN_FLIGHT));
     let mut answers = JoinSet::new();
     let started = Instant::now();
+    let started_at = Utc::now();
     let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / plan.rate.max(0.001)));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(stop);
@@ -357,7 +612,7 @@ pub async fn simulate(plan: &Plan, stop: impl std::future::Future<Output = ()>) 
                 answer.expect("the request task does not panic"),
             );
         }
-        let delivery = traffic.next(Utc::now());
+        let delivery = traffic.next(plan.clock(started_at, summary.sent, expected));
         summary.sent += 1;
         summary.resent += u64::from(delivery.resent);
         let permit = Arc::clone(&permits)
@@ -427,10 +682,13 @@ mod tests {
     use super::*;
     use pulse_shared::event::{events_from_body, EventKind};
 
+    /// A delivery every half minute.
     fn run(seed: u64, count: usize) -> Vec<Delivery> {
-        let now = DateTime::from_timestamp(1_767_261_600, 0).unwrap();
+        let start = DateTime::from_timestamp(1_767_261_600, 0).unwrap();
         let mut traffic = Traffic::new(seed, 20, 0.2);
-        (0..count).map(|_| traffic.next(now)).collect()
+        (0..count)
+            .map(|i| traffic.next(start + ChronoDuration::seconds(30 * i as i64)))
+            .collect()
     }
 
     #[test]
@@ -451,19 +709,32 @@ mod tests {
         let mut buttons = std::collections::BTreeSet::new();
         let mut statuses = std::collections::BTreeMap::<String, Vec<String>>::new();
         let mut kinds = std::collections::BTreeSet::new();
+        let mut categories = std::collections::BTreeSet::new();
+        let mut codes = std::collections::BTreeSet::new();
+        let mut contexts = Vec::new();
         for delivery in deliveries.iter().filter(|d| !d.resent) {
             let events = events_from_body(&delivery.body, now).expect("a webhook");
             assert!(!events.is_empty());
             for received in events {
                 kinds.insert(received.event.kind.type_name());
                 match received.event.kind {
-                    EventKind::ButtonClick { button_id, .. } => {
+                    EventKind::ButtonClick {
+                        button_id,
+                        context_message_id,
+                        ..
+                    } => {
                         buttons.insert(button_id);
+                        contexts.extend(context_message_id);
                     }
                     EventKind::StatusUpdate {
-                        message_id, status, ..
+                        message_id,
+                        status,
+                        error,
+                        category,
                     } => {
                         statuses.entry(message_id).or_default().push(status);
+                        categories.extend(category);
+                        codes.extend(error.and_then(|e| e.code));
                     }
                     _ => {}
                 }
@@ -490,6 +761,22 @@ mod tests {
             })
             .count();
         assert!(failed > 0, "some replies fail");
+        let on_content = contexts
+            .iter()
+            .filter(|c| statuses.get(*c).is_some_and(|s| s.contains(&"read".into())))
+            .count();
+        assert!(
+            on_content * 4 > contexts.len() * 3 && contexts.len() > on_content,
+            "most clicks are on read content, a few on older messages: {on_content} of {}",
+            contexts.len()
+        );
+        assert_eq!(
+            categories,
+            ["marketing", "service", "utility"].map(String::from).into(),
+            "templates and service replies"
+        );
+        assert!(codes.len() >= 4, "a mix of failure codes: {codes:?}");
+        assert!(codes.contains(&131_026) && codes.contains(&131_047));
         assert!(read_before_delivered > 0, "statuses arrive out of order");
     }
 }
