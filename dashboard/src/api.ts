@@ -38,6 +38,9 @@ export type Metrics = Schemas["WebhookMetrics"];
 export type Conversation = Schemas["Conversation"];
 export type Conversations = Schemas["Conversations"];
 export type Realtime = Schemas["Realtime"];
+export type Funnel = Schemas["Funnel"];
+export type Stages = Schemas["Stages"];
+export type Failures = Schemas["Failures"];
 export type EventPage = Omit<Schemas["RecentEvents"], "events"> & { events: PulseEvent[] };
 
 /** `/config.json`, the page's settings (the dashboard function's, not the REST API's). */
@@ -90,6 +93,14 @@ export class Api {
 
   conversations(limit = 50): Promise<Conversations> {
     return this.get("/api/webhook/conversations", { limit });
+  }
+
+  funnel(days: number): Promise<Funnel> {
+    return this.get("/api/webhook/funnel", { days });
+  }
+
+  failures(days: number): Promise<Failures> {
+    return this.get("/api/webhook/failures", { days });
   }
 
   realtime(): Promise<Realtime> {

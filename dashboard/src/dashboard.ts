@@ -6,7 +6,9 @@ import { ago, h, since } from "./dom";
 import { LiveConnection } from "./live";
 import { createClicks } from "./sections/clicks";
 import { createConversations } from "./sections/conversations";
+import { createFailures } from "./sections/failures";
 import { createFeed } from "./sections/feed";
+import { createFunnel } from "./sections/funnel";
 import { createHeader } from "./sections/header";
 import { createLog } from "./sections/log";
 import { createContext } from "./sections/section";
@@ -35,6 +37,8 @@ export function createDashboard(api: Api, settings: Config, callbacks: Callbacks
   const webhook = createWebhook(context, header.showWebhook);
   const feed = createFeed(context);
   const chats = createConversations(context);
+  const failures = createFailures(context);
+  const funnel = createFunnel(context, (days) => void failures.load(days));
   const clicks = createClicks(context, settings.known_buttons);
   const log = createLog(context);
   const live = new LiveConnection(settings.websocket_url, api.token, {
@@ -54,7 +58,7 @@ export function createDashboard(api: Api, settings: Config, callbacks: Callbacks
       "main",
       { id: "main", class: "grid" },
       h("div", { class: "column" }, webhook.element, feed.element, chats.element),
-      h("div", { class: "column wide" }, clicks.element, log.element),
+      h("div", { class: "column wide" }, funnel.element, failures.element, clicks.element, log.element),
     ),
   );
 
@@ -68,6 +72,8 @@ export function createDashboard(api: Api, settings: Config, callbacks: Callbacks
       void clicks.load();
       void chats.load();
       void webhook.load();
+      void funnel.load();
+      void failures.load();
     }, REFRESH_AFTER_EVENTS_MS);
   }
 
@@ -84,6 +90,8 @@ export function createDashboard(api: Api, settings: Config, callbacks: Callbacks
     live.start();
     void webhook.load();
     void clicks.load();
+    void funnel.load();
+    void failures.load();
     void chats.load();
     void log.load();
     void feed.loadRecent();
@@ -91,6 +99,8 @@ export function createDashboard(api: Api, settings: Config, callbacks: Callbacks
     timers.push(
       window.setInterval(() => {
         void clicks.load();
+        void funnel.load();
+        void failures.load();
         void chats.load();
       }, POLL_METRICS_MS),
     );

@@ -138,6 +138,9 @@ before(async () => {
   await stack.start();
   const { stdout } = await stack.simulate(["--seed", "11", "--rate", "300", "--duration", "2s", "--contacts", "12", "--duplicates", "0.2"]);
   assert.match(stdout, /0 errors/);
+  // A week of Click-to-Unlock history, for the funnel and the failures.
+  const history = await stack.simulate(["--seed", "12", "--days", "7", "--rate", "300", "--duration", "2s", "--contacts", "20", "--duplicates", "0.1"]);
+  assert.match(history.stdout, /0 errors/);
   await stack.deliver(text(`<img src=x onerror="document.body.dataset.pwned=1"> & <b>bold</b>`).payload);
   browser = await chromium.launch({
     executablePath: chromiumPath,
@@ -215,7 +218,7 @@ describe("the dashboard", () => {
     const page = await newPage({ locale: "en-US" });
     await signIn(page);
     for (const [label, days] of [["7 days", 7], ["30 days", 30], ["Today", 1]]) {
-      await page.getByRole("radio", { name: label }).check();
+      await page.locator("#clicks").getByRole("radio", { name: label }).check();
       const metrics = await stack.api(`/api/webhook/metrics?days=${days}`);
       assert.ok(metrics.button_clicks.total > 0, "the seed clicked");
       await expectText(page, "#clicks-total", shown(metrics.button_clicks.total));
@@ -273,6 +276,54 @@ describe("the dashboard", () => {
     assert.match(await page.locator("#conversation-table tbody tr").first().textContent(), new RegExp(first.wa_id.replaceAll("•", ".")));
     const realtime = await stack.api("/api/webhook/stats/realtime");
     await expectText(page, "#events-last-hour", shown(realtime.last_hour));
+    await page.context().close();
+  });
+
+  test("the funnel and the failures show what the API answers, for each window and kind of message", async () => {
+    const page = await newPage({ locale: "en-US" });
+    await signIn(page);
+    const funnel = page.locator("#funnel");
+    const stage = (id) => `#funnel-stages [data-stage="${id}"] .stage-value`;
+    const percentOf = (part, whole) => (whole ? `${((part / whole) * 100).toFixed(1)} %` : "–");
+    for (const [label, days] of [["7 days", 7], ["30 days", 30]]) {
+      await funnel.getByRole("radio", { name: label }).check();
+      await funnel.getByRole("radio", { name: "All messages" }).check();
+      const data = await stack.api(`/api/webhook/funnel?days=${days}`);
+      assert.ok(data.sent > 0 && data.read > 0 && data.clicked > 0 && data.failed > 0, "the history has every stage");
+      for (const id of ["sent", "delivered", "read", "clicked", "failed"]) await expectText(page, stage(id), shown(data[id]));
+      await expectText(page, stage("answered"), shown(data.answers.answered));
+      await expectText(page, stage("answer-delivered"), shown(data.answers.answered_delivered));
+      await expectText(page, `#funnel-stages [data-stage="read"] .stage-share`, percentOf(data.read, data.sent));
+      // Templates: every category but service replies (and messages without one).
+      await funnel.getByRole("radio", { name: "Templates" }).check();
+      const templates = Object.entries(data.by_category).filter(([c]) => c !== "service" && c !== "unknown");
+      const total = (key) => templates.reduce((sum, [, stages]) => sum + stages[key], 0);
+      assert.ok(total("sent") > 0 && total("sent") < data.sent, "templates are part of what was sent");
+      for (const id of ["sent", "delivered", "read", "clicked", "failed"]) await expectText(page, stage(id), shown(total(id)));
+      await funnel.getByRole("radio", { name: "Service replies" }).check();
+      await expectText(page, stage("sent"), shown(data.by_category.service.sent));
+      assert.equal(await page.locator(stage("answered")).count(), 0, "answers go with the templates clicked");
+      // The chart's parts add up to what was sent each day.
+      const chart = funnel.locator("figure");
+      if (!(await chart.locator("details").evaluate((details) => details.open))) await chart.locator("details summary").click();
+      await chart.locator("table.data tbody tr").first().waitFor();
+      assert.equal(await chart.locator("table.data tbody tr").count(), data.daily.length);
+      // Failures follow the funnel's window.
+      const failures = await stack.api(`/api/webhook/failures?days=${days}`);
+      assert.ok(failures.codes.length >= 3, "a mix of codes");
+      await page.waitForFunction((n) => document.querySelectorAll("#failure-table tbody tr").length === n, failures.codes.length);
+      for (const code of failures.codes) {
+        const row = page.locator(`#failure-table tr[data-code="${code.code ?? "none"}"]`);
+        assert.equal(await row.locator("[data-messages]").textContent(), shown(code.messages));
+        assert.equal(await row.locator("[data-contacts]").textContent(), shown(code.contacts));
+        assert.ok((await row.locator("td.advice").textContent()).length > 20, "each code says what to do");
+      }
+      await expectText(page, "#failures-total", `${shown(failures.total)} messages failed from ${failures.window.from} to ${failures.window.to}.`);
+    }
+    // The kind of message by keyboard.
+    await funnel.getByRole("radio", { name: "All messages" }).focus();
+    await page.keyboard.press("ArrowRight");
+    assert.equal(await funnel.getByRole("radio", { name: "Templates" }).isChecked(), true);
     await page.context().close();
   });
 
@@ -345,7 +396,10 @@ describe("the dashboard", () => {
     await page.locator(`#log-table tr[data-id="${failed[0].id}"]`).waitFor();
     assert.equal(await log.count(), failed.length);
     assert.equal(await page.locator("#log-table tr.failed .badge").count(), failed.length);
-    assert.match(await page.locator("#log-table tr.failed").first().textContent(), /Re-engagement message \(131047\)/);
+    // Meta's title and code, as the API has them.
+    const error = failed[0].error;
+    assert.ok(error?.code && error?.title, "a failed status carries Meta's error");
+    assert.ok((await page.locator("#log-table tr.failed").first().textContent()).includes(`${error.title} (${error.code})`));
 
     // Paging with the cursor, and back.
     await page.getByLabel("Failed deliveries only").uncheck();
@@ -368,7 +422,7 @@ describe("the dashboard", () => {
   test("the clicks CSV holds the chart's numbers", async () => {
     const page = await newPage();
     await signIn(page);
-    await page.getByRole("radio", { name: "30 days" }).check();
+    await page.locator("#clicks").getByRole("radio", { name: "30 days" }).check();
     const metrics = await stack.api("/api/webhook/metrics?days=30");
     await expectText(page, "#clicks-total", shown(metrics.button_clicks.total));
     const csv = (await download(page, "#clicks-csv")).trim().split("\r\n").map((line) => line.split(","));
@@ -437,9 +491,9 @@ describe("the dashboard", () => {
     const page = await newPage();
     await signIn(page);
     await page.locator("#clicks-total").waitFor();
-    await page.getByRole("radio", { name: "7 days" }).focus();
+    await page.locator("#clicks").getByRole("radio", { name: "7 days" }).focus();
     await page.keyboard.press("ArrowRight");
-    assert.equal(await page.getByRole("radio", { name: "30 days" }).isChecked(), true);
+    assert.equal(await page.locator("#clicks").getByRole("radio", { name: "30 days" }).isChecked(), true);
     const metrics = await stack.api("/api/webhook/metrics?days=30");
     await expectText(page, "#clicks-total", shown(metrics.button_clicks.total));
     await page.getByLabel("Search").focus();
