@@ -11,6 +11,7 @@
 //! also carries its total, so a day wholly inside the window is one number to a
 //! reader that needs no more than totals of that counter.
 
+use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
@@ -74,21 +75,31 @@ impl Deltas {
             slot: granularity.slot_of(at),
             name: name.into(),
         };
-        let value = self.0.entry(key.clone()).or_default();
-        *value += by;
-        if *value == 0 {
-            self.0.remove(&key);
+        self.add_to(key, by);
+    }
+
+    /// Adds to one cell, dropping it when it sums to zero (without copying its
+    /// key: the funnel adds and takes back many cells per event).
+    fn add_to(&mut self, key: CounterKey, by: i64) {
+        match self.0.entry(key) {
+            Entry::Occupied(mut cell) => {
+                *cell.get_mut() += by;
+                if *cell.get() == 0 {
+                    cell.remove();
+                }
+            }
+            Entry::Vacant(cell) => {
+                if by != 0 {
+                    cell.insert(by);
+                }
+            }
         }
     }
 
     /// Adds every cell of `other` to this one.
     pub fn merge(&mut self, other: Deltas) {
         for (key, by) in other.0 {
-            let value = self.0.entry(key.clone()).or_default();
-            *value += by;
-            if *value == 0 {
-                self.0.remove(&key);
-            }
+            self.add_to(key, by);
         }
     }
 

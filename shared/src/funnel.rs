@@ -10,7 +10,6 @@
 //! A message counts on the quarter of its earliest status (its *day*), so a late
 //! `sent` that moves it to an earlier day moves all its counts there.
 
-use base64::Engine;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -66,6 +65,11 @@ pub struct Failure {
 }
 
 impl Failure {
+    /// The code as a contact's sends keep it.
+    pub fn code_number(&self) -> i64 {
+        self.code.unwrap_or(NO_CODE_NUMBER)
+    }
+
     /// The code as counter names write it.
     pub fn code_name(&self) -> String {
         self.code
@@ -134,56 +138,94 @@ fn bucket_name(prefix: &str, millis: i64) -> String {
     format!("{prefix}{}", histogram::bucket(millis.max(0)))
 }
 
-/// A short digest of a message id: enough to tell a contact's messages apart,
-/// and small in the contact's state.
-pub fn message_tag(message_id: &str) -> String {
+/// A short digest of a message id: enough to tell a contact's few dozen
+/// messages apart (48 bits), a number so that a contact's state copies and
+/// compares without allocating.
+pub fn message_tag(message_id: &str) -> u64 {
     let digest = Sha256::digest(message_id.as_bytes());
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..9])
+    let mut bytes = [0; 8];
+    bytes[2..].copy_from_slice(&digest[..6]);
+    u64::from_be_bytes(bytes)
 }
 
-/// One of a contact's recent outbound messages.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+/// One of a contact's recent outbound messages. Kept as a JSON array
+/// (`[time, tag, reached, failure code]`): a contact's row is rewritten as it
+/// changes, and its size is what that costs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(from = "SendRow", into = "SendRow")]
 pub struct Send {
     /// Its earliest status time.
-    #[serde(rename = "t")]
     pub at_ms: i64,
     /// [`message_tag`] of its id.
-    #[serde(rename = "m")]
-    pub tag: String,
+    pub tag: u64,
     /// Whether it reached delivered or read.
-    #[serde(rename = "r", default, skip_serializing_if = "std::ops::Not::not")]
     pub reached: bool,
-    /// The code of its failure, when it failed.
-    #[serde(rename = "f", default, skip_serializing_if = "Option::is_none")]
-    pub failed: Option<String>,
+    /// When it failed, Meta's code ([`NO_CODE_NUMBER`] when Meta gave none).
+    pub failed: Option<i64>,
 }
 
-/// One of a contact's recent clicks.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+/// A failure without a code, as a [`Send`] keeps it (Meta's codes are positive).
+pub const NO_CODE_NUMBER: i64 = 0;
+
+type SendRow = (i64, u64, bool, Option<i64>);
+
+impl From<SendRow> for Send {
+    fn from((at_ms, tag, reached, failed): SendRow) -> Self {
+        Self {
+            at_ms,
+            tag,
+            reached,
+            failed,
+        }
+    }
+}
+
+impl From<Send> for SendRow {
+    fn from(send: Send) -> Self {
+        (send.at_ms, send.tag, send.reached, send.failed)
+    }
+}
+
+/// One of a contact's recent clicks, kept as `[time, tag]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(from = "(i64, u64)", into = "(i64, u64)")]
 pub struct Click {
-    #[serde(rename = "t")]
     pub at_ms: i64,
     /// [`message_tag`] of the message clicked.
-    #[serde(rename = "m")]
-    pub tag: String,
+    pub tag: u64,
+}
+
+impl From<(i64, u64)> for Click {
+    fn from((at_ms, tag): (i64, u64)) -> Self {
+        Self { at_ms, tag }
+    }
+}
+
+impl From<Click> for (i64, u64) {
+    fn from(click: Click) -> Self {
+        (click.at_ms, click.tag)
+    }
 }
 
 /// A contact's recent sends and clicks: what answers and failed contacts are
-/// counted from. Holds the newest [`Engagement::CAPACITY`] of each; what is
-/// dropped stays counted as it was, and later updates about it are left out.
+/// counted from. Holds the newest [`Engagement::SENDS`] sends and
+/// [`Engagement::CLICKS`] clicks; what is dropped stays counted as it was, and
+/// later updates about it are left out.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Engagement {
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(rename = "s", default, skip_serializing_if = "Vec::is_empty")]
     pub sends: Vec<Send>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(rename = "c", default, skip_serializing_if = "Vec::is_empty")]
     pub clicks: Vec<Click>,
     /// Newest time dropped; older updates are left out.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "h", default, skip_serializing_if = "Option::is_none")]
     pub horizon_ms: Option<i64>,
 }
 
 impl Engagement {
-    pub const CAPACITY: usize = 32;
+    /// About twelve days of daily content and its answers.
+    pub const SENDS: usize = 24;
+    pub const CLICKS: usize = 16;
 
     pub fn is_empty(&self) -> bool {
         self.sends.is_empty() && self.clicks.is_empty() && self.horizon_ms.is_none()
@@ -205,21 +247,23 @@ impl Engagement {
         true
     }
 
-    /// Adds a click. Returns false when it is older than what the contact keeps.
+    /// Adds a click (once: the clicks are a set). Returns false when it is
+    /// older than what the contact keeps.
     pub fn add_click(&mut self, click: Click) -> bool {
         if self.too_old(click.at_ms) {
             return false;
         }
-        let at = self.clicks.partition_point(|c| *c < click);
-        self.clicks.insert(at, click);
+        if let Err(at) = self.clicks.binary_search(&click) {
+            self.clicks.insert(at, click);
+        }
         true
     }
 
     /// Drops the oldest beyond capacity (after their effect was counted).
     pub fn trim(&mut self) {
         for dropped in [
-            drain_oldest(&mut self.sends, |s| s.at_ms),
-            drain_oldest(&mut self.clicks, |c| c.at_ms),
+            drain_oldest(&mut self.sends, Self::SENDS, |s| s.at_ms),
+            drain_oldest(&mut self.clicks, Self::CLICKS, |c| c.at_ms),
         ]
         .into_iter()
         .flatten()
@@ -254,9 +298,9 @@ impl Engagement {
                 add(day, bucket_name(names::ANSWER_BUCKET, took), 1);
             }
         }
-        let mut latest: Vec<(&str, i64)> = Vec::new();
+        let mut latest: Vec<(i64, i64)> = Vec::new();
         for send in &self.sends {
-            if let Some(code) = send.failed.as_deref() {
+            if let Some(code) = send.failed {
                 match latest.iter_mut().find(|(c, _)| *c == code) {
                     Some((_, at)) => *at = (*at).max(send.at_ms),
                     None => latest.push((code, send.at_ms)),
@@ -264,15 +308,18 @@ impl Engagement {
             }
         }
         for (code, at) in latest {
+            let code = match code {
+                NO_CODE_NUMBER => NO_CODE.to_owned(),
+                code => code.to_string(),
+            };
             add(at, format!("{}{code}", names::FAILED_CONTACTS), 1);
         }
     }
 }
 
-/// Removes the oldest entries beyond [`Engagement::CAPACITY`]; returns the
-/// newest time removed.
-fn drain_oldest<T>(entries: &mut Vec<T>, at: impl Fn(&T) -> i64) -> Option<i64> {
-    let excess = entries.len().checked_sub(Engagement::CAPACITY)?;
+/// Removes the oldest entries beyond `capacity`; returns the newest time removed.
+fn drain_oldest<T>(entries: &mut Vec<T>, capacity: usize, at: impl Fn(&T) -> i64) -> Option<i64> {
+    let excess = entries.len().checked_sub(capacity)?;
     entries.drain(..excess).map(|e| at(&e)).max()
 }
 
@@ -365,7 +412,7 @@ mod tests {
     fn send(at_ms: i64, tag: &str, reached: bool) -> Send {
         Send {
             at_ms,
-            tag: tag.into(),
+            tag: message_tag(tag),
             reached,
             failed: None,
         }
@@ -379,12 +426,12 @@ mod tests {
         contact.put_send(send(T0 + 11 * MINUTE, "second", false));
         contact.add_click(Click {
             at_ms: T0 + 8 * MINUTE,
-            tag: "content".into(),
+            tag: message_tag("content"),
         });
         // A click on a message without a status is not among the answers' clicks.
         contact.add_click(Click {
             at_ms: T0 + 9 * MINUTE,
-            tag: "unknown".into(),
+            tag: message_tag("unknown"),
         });
         let mut deltas = Deltas::default();
         contact.counts(&mut deltas, 1);
@@ -404,7 +451,7 @@ mod tests {
         late.put_send(send(T0 + ANSWER_WITHIN_MS + 9 * MINUTE, "late", true));
         late.add_click(Click {
             at_ms: T0 + 8 * MINUTE,
-            tag: "content".into(),
+            tag: message_tag("content"),
         });
         let mut deltas = Deltas::default();
         late.counts(&mut deltas, 1);
@@ -414,9 +461,9 @@ mod tests {
     #[test]
     fn a_contact_counts_once_per_code_at_its_latest_failure() {
         let mut contact = Engagement::default();
-        for (i, code) in ["131026", "131026", "131049"].into_iter().enumerate() {
+        for (i, code) in [131_026, 131_026, 131_049].into_iter().enumerate() {
             contact.put_send(Send {
-                failed: Some(code.into()),
+                failed: Some(code),
                 ..send(T0 + i as i64 * ANSWER_WITHIN_MS, &format!("m{i}"), false)
             });
         }
@@ -438,17 +485,17 @@ mod tests {
     #[test]
     fn engagement_keeps_the_newest_and_refuses_what_is_older() {
         let mut contact = Engagement::default();
-        for i in 0..(Engagement::CAPACITY as i64 + 5) {
+        for i in 0..(Engagement::SENDS as i64 + 5) {
             assert!(contact.put_send(send(T0 + i * MINUTE, &format!("m{i}"), false)));
             contact.trim();
         }
-        assert_eq!(contact.sends.len(), Engagement::CAPACITY);
+        assert_eq!(contact.sends.len(), Engagement::SENDS);
         assert_eq!(contact.horizon_ms, Some(T0 + 4 * MINUTE));
         assert!(!contact.put_send(send(T0 + 4 * MINUTE, "old", false)));
         // Putting a known message again replaces it.
         assert!(contact.put_send(send(T0 + 10 * MINUTE, "m10", true)));
-        assert_eq!(contact.sends.len(), Engagement::CAPACITY);
-        assert_eq!(message_tag("wamid.A").len(), 12);
+        assert_eq!(contact.sends.len(), Engagement::SENDS);
+        assert!(message_tag("wamid.A") < 1 << 48, "48 bits");
         assert_ne!(message_tag("wamid.A"), message_tag("wamid.B"));
     }
 }

@@ -101,7 +101,7 @@ impl MessageState {
             at_ms: self.first_status_ms?,
             tag: funnel::message_tag(message_id),
             reached: self.reached_ms.is_some(),
-            failed: self.failure.as_ref().map(Failure::code_name),
+            failed: self.failure.as_ref().map(Failure::code_number),
         })
     }
 }
@@ -301,9 +301,12 @@ pub fn apply(event: &Event, prior: Prior) -> Effects {
             match context_message_id {
                 Some(clicked) => {
                     let mut state = prior.message.clone().unwrap_or_default();
+                    // A set: the same click applied again (a state rebuilt
+                    // after a crash) changes nothing.
                     let click = (ms, button_id.clone());
-                    let position = state.clicks.partition_point(|c| *c < click);
-                    state.clicks.insert(position, click);
+                    if let Err(position) = state.clicks.binary_search(&click) {
+                        state.clicks.insert(position, click);
+                    }
                     message = Some(state);
                     if let Some(c) = contact.as_mut() {
                         c.engagement.add_click(funnel::Click {
