@@ -18,6 +18,7 @@
 //! | 2 | `state_mark` starts at the last event: until then, the state tables were written with every commit |
 //! | 3 | each day row gets its `total` |
 //! | 4 | events are keyed by their ids' 16 bytes ([`IdKey`]) |
+//! | 5 | the funnel's counters and state, counted from the stored events ([`count_the_funnel`]) |
 //!
 //! A step is written against the layout of the version before it, never against
 //! [`SCHEMA`], so that later changes to the tables leave it as it ran; each is
@@ -28,8 +29,13 @@ use std::collections::BTreeMap;
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use rusqlite_migration::{HookError, HookResult, Migrations, M};
 
-use super::quarters::{day_rows, decode_quarters, encode_quarters};
-use super::{corrupt, unavailable, StoreError};
+use super::quarters::{add_quarters, day_rows, decode_quarters, encode_quarters};
+use super::{corrupt, to_json, unavailable, StoreError};
+use crate::counters::Granularity;
+use crate::event::{Event, EventKind};
+use crate::funnel;
+use crate::ingest::{ContactState, Ledger};
+use crate::whatsapp::Status;
 
 /// The tables as this build writes them, for a new file. Every statement holds
 /// if the table is there already, so a test can put back one it dropped.
@@ -160,11 +166,13 @@ pub(super) fn migrations() -> Migrations<'static> {
             "ALTER TABLE events RENAME TO events_keyed_by_text;",
             key_event_ids,
         ),
+        // 4 → 5. Data only.
+        M::up_with_hook("", count_the_funnel),
     ])
 }
 
 /// The version [`SCHEMA`] is: the number of steps.
-pub(super) const LATEST: usize = 4;
+pub(super) const LATEST: usize = 5;
 
 /// Brings the file to [`LATEST`], or refuses a file a newer build wrote.
 pub(super) fn migrate(c: &mut Connection) -> Result<(), StoreError> {
@@ -344,5 +352,80 @@ fn key_event_ids(tx: &Transaction<'_>) -> HookResult {
          CREATE INDEX events_expiry ON events (expires_ms);",
     )?;
     tracing::info!(events = moved, "keyed stored events by their ids' bytes");
+    Ok(())
+}
+
+/// Step 5: counts the funnel of the events stored before it was kept
+/// (docs/funnel.md, "After an upgrade"). The stored events run again, in
+/// arrival order, through today's [`Ledger`]: the funnel's counters (and only
+/// those: the others were counted as the events came) are added, each message's
+/// state is replaced by the one rebuilt from its events, and each contact gets
+/// its recent sends and clicks. A status's category is read from its raw update,
+/// which older builds did not. Events after `state_mark` are applied again on
+/// open, as always; what they add to a state is there already and changes
+/// nothing.
+fn count_the_funnel(tx: &Transaction<'_>) -> HookResult {
+    let mut ledger = Ledger::default();
+    let mut categorised = Vec::new();
+    {
+        let mut rows = tx.prepare("SELECT rowid, data, raw FROM events ORDER BY rowid")?;
+        let mut rows = rows.query([])?;
+        while let Some(row) = rows.next()? {
+            let data: String = row.get(1)?;
+            let mut event: Event = serde_json::from_str(&data)
+                .map_err(|e| HookError::Hook(format!("a stored event does not read: {e}")))?;
+            if let EventKind::StatusUpdate { category, .. } = &mut event.kind {
+                if category.is_none() {
+                    let raw: String = row.get(2)?;
+                    *category = serde_json::from_str::<Status>(&raw)
+                        .ok()
+                        .and_then(|status| status.category());
+                    if category.is_some() {
+                        categorised.push((row.get::<_, i64>(0)?, to_json(&event)));
+                    }
+                }
+            }
+            ledger.apply(&event);
+        }
+    }
+    let deltas = ledger.take_deltas();
+    let funnel = deltas.iter().filter(|(key, _)| {
+        key.granularity == Granularity::Quarter && key.name.starts_with(funnel::names::PREFIX)
+    });
+    add_quarters(
+        tx,
+        funnel.map(|(key, by)| (key.slot, key.name.as_str(), by)),
+    )
+    .map_err(unreadable)?;
+    let mut update = tx.prepare("UPDATE events SET data = ?2 WHERE rowid = ?1")?;
+    for (rowid, data) in &categorised {
+        update.execute(params![rowid, data])?;
+    }
+    let mut message = tx.prepare(
+        "INSERT INTO messages (id, version, data) VALUES (?1, 1, ?2)
+         ON CONFLICT (id) DO UPDATE SET version = messages.version + 1, data = excluded.data",
+    )?;
+    let mut messages = 0;
+    for (id, state) in ledger.changed_messages() {
+        message.execute(params![id, to_json(state)])?;
+        messages += 1;
+    }
+    let mut read = tx.prepare("SELECT data FROM contacts WHERE wa_id = ?1")?;
+    let mut write = tx.prepare("UPDATE contacts SET data = ?2 WHERE wa_id = ?1")?;
+    for rebuilt in ledger.changed_contacts() {
+        let stored: Option<String> = read.query_row([&rebuilt.wa_id], |r| r.get(0)).optional()?;
+        // A contact not in the table yet is one of the events after the mark,
+        // which brings it in whole.
+        let Some(stored) = stored else { continue };
+        let mut contact: ContactState = serde_json::from_str(&stored)
+            .map_err(|e| HookError::Hook(format!("a stored contact does not read: {e}")))?;
+        contact.engagement = rebuilt.engagement.clone();
+        write.execute(params![rebuilt.wa_id, to_json(&contact)])?;
+    }
+    tracing::info!(
+        messages,
+        categorised = categorised.len(),
+        "counted the funnel of the stored events"
+    );
     Ok(())
 }

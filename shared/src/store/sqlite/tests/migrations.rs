@@ -5,13 +5,15 @@ use rusqlite::{params, Connection};
 
 use super::{delivery, file_with, schema, text, T0};
 use crate::counters::{utc_from_ms, Granularity, DAY_MS, QUARTERS_PER_DAY};
-use crate::event::ReceivedEvent;
+use crate::event::{EventKind, ReceivedEvent};
 use crate::ingest::{ContactState, Outcome};
 use crate::store::sqlite::quarters::encode_quarters;
+use crate::store::sqlite::schema::IdKey;
 use crate::store::sqlite::schema::{migrate, migrations, unversioned_layout, LATEST, SCHEMA};
 use crate::store::sqlite::{to_json, SqliteStore};
 use crate::store::{EventQuery, Store};
 use crate::telemetry::Chain;
+use serde_json::json;
 
 /// Version 0, the first layout, as the builds before `quarter_counters` wrote it.
 const FIRST_LAYOUT: &str = "
@@ -249,9 +251,136 @@ async fn the_state_of_a_file_from_before_the_mark_is_taken_as_written_up_to_its_
     }
 }
 
+/// The funnel of a version 4 file's events is counted on open: a content
+/// message (utility, read, clicked), its answer (service) and a failure with no
+/// category, whose last event comes after the state mark and is applied again.
+#[tokio::test]
+async fn the_funnel_of_a_file_from_before_it_is_counted_from_its_events_on_open() {
+    use crate::metrics::{failures, funnel};
+    let (folder, c) = file_at(4);
+    let priced = |id: &str, status: &str, at: i64, category: &str| {
+        json!({"id": id, "status": status, "timestamp": at.to_string(), "recipient_id": "919876543210",
+               "pricing": {"billable": true, "category": category}})
+    };
+    let click = json!({"from": "919876543210", "id": "wamid.click", "timestamp": (T0 + 120).to_string(),
+        "type": "interactive", "context": {"id": "wamid.content"},
+        "interactive": {"type": "button_reply", "button_reply": {"id": "UNLOCK_CONTENT", "title": "Unlock"}}});
+    let failed = json!({"id": "wamid.failed", "status": "failed", "timestamp": T0.to_string(),
+        "recipient_id": "919876543210", "errors": [{"code": 131026, "title": "Message undeliverable"}]});
+    let events: Vec<ReceivedEvent> = [
+        delivery(vec![], vec![priced("wamid.content", "sent", T0, "utility")]),
+        delivery(
+            vec![],
+            vec![priced("wamid.content", "read", T0 + 60, "utility")],
+        ),
+        delivery(vec![click], vec![]),
+        delivery(
+            vec![],
+            vec![priced("wamid.answer", "sent", T0 + 150, "service")],
+        ),
+        delivery(vec![], vec![failed]),
+    ]
+    .into_iter()
+    .flat_map(|d| d.events)
+    .collect();
+    // As version 4 stored them: statuses without their category.
+    for (rowid, received) in (1..).zip(&events) {
+        let mut event = received.event.clone();
+        if let EventKind::StatusUpdate { category, .. } = &mut event.kind {
+            *category = None;
+        }
+        c.execute(
+            "INSERT INTO events (rowid, id, type, occurred_ms, received_ms, expires_ms, search, data, raw)
+             VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                rowid,
+                IdKey::of(&event.id),
+                event.kind.type_name(),
+                event.occurred_at.timestamp_millis(),
+                i64::MAX,
+                event.search_text(),
+                to_json(&event),
+                received.raw.get()
+            ],
+        )
+        .unwrap();
+    }
+    // The state tables as version 4 wrote them, up to the fourth event.
+    let contact = json!({"wa_id": "919876543210", "last_activity_ms": (T0 + 150) * 1000, "inbound": 1,
+        "outbound": 2, "timeline": {"entries": []}});
+    c.execute(
+        "INSERT INTO contacts (wa_id, version, activity_ms, inbound_ms, data) VALUES ('919876543210', 1, 0, NULL, ?1)",
+        [contact.to_string()],
+    )
+    .unwrap();
+    let content = json!({"recipient": "919876543210", "status": "read", "first_status_ms": T0 * 1000,
+        "reached_ms": (T0 + 60) * 1000});
+    c.execute(
+        "INSERT INTO messages (id, version, data) VALUES ('wamid.content', 1, ?1)",
+        [content.to_string()],
+    )
+    .unwrap();
+    c.execute("UPDATE state_mark SET last_event = 4", [])
+        .unwrap();
+    drop(c);
+
+    let now = utc_from_ms((T0 + 3600) * 1000);
+    for _ in 0..2 {
+        // The second open finds version 5 and changes nothing.
+        let store = SqliteStore::open(folder.path().join("pulse.db")).unwrap();
+        let f = funnel(&store, chrono_tz::UTC, 1, now).await.unwrap();
+        let stages = &f.stages;
+        assert_eq!(
+            (
+                stages.sent,
+                stages.delivered,
+                stages.read,
+                stages.clicked,
+                stages.failed
+            ),
+            (3, 1, 1, 1, 1)
+        );
+        assert_eq!(f.by_category["utility"].clicked, 1);
+        assert_eq!(f.by_category["service"].sent, 1);
+        assert_eq!(f.by_category["unknown"].failed, 1);
+        assert_eq!((f.answers.clicks, f.answers.answered), (1, 1));
+        assert_eq!(f.answers.answer_ms.avg, Some(30_000.0));
+        let failures = failures(&store, chrono_tz::UTC, 1, now).await.unwrap();
+        let codes: Vec<_> = failures
+            .codes
+            .iter()
+            .map(|c| (c.code, c.messages, c.contacts))
+            .collect();
+        assert_eq!(codes, [(Some(131_026), 1, 1)]);
+        // The category read from the raw update is in the stored event too.
+        let (stored, _) = store.event(&events[0].event.id).await.unwrap().unwrap();
+        assert!(matches!(
+            stored.kind,
+            EventKind::StatusUpdate { category: Some(ref c), .. } if c == "utility"
+        ));
+        // And recording goes on from the rebuilt state: a second click on the
+        // content counts once more.
+        drop(store);
+    }
+    let store = SqliteStore::open(folder.path().join("pulse.db")).unwrap();
+    let again = json!({"from": "919876543210", "id": "wamid.click2", "timestamp": (T0 + 200).to_string(),
+        "type": "interactive", "context": {"id": "wamid.content"},
+        "interactive": {"type": "button_reply", "button_reply": {"id": "SHARE_WITH_CLIENTS", "title": "Share"}}});
+    store
+        .record(&delivery(vec![again], vec![]).events, 90)
+        .await
+        .unwrap();
+    let f = funnel(&store, chrono_tz::UTC, 1, now).await.unwrap();
+    assert_eq!(
+        (f.clicks.total, f.stages.clicked, f.answers.clicks),
+        (2, 1, 2)
+    );
+}
+
 #[test]
 fn an_unversioned_file_is_stamped_with_the_version_of_its_layout_once() {
-    for version in 0..=LATEST {
+    // Builds stamp their files since version 4: none left a later one unstamped.
+    for version in 0..=4 {
         let (folder, mut c) = file_at(version);
         c.pragma_update(None, "user_version", 0).unwrap();
         assert_eq!(unversioned_layout(&c).unwrap(), version);
