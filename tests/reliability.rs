@@ -250,6 +250,8 @@ async fn all_figures(stack: &Stack) -> serde_json::Value {
     serde_json::json!({
         "metrics": stack.data("/api/webhook/metrics?days=90").await,
         "conversations": stack.data("/api/webhook/conversations?limit=200&active_minutes=10080").await,
+        "funnel": stack.data("/api/webhook/funnel?days=90").await,
+        "failures": stack.data("/api/webhook/failures?days=90").await,
         "events": pages,
     })
 }
@@ -392,6 +394,17 @@ async fn export_and_import_work_on_dynamodb_too() {
         lines(&from_dynamodb),
         sqlite_lines,
         "DynamoDB gives back what it was given"
+    );
+    // An import is how a DynamoDB table gets the funnel of what it held
+    // (docs/funnel.md): the new table's funnel is the original's.
+    let imported = pulse_shared::store::dynamodb::DynamoStore::new(moto_client(), &table, 90);
+    let funnel = pulse_shared::metrics::funnel(&imported, chrono_tz::UTC, 90, Utc::now())
+        .await
+        .unwrap();
+    assert!(funnel.stages.sent > 0);
+    assert_eq!(
+        serde_json::to_value(&funnel).unwrap(),
+        stack.data("/api/webhook/funnel?days=90").await
     );
     stack.stop().await;
 }

@@ -1,20 +1,20 @@
-//! `pulse bench metrics`: what a 30-day metrics query costs as the number of
-//! stored events grows, on the SQLite store and (with `--dynamodb-endpoint`) on
-//! DynamoDB.
+//! `pulse bench metrics`: what the 30-day metrics, funnel and failures queries
+//! cost as the number of stored events grows, on the SQLite store and (with
+//! `--dynamodb-endpoint`) on DynamoDB.
 //!
 //! It records `--events` synthetic events through the real path (`record_all`, in
-//! deliveries of 500), spread evenly over the last 30 days, clicks, texts and
-//! statuses mixed; then, after two seconds of untimed ones, runs the 30-day
-//! metrics query `--runs` times in each of `--timezones` and prints the fill rate,
-//! the query's percentiles and how many counter rows (SQLite) or items (DynamoDB)
-//! one query read.
+//! deliveries of 500), spread evenly over the last 30 days: a third each clicks
+//! (on the message before them), texts and statuses (utility and marketing, one
+//! in twenty failed); then, after two seconds of untimed ones, runs each query
+//! `--runs` times in each of `--timezones` and prints the fill rate, the queries'
+//! percentiles and how many counter rows (SQLite) or items (DynamoDB) one read.
 
 use std::time::{Duration as StdDuration, Instant};
 
 use anyhow::Context;
 use chrono::{Duration, Utc};
 use pulse_shared::event::events_from_body;
-use pulse_shared::metrics::webhook_metrics;
+use pulse_shared::metrics::{failures, funnel, webhook_metrics};
 use pulse_shared::store::dynamodb::DynamoStore;
 use pulse_shared::store::record_all;
 use pulse_shared::store::sqlite::SqliteStore;
@@ -61,9 +61,20 @@ fn delivery(first: usize, count: usize, total: usize) -> Vec<u8> {
         let from = format!("9190{:08}", i % 5000);
         match i % 3 {
             0 => messages.push(json!({"from": from, "id": format!("wamid.c{i}"), "timestamp": at, "type": "interactive",
+                  "context": {"id": format!("wamid.o{}", i.saturating_sub(1))},
                   "interactive": {"type": "button_reply", "button_reply": {"id": BUTTONS[i % 4], "title": "t"}}})),
             1 => messages.push(json!({"from": from, "id": format!("wamid.t{i}"), "timestamp": at, "type": "text", "text": {"body": "hello"}})),
-            _ => statuses.push(json!({"id": format!("wamid.o{i}"), "status": "delivered", "timestamp": at, "recipient_id": from})),
+            _ => {
+                let category = ["utility", "marketing"][i % 2];
+                let mut status = json!({"id": format!("wamid.o{i}"), "status": "delivered", "timestamp": at, "recipient_id": from,
+                    "pricing": {"category": category}});
+                if i % 20 == 2 {
+                    status["status"] = json!("failed");
+                    let code = [131_026, 131_049, 131_047][i % 3];
+                    status["errors"] = json!([{"code": code, "title": "t"}]);
+                }
+                statuses.push(status);
+            }
         }
     }
     serde_json::to_vec(
@@ -98,23 +109,35 @@ async fn fill(store: &dyn Store, total: usize) -> anyhow::Result<StdDuration> {
     Ok(started.elapsed())
 }
 
-/// Times the 30-day query `runs` times, in ms.
+/// The queries timed, each over 30 days.
+const QUERIES: [&str; 3] = ["metrics", "funnel", "failures"];
+
+async fn query(store: &dyn Store, tz: chrono_tz::Tz, which: &str) -> anyhow::Result<()> {
+    let now = Utc::now();
+    match which {
+        "metrics" => drop(webhook_metrics(store, tz, 30, now).await?),
+        "funnel" => drop(funnel(store, tz, 30, now).await?),
+        _ => drop(failures(store, tz, 30, now).await?),
+    }
+    Ok(())
+}
+
+/// Times a 30-day query `runs` times, in ms.
 async fn time_queries(
     store: &dyn Store,
     tz: chrono_tz::Tz,
     runs: usize,
+    which: &str,
 ) -> anyhow::Result<Percentiles> {
     // Two seconds of untimed queries first: right after a fill the checkpointer
     // is still copying it out of SQLite's WAL, and whichever zone came first paid.
     let warm = Instant::now();
     while warm.elapsed() < StdDuration::from_secs(2) {
-        webhook_metrics(store, tz, 30, Utc::now()).await?;
+        query(store, tz, which).await?;
     }
-    let times = time_runs(runs, || async {
-        Ok(webhook_metrics(store, tz, 30, Utc::now()).await?)
-    })
-    .await
-    .context("the metrics query failed")?;
+    let times = time_runs(runs, || query(store, tz, which))
+        .await
+        .with_context(|| format!("the {which} query failed"))?;
     Ok(Percentiles::of(times))
 }
 
@@ -123,19 +146,33 @@ fn case(
     tz: chrono_tz::Tz,
     events: usize,
     fill: StdDuration,
-    query: Percentiles,
+    queries: Vec<(&str, Percentiles)>,
     read: String,
 ) -> Case {
-    Case::new(format!("{store}, {events} events stored, {tz}"))
-        .figure(
-            "fill",
-            format!(
-                "{:.0} events/s (deliveries of 500)",
-                events as f64 / fill.as_secs_f64()
-            ),
-        )
-        .figure("query", query.ms(3))
-        .figure("read", read)
+    let mut case = Case::new(format!("{store}, {events} events stored, {tz}")).figure(
+        "fill",
+        format!(
+            "{:.0} events/s (deliveries of 500)",
+            events as f64 / fill.as_secs_f64()
+        ),
+    );
+    for (which, timing) in queries {
+        case = case.figure(which, timing.ms(3));
+    }
+    case.figure("read", read)
+}
+
+/// Times every query in `tz`.
+async fn time_all(
+    store: &dyn Store,
+    tz: chrono_tz::Tz,
+    runs: usize,
+) -> anyhow::Result<Vec<(&'static str, Percentiles)>> {
+    let mut timed = Vec::new();
+    for which in QUERIES {
+        timed.push((which, time_queries(store, tz, runs, which).await?));
+    }
+    Ok(timed)
 }
 
 /// Runs `pulse bench metrics`.
@@ -143,9 +180,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut report = Report::new(
         "metrics",
         format!(
-            "the 30-day metrics query on a store filled through the real path \
-             (a third each clicks, texts, statuses over 30 days), {} timed queries \
-             per size and time zone",
+            "the 30-day metrics, funnel and failures queries on a store filled \
+             through the real path (a third each clicks, texts, statuses over 30 \
+             days), {} timed queries each per size and time zone",
             args.runs
         ),
     );
@@ -162,7 +199,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             .await?
             .len();
         for &tz in &args.timezones {
-            let timing = time_queries(&store, tz, args.runs).await?;
+            let timing = time_all(&store, tz, args.runs).await?;
             let read = format!("{rows} counter rows per query");
             report.print(case("SQLite", tz, events, fill_time, timing, read));
         }
@@ -178,8 +215,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             let fill_time = fill(&store, events).await?;
             for &tz in &args.timezones {
                 let before = store.counter_items_read();
-                let timing = time_queries(&store, tz, args.runs).await?;
-                let per_query = (store.counter_items_read() - before) / args.runs.max(1) as u64;
+                let timing = time_all(&store, tz, args.runs).await?;
+                let per_query = (store.counter_items_read() - before)
+                    / (args.runs * QUERIES.len()).max(1) as u64;
                 let read = format!("{per_query} counter items per query");
                 report.print(case("DynamoDB (moto)", tz, events, fill_time, timing, read));
             }
