@@ -1,8 +1,9 @@
 //! Load for benchmarks: signed-webhook bodies in the mix of the load harness
-//! (`../shared/peers/load`): 30 % button clicks, 30 % texts, 5 % media, 35 %
-//! statuses of earlier replies (each reply's sent, delivered and read once, in any
-//! order across deliveries), 5 000 contacts, WhatsApp times over the last 30
-//! minutes.
+//! (`../shared/peers/load`): 30 % button clicks (each on one of the last hundred
+//! replies, as Click-to-Unlock clicks name the content), 30 % texts, 5 % media,
+//! 35 % statuses of earlier replies (each reply's sent, delivered and read once,
+//! in any order across deliveries, with `pricing.category`), 5 000 contacts,
+//! WhatsApp times over the last 30 minutes.
 
 use chrono::{Duration, Utc};
 use rand::rngs::StdRng;
@@ -24,6 +25,8 @@ pub struct Mix {
     next_id: usize,
     /// Replies sent, with the statuses they have had.
     replies: Vec<(String, String, usize)>,
+    /// The last hundred replies sent, which clicks name.
+    recent: std::collections::VecDeque<String>,
     /// In every message id, so that two mixes of different seeds never collide.
     tag: String,
 }
@@ -35,6 +38,7 @@ impl Mix {
             rng: StdRng::seed_from_u64(seed),
             next_id: 0,
             replies: Vec::new(),
+            recent: std::collections::VecDeque::new(),
             tag: format!("{seed:x}"),
         }
     }
@@ -61,19 +65,29 @@ impl Mix {
                 let (message, recipient, sent) = &mut self.replies[pick];
                 let status = STATUSES[*sent];
                 *sent += 1;
-                statuses.push(json!({"id": message, "status": status, "timestamp": at, "recipient_id": recipient}));
+                statuses.push(json!({"id": message, "status": status, "timestamp": at, "recipient_id": recipient,
+                    "pricing": {"billable": true, "pricing_model": "PMP", "category": "utility"}}));
                 if *sent == STATUSES.len() {
                     self.replies.swap_remove(pick);
                 }
                 continue;
             }
             if roll < 35 {
-                self.replies
-                    .push((format!("wamid.out{tag}.{id}"), from.clone(), 0));
+                let reply = format!("wamid.out{tag}.{id}");
+                self.recent.push_back(reply.clone());
+                if self.recent.len() > 100 {
+                    self.recent.pop_front();
+                }
+                self.replies.push((reply, from.clone(), 0));
             }
             let message: Value = match roll {
                 0..65 => {
+                    let context = match self.recent.len() {
+                        0 => format!("wamid.before{tag}"),
+                        n => self.recent[self.rng.random_range(0..n)].clone(),
+                    };
                     json!({"from": from, "id": format!("wamid.c{tag}.{id}"), "timestamp": at, "type": "interactive",
+                    "context": {"id": context},
                     "interactive": {"type": "button_reply", "button_reply": {"id": BUTTONS[id % 4], "title": "Unlock"}}})
                 }
                 65..95 => {
