@@ -346,19 +346,16 @@ mod tests {
             title: Some("Re-engagement message".into()),
         };
         let clicks = [(T0 + 5 * MINUTE, "UNLOCK_CONTENT".to_owned())];
+        let message = MessageView {
+            first_status_ms: Some(T0),
+            category: Some("utility"),
+            reached_ms: Some(T0 + MINUTE),
+            read_ms: Some(T0 + 2 * MINUTE),
+            failure: Some(&failure),
+            clicks: &clicks,
+        };
         let mut deltas = Deltas::default();
-        message_counts(
-            MessageView {
-                first_status_ms: Some(T0),
-                category: Some("utility"),
-                reached_ms: Some(T0 + MINUTE),
-                read_ms: Some(T0 + 2 * MINUTE),
-                failure: Some(&failure),
-                clicks: &clicks,
-            },
-            &mut deltas,
-            1,
-        );
+        message_counts(message, &mut deltas, 1);
         let sums = totals(&deltas);
         for stage in names::STAGES {
             assert_eq!(sums[&names::stage(stage, "utility")], 1, "{stage}");
@@ -367,18 +364,7 @@ mod tests {
         assert_eq!(sums["f:fail:131047:Re-engagement message"], 1);
         assert_eq!(deltas.slots(), 1, "all at the message's quarter");
         // The opposite sign takes it all back.
-        message_counts(
-            MessageView {
-                first_status_ms: Some(T0),
-                category: Some("utility"),
-                reached_ms: Some(T0 + MINUTE),
-                read_ms: Some(T0 + 2 * MINUTE),
-                failure: Some(&failure),
-                clicks: &clicks,
-            },
-            &mut deltas,
-            -1,
-        );
+        message_counts(message, &mut deltas, -1);
         assert!(deltas.is_empty());
     }
 
