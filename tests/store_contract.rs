@@ -633,6 +633,59 @@ async fn funnel_of_a_known_history(store: Arc<dyn Store>) {
         .map(|c| (c.code, c.messages, c.contacts))
         .collect();
     assert_eq!(codes, [(Some(131_049), 1, 1)]);
+
+    // Contacts by segment: A clicked, B read, C and D were never reached.
+    let segments = |engaged, reading, unread, unreached, none| metrics::Segments {
+        engaged,
+        reading,
+        unread,
+        unreached,
+        none,
+    };
+    assert_eq!(f.contacts, segments(1, 1, 0, 2, 0));
+    // From the day before yesterday: C's second failed send, and A's late
+    // click on a message sent before the window (active, nothing sent).
+    let recent = metrics::funnel(store.as_ref(), utc, yesterday_window, now)
+        .await
+        .unwrap();
+    assert_eq!(recent.contacts, segments(0, 0, 0, 1, 1));
+    // E only writes; F's message is delivered and not read; G clicks on a
+    // message after all its statuses came.
+    let (e, f_, g) = ("911000000005", "911000000006", "911000000007");
+    let later = [
+        envelope(vec![text("wamid.tE", e, base, "hello")], vec![]),
+        envelope(
+            vec![],
+            vec![priced(
+                status("wamid.mF", "delivered", base, f_),
+                "utility",
+                None,
+            )],
+        ),
+        envelope(
+            vec![],
+            vec![priced(
+                status("wamid.mG", "delivered", base, g),
+                "utility",
+                None,
+            )],
+        ),
+        envelope(
+            vec![click_on(
+                "wamid.cG",
+                g,
+                base + Duration::hours(1),
+                "UNLOCK_CONTENT",
+                "wamid.mG",
+            )],
+            vec![],
+        ),
+    ];
+    for body in &later {
+        store.record(&events(body), 90).await.unwrap();
+    }
+    let f = metrics::funnel(store.as_ref(), utc, 7, now).await.unwrap();
+    assert_eq!(f.contacts, segments(2, 1, 1, 2, 1));
 }
 
 /// Runs each case of the connections table against both stores.

@@ -257,6 +257,7 @@ export interface components {
         [key: string]: components["schemas"]["Stages"];
       };
       clicks: components["schemas"]["FunnelClicks"];
+      contacts: components["schemas"]["Segments"];
       /** @description Every local day of the window, oldest first. */
       daily: components["schemas"]["DailyStages"][];
       rates: components["schemas"]["FunnelRates"];
@@ -348,6 +349,37 @@ export interface components {
       p50?: number | null;
       /** Format: double */
       p95?: number | null;
+    };
+    /**
+     * @description How many of the window's contacts (those with any event in it) fall in each
+     * segment, by the window's messages to them: the first that holds.
+     */
+    Segments: {
+      /**
+       * Format: int64
+       * @description Clicked at least one.
+       */
+      engaged: number;
+      /**
+       * Format: int64
+       * @description Nothing sent.
+       */
+      none: number;
+      /**
+       * Format: int64
+       * @description Read at least one.
+       */
+      reading: number;
+      /**
+       * Format: int64
+       * @description Sent some, none delivered.
+       */
+      unreached: number;
+      /**
+       * Format: int64
+       * @description At least one delivered.
+       */
+      unread: number;
     };
     /** @description How many of the window's outbound messages reached each stage. */
     Stages: {

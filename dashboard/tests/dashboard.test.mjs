@@ -294,6 +294,10 @@ describe("the dashboard", () => {
       await expectText(page, stage("answered"), shown(data.answers.answered));
       await expectText(page, stage("answer-delivered"), shown(data.answers.answered_delivered));
       await expectText(page, `#funnel-stages [data-stage="read"] .stage-share`, percentOf(data.read, data.sent));
+      // Every advisor of the window in one segment.
+      const segments = ["engaged", "reading", "unread", "unreached", "none"];
+      assert.ok(data.contacts.engaged > 0 && data.contacts.unreached > 0, "the history has engaged and unreached advisors");
+      for (const id of segments) await expectText(page, `#segment-${id}`, shown(data.contacts[id]));
       // Templates: every category but service replies (and messages without one).
       await funnel.getByRole("radio", { name: "Templates" }).check();
       const templates = Object.entries(data.by_category).filter(([c]) => c !== "service" && c !== "unknown");

@@ -39,6 +39,18 @@ pub mod names {
     pub const ANSWER_DELIVERED: &str = "f:a:delivered";
     pub const ANSWER_SUM_MS: &str = "f:a:sum_ms";
     pub const ANSWER_BUCKET: &str = "f:a:b:";
+    /// `f:seg:{level}`: each contact once, at the day of its latest message that
+    /// got at least that far (see [`super::Level`]). A window that ends today
+    /// sums the contacts with such a message in it.
+    pub const SEGMENT: &str = "f:seg:";
+    pub const LEVELS: [&str; 4] = [
+        "f:seg:sent",
+        "f:seg:delivered",
+        "f:seg:read",
+        "f:seg:clicked",
+    ];
+    /// Each contact once, at its latest activity: the window's contacts.
+    pub const ACTIVE_CONTACTS: &str = "f:seg:active";
 
     pub fn stage(stage: &str, category: &str) -> String {
         format!("{PREFIX}{stage}:{category}")
@@ -148,8 +160,16 @@ pub fn message_tag(message_id: &str) -> u64 {
     u64::from_be_bytes(bytes)
 }
 
+/// How far an outbound message got: each level holds those above it (a click
+/// counts as read when the contact turned read receipts off).
+pub type Level = u8;
+pub const SENT: Level = 1;
+pub const DELIVERED: Level = 2;
+pub const READ: Level = 3;
+pub const CLICKED: Level = 4;
+
 /// One of a contact's recent outbound messages. Kept as a JSON array
-/// (`[time, tag, reached, failure code]`): a contact's row is rewritten as it
+/// (`[time, tag, level, failure code]`): a contact's row is rewritten as it
 /// changes, and its size is what that costs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(from = "SendRow", into = "SendRow")]
@@ -158,8 +178,8 @@ pub struct Send {
     pub at_ms: i64,
     /// [`message_tag`] of its id.
     pub tag: u64,
-    /// Whether it reached delivered or read.
-    pub reached: bool,
+    /// How far it got ([`SENT`] to [`CLICKED`]).
+    pub level: Level,
     /// When it failed, Meta's code ([`NO_CODE_NUMBER`] when Meta gave none).
     pub failed: Option<i64>,
 }
@@ -167,14 +187,33 @@ pub struct Send {
 /// A failure without a code, as a [`Send`] keeps it (Meta's codes are positive).
 pub const NO_CODE_NUMBER: i64 = 0;
 
-type SendRow = (i64, u64, bool, Option<i64>);
+impl Send {
+    pub fn reached(&self) -> bool {
+        self.level >= DELIVERED
+    }
+}
+
+type SendRow = (i64, u64, StoredLevel, Option<i64>);
+
+/// A send's level as stored: schema version 5 kept only whether it was
+/// delivered, which version 6's upgrade replaces.
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum StoredLevel {
+    Level(Level),
+    Reached(bool),
+}
 
 impl From<SendRow> for Send {
-    fn from((at_ms, tag, reached, failed): SendRow) -> Self {
+    fn from((at_ms, tag, level, failed): SendRow) -> Self {
+        let level = match level {
+            StoredLevel::Level(level) => level,
+            StoredLevel::Reached(reached) => [SENT, DELIVERED][usize::from(reached)],
+        };
         Self {
             at_ms,
             tag,
-            reached,
+            level,
             failed,
         }
     }
@@ -182,7 +221,12 @@ impl From<SendRow> for Send {
 
 impl From<Send> for SendRow {
     fn from(send: Send) -> Self {
-        (send.at_ms, send.tag, send.reached, send.failed)
+        (
+            send.at_ms,
+            send.tag,
+            StoredLevel::Level(send.level),
+            send.failed,
+        )
     }
 }
 
@@ -207,8 +251,8 @@ impl From<Click> for (i64, u64) {
     }
 }
 
-/// A contact's recent sends and clicks: what answers and failed contacts are
-/// counted from. Holds the newest [`Engagement::SENDS`] sends and
+/// A contact's recent sends and clicks: what answers, failed contacts and
+/// segments are counted from. Holds the newest [`Engagement::SENDS`] sends and
 /// [`Engagement::CLICKS`] clicks; what is dropped stays counted as it was, and
 /// later updates about it are left out.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -220,6 +264,14 @@ pub struct Engagement {
     /// Newest time dropped; older updates are left out.
     #[serde(rename = "h", default, skip_serializing_if = "Option::is_none")]
     pub horizon_ms: Option<i64>,
+    /// The latest dropped send at each level, [`SENT`] first: the contact's
+    /// segments go on counting it.
+    #[serde(rename = "d", default, skip_serializing_if = "no_levels")]
+    pub dropped: [Option<i64>; 4],
+}
+
+fn no_levels(dropped: &[Option<i64>; 4]) -> bool {
+    dropped.iter().all(Option::is_none)
 }
 
 impl Engagement {
@@ -261,15 +313,24 @@ impl Engagement {
 
     /// Drops the oldest beyond capacity (after their effect was counted).
     pub fn trim(&mut self) {
-        for dropped in [
-            drain_oldest(&mut self.sends, Self::SENDS, |s| s.at_ms),
-            drain_oldest(&mut self.clicks, Self::CLICKS, |c| c.at_ms),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            self.horizon_ms = Some(self.horizon_ms.map_or(dropped, |h| h.max(dropped)));
+        let sends = drain_oldest(&mut self.sends, Self::SENDS);
+        let clicks = drain_oldest(&mut self.clicks, Self::CLICKS);
+        for send in &sends {
+            for latest in &mut self.dropped[..usize::from(send.level)] {
+                *latest = (*latest).max(Some(send.at_ms));
+            }
         }
+        let dropped = sends.iter().map(|s| s.at_ms);
+        if let Some(newest) = dropped.chain(clicks.iter().map(|c| c.at_ms)).max() {
+            self.horizon_ms = self.horizon_ms.max(Some(newest));
+        }
+    }
+
+    /// The time of the latest send at `level` or beyond, dropped ones included.
+    fn latest(&self, level: Level) -> Option<i64> {
+        let kept = self.sends.iter().rev().find(|s| s.level >= level);
+        kept.map(|s| s.at_ms)
+            .max(self.dropped[usize::from(level) - 1])
     }
 
     /// What the contact adds to the counters: its answers and its failure codes.
@@ -291,7 +352,7 @@ impl Engagement {
             if let Some(answer) = answer {
                 let took = answer.at_ms - click.at_ms;
                 add(day, names::ANSWERED.to_owned(), 1);
-                if answer.reached {
+                if answer.reached() {
                     add(day, names::ANSWER_DELIVERED.to_owned(), 1);
                 }
                 add(day, names::ANSWER_SUM_MS.to_owned(), took);
@@ -314,13 +375,18 @@ impl Engagement {
             };
             add(at, format!("{}{code}", names::FAILED_CONTACTS), 1);
         }
+        for (level, name) in (SENT..=CLICKED).zip(names::LEVELS) {
+            if let Some(at) = self.latest(level) {
+                add(at, name.to_owned(), 1);
+            }
+        }
     }
 }
 
-/// Removes the oldest entries beyond `capacity`; returns the newest time removed.
-fn drain_oldest<T>(entries: &mut Vec<T>, capacity: usize, at: impl Fn(&T) -> i64) -> Option<i64> {
-    let excess = entries.len().checked_sub(capacity)?;
-    entries.drain(..excess).map(|e| at(&e)).max()
+/// Removes and returns the oldest entries beyond `capacity` (kept in time order).
+fn drain_oldest<T>(entries: &mut Vec<T>, capacity: usize) -> Vec<T> {
+    let excess = entries.len().saturating_sub(capacity);
+    entries.drain(..excess).collect()
 }
 
 #[cfg(test)]
@@ -399,7 +465,7 @@ mod tests {
         Send {
             at_ms,
             tag: message_tag(tag),
-            reached,
+            level: if reached { DELIVERED } else { SENT },
             failed: None,
         }
     }
@@ -466,6 +532,39 @@ mod tests {
             ),
             1
         );
+    }
+
+    #[test]
+    fn a_contact_counts_once_per_level_at_its_latest_send_dropped_or_kept() {
+        let mut contact = Engagement::default();
+        contact.put_send(Send {
+            level: CLICKED,
+            ..send(T0, "clicked", true)
+        });
+        for i in 1..=Engagement::SENDS as i64 {
+            contact.put_send(send(T0 + i * MINUTE, &format!("m{i}"), i == 1));
+        }
+        let mut before = Deltas::default();
+        contact.counts(&mut before, 1);
+        let at = |deltas: &Deltas, ms: i64, name: &str| {
+            deltas.get(Granularity::Quarter, utc_from_ms(ms), name)
+        };
+        let last = T0 + Engagement::SENDS as i64 * MINUTE;
+        for (name, ms) in [
+            ("f:seg:sent", last),
+            ("f:seg:delivered", T0 + MINUTE),
+            ("f:seg:read", T0),
+            ("f:seg:clicked", T0),
+        ] {
+            assert_eq!(at(&before, ms, name), 1, "{name}");
+            assert_eq!(totals(&before)[name], 1, "{name} once");
+        }
+        // Dropping the clicked send leaves what the contact adds as it was.
+        contact.trim();
+        assert_eq!(contact.sends.len(), Engagement::SENDS);
+        let mut after = Deltas::default();
+        contact.counts(&mut after, 1);
+        assert_eq!(after, before);
     }
 
     #[test]

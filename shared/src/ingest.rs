@@ -97,10 +97,19 @@ impl MessageState {
 
     /// The message as its contact's recent sends keep it.
     fn send(&self, message_id: &str) -> Option<funnel::Send> {
+        let level = if !self.clicks.is_empty() {
+            funnel::CLICKED
+        } else if self.read_ms.is_some() {
+            funnel::READ
+        } else if self.reached_ms.is_some() {
+            funnel::DELIVERED
+        } else {
+            funnel::SENT
+        };
         Some(funnel::Send {
             at_ms: self.first_status_ms?,
             tag: funnel::message_tag(message_id),
-            reached: self.reached_ms.is_some(),
+            level,
             failed: self.failure.as_ref().map(Failure::code_number),
         })
     }
@@ -307,13 +316,17 @@ pub fn apply(event: &Event, prior: Prior) -> Effects {
                     if let Err(position) = state.clicks.binary_search(&click) {
                         state.clicks.insert(position, click);
                     }
-                    message = Some(state);
                     if let Some(c) = contact.as_mut() {
                         c.engagement.add_click(funnel::Click {
                             at_ms: ms,
                             tag: funnel::message_tag(clicked),
                         });
+                        // The click raises the message's level among the sends.
+                        if let Some(send) = state.send(clicked) {
+                            c.engagement.put_send(send);
+                        }
                     }
+                    message = Some(state);
                 }
                 None => deltas.add(Quarter, at, funnel::names::UNATTRIBUTED, 1),
             }
@@ -404,6 +417,10 @@ pub fn apply(event: &Event, prior: Prior) -> Effects {
         }
     }
 
+    if let Some(c) = &contact {
+        count_activity(&mut deltas, prior.contact.as_ref(), c);
+    }
+
     if let Some(c) = contact.as_mut() {
         let side = match &event.kind {
             EventKind::StatusUpdate { status, .. } if status == "sent" => Some(Side::Out),
@@ -440,6 +457,19 @@ pub fn apply(event: &Event, prior: Prior) -> Effects {
         deltas,
         contact,
         message,
+    }
+}
+
+/// Counts each contact once at its latest activity ([`funnel::names::ACTIVE_CONTACTS`]).
+fn count_activity(deltas: &mut Deltas, before: Option<&ContactState>, after: &ContactState) {
+    let quarter = |ms| Granularity::Quarter.slot_of(utc(ms));
+    let name = funnel::names::ACTIVE_CONTACTS;
+    match before.map(|b| b.last_activity_ms) {
+        None => deltas.add(Granularity::Quarter, utc(after.last_activity_ms), name, 1),
+        Some(was) if quarter(was) != quarter(after.last_activity_ms) => {
+            move_count(deltas, name, was, after.last_activity_ms);
+        }
+        Some(_) => {}
     }
 }
 

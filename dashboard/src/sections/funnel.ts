@@ -79,6 +79,15 @@ function parts(day: Stages): number[] {
 
 const PARTS = ["Clicked", "Read, no click", "Delivered, unread", "Not delivered yet"];
 
+/** The window's advisors by how far its messages to them got (the API's `contacts`). */
+const SEGMENTS = [
+  { id: "engaged", label: "Engaged (clicked)" },
+  { id: "reading", label: "Reading, no click" },
+  { id: "unread", label: "Delivered, unread" },
+  { id: "unreached", label: "Not reached" },
+  { id: "none", label: "Nothing sent" },
+] as const;
+
 export interface FunnelSection {
   element: HTMLElement;
   load(): Promise<void>;
@@ -131,6 +140,13 @@ export function createFunnel(context: Context, windowChanged: (days: number) => 
       stat("Time to click (p95)", "ttc-p95"),
       stat("Time to answer (median)", "answer-p50"),
       stat("Time to answer (p95)", "answer-p95"),
+    ),
+    h("h3", { id: "segments-title" }, "Advisors in this window"),
+    h("p", { class: "note", id: "segments-note" }),
+    h(
+      "dl",
+      { class: "stats segments", "aria-labelledby": "segments-title" },
+      SEGMENTS.map((segment) => stat(segment.label, `segment-${segment.id}`)),
     ),
   );
 
@@ -207,6 +223,10 @@ export function createFunnel(context: Context, windowChanged: (days: number) => 
     byId(element, "ttc-p95").textContent = duration(funnel.time_to_click_ms.p95 ?? null);
     byId(element, "answer-p50").textContent = duration(funnel.answers.answer_ms.p50 ?? null);
     byId(element, "answer-p95").textContent = duration(funnel.answers.answer_ms.p95 ?? null);
+    const advisors = SEGMENTS.reduce((sum, segment) => sum + funnel.contacts[segment.id], 0);
+    byId(element, "segments-note").textContent =
+      `${count(advisors)} ${advisors === 1 ? "advisor" : "advisors"} had activity in this window; each is counted once, by the furthest any message to them got (all messages).`;
+    for (const segment of SEGMENTS) byId(element, `segment-${segment.id}`).textContent = count(funnel.contacts[segment.id]);
   }
 
   return { element, load };

@@ -95,6 +95,9 @@ pub fn funnel_from(counters: &[DayCounter], tz: Tz, days: u32, now: DateTime<Utc
         KNOWN_BUTTONS.iter().map(|b| (b.to_string(), 0)).collect();
     let (mut unattributed, mut answer_clicks, mut answered, mut answered_delivered) = (0, 0, 0, 0);
     let mut answer_sum = 0;
+    // Contacts with a message at each level in the window, and all of them.
+    let mut at_level = [0; 4];
+    let mut active = 0;
     let (mut to_read, mut to_click, mut to_answer) =
         (BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
     for counter in counters {
@@ -120,6 +123,10 @@ pub fn funnel_from(counters: &[DayCounter], tz: Tz, days: u32, now: DateTime<Utc
             answered_delivered += count();
         } else if counter.name == names::ANSWER_SUM_MS {
             answer_sum += count();
+        } else if counter.name == names::ACTIVE_CONTACTS {
+            active += count();
+        } else if let Some(level) = names::LEVELS.iter().position(|l| *l == counter.name) {
+            at_level[level] += count();
         } else if let Some((stage, category)) = name.split_once(':') {
             if names::STAGES.contains(&stage) {
                 let row = daily
@@ -178,6 +185,13 @@ pub fn funnel_from(counters: &[DayCounter], tz: Tz, days: u32, now: DateTime<Utc
                 p50: answer_ms.p50,
                 p95: answer_ms.p95,
             },
+        },
+        contacts: Segments {
+            engaged: at_level[3],
+            reading: at_level[2] - at_level[3],
+            unread: at_level[1] - at_level[2],
+            unreached: at_level[0] - at_level[1],
+            none: active - at_level[0],
         },
     }
 }

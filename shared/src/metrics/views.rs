@@ -207,6 +207,23 @@ pub struct Funnel {
     /// From a message's earliest status to each click on it.
     pub time_to_click_ms: Durations,
     pub answers: Answers,
+    pub contacts: Segments,
+}
+
+/// How many of the window's contacts (those with any event in it) fall in each
+/// segment, by the window's messages to them: the first that holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, ToSchema)]
+pub struct Segments {
+    /// Clicked at least one.
+    pub engaged: i64,
+    /// Read at least one.
+    pub reading: i64,
+    /// At least one delivered.
+    pub unread: i64,
+    /// Sent some, none delivered.
+    pub unreached: i64,
+    /// Nothing sent.
+    pub none: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]

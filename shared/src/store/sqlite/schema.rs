@@ -19,6 +19,7 @@
 //! | 3 | each day row gets its `total` |
 //! | 4 | events are keyed by their ids' 16 bytes ([`IdKey`]) |
 //! | 5 | the funnel's counters and state, counted from the stored events ([`count_the_funnel`]) |
+//! | 6 | the contacts' segments, counted the same way ([`count_the_segments`]) |
 //!
 //! A step is written against the layout of the version before it, never against
 //! [`SCHEMA`], so that later changes to the tables leave it as it ran; each is
@@ -31,7 +32,7 @@ use rusqlite_migration::{HookError, HookResult, Migrations, M};
 
 use super::quarters::{add_quarters, day_rows, decode_quarters, encode_quarters};
 use super::{corrupt, to_json, unavailable, StoreError};
-use crate::counters::Granularity;
+use crate::counters::{utc_from_ms, Granularity};
 use crate::event::{Event, EventKind};
 use crate::funnel;
 use crate::ingest::{ContactState, Ledger};
@@ -168,11 +169,13 @@ pub(super) fn migrations() -> Migrations<'static> {
         ),
         // 4 → 5. Data only.
         M::up_with_hook("", count_the_funnel),
+        // 5 → 6. Data only.
+        M::up_with_hook("", count_the_segments),
     ])
 }
 
 /// The version [`SCHEMA`] is: the number of steps.
-pub(super) const LATEST: usize = 5;
+pub(super) const LATEST: usize = 6;
 
 /// Brings the file to [`LATEST`], or refuses a file a newer build wrote.
 pub(super) fn migrate(c: &mut Connection) -> Result<(), StoreError> {
@@ -356,15 +359,48 @@ fn key_event_ids(tx: &Transaction<'_>) -> HookResult {
 }
 
 /// Step 5: counts the funnel of the events stored before it was kept
-/// (docs/funnel.md, "After an upgrade"). The stored events run again, in
-/// arrival order, through today's [`Ledger`]: the funnel's counters (and only
-/// those: the others were counted as the events came) are added, each message's
-/// state is replaced by the one rebuilt from its events, and each contact gets
-/// its recent sends and clicks. A status's category is read from its raw update,
-/// which older builds did not. Events after `state_mark` are applied again on
-/// open, as always; what they add to a state is there already and changes
-/// nothing.
+/// (docs/funnel.md, "After an upgrade"), all but the segments (step 6).
 fn count_the_funnel(tx: &Transaction<'_>) -> HookResult {
+    replay(tx, |name| {
+        name.starts_with(funnel::names::PREFIX) && !name.starts_with(funnel::names::SEGMENT)
+    })?;
+    tracing::info!("counted the funnel of the stored events");
+    Ok(())
+}
+
+/// Step 6: counts the contacts' segments of the stored events: each contact's
+/// recent sends now keep how far each got. The window's contacts are counted
+/// from the contacts table, which knows each one's latest activity even when
+/// retention has deleted its events.
+fn count_the_segments(tx: &Transaction<'_>) -> HookResult {
+    let active = funnel::names::ACTIVE_CONTACTS;
+    replay(tx, |name| {
+        name.starts_with(funnel::names::SEGMENT) && name != active
+    })?;
+    let contacts: Vec<String> = tx
+        .prepare("SELECT data FROM contacts")?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let mut latest = Vec::with_capacity(contacts.len());
+    for data in &contacts {
+        let contact: ContactState = serde_json::from_str(data)
+            .map_err(|e| HookError::Hook(format!("a stored contact does not read: {e}")))?;
+        latest.push(Granularity::Quarter.slot_of(utc_from_ms(contact.last_activity_ms)));
+    }
+    add_quarters(tx, latest.into_iter().map(|slot| (slot, active, 1))).map_err(unreadable)?;
+    tracing::info!(contacts = contacts.len(), "counted the contacts' segments");
+    Ok(())
+}
+
+/// Runs the stored events again, in arrival order, through today's
+/// [`Ledger`]: the counters that `counted` names (only new ones: the others
+/// were counted as the events came) are added, each message's state is
+/// replaced by the one rebuilt from its events, and each contact gets its
+/// recent sends and clicks. A status's category is read from its raw update,
+/// which builds before version 5 did not. Events after `state_mark` are applied
+/// again on open, as always; what they add to a state is there already and
+/// changes nothing.
+fn replay(tx: &Transaction<'_>, counted: impl Fn(&str) -> bool) -> HookResult {
     let mut ledger = Ledger::default();
     let mut categorised = Vec::new();
     {
@@ -389,9 +425,9 @@ fn count_the_funnel(tx: &Transaction<'_>) -> HookResult {
         }
     }
     let deltas = ledger.take_deltas();
-    let funnel = deltas.iter().filter(|(key, _)| {
-        key.granularity == Granularity::Quarter && key.name.starts_with(funnel::names::PREFIX)
-    });
+    let funnel = deltas
+        .iter()
+        .filter(|(key, _)| key.granularity == Granularity::Quarter && counted(&key.name));
     add_quarters(
         tx,
         funnel.map(|(key, by)| (key.slot, key.name.as_str(), by)),
@@ -425,7 +461,7 @@ fn count_the_funnel(tx: &Transaction<'_>) -> HookResult {
     tracing::info!(
         messages,
         categorised = categorised.len(),
-        "counted the funnel of the stored events"
+        "ran the stored events again"
     );
     Ok(())
 }

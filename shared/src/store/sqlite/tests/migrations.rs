@@ -7,6 +7,7 @@ use super::{delivery, file_with, schema, text, T0};
 use crate::counters::{utc_from_ms, Granularity, DAY_MS, QUARTERS_PER_DAY};
 use crate::event::{EventKind, ReceivedEvent};
 use crate::ingest::{ContactState, Outcome};
+use crate::metrics::Segments;
 use crate::store::sqlite::quarters::encode_quarters;
 use crate::store::sqlite::schema::IdKey;
 use crate::store::sqlite::schema::{migrate, migrations, unversioned_layout, LATEST, SCHEMA};
@@ -251,6 +252,34 @@ async fn the_state_of_a_file_from_before_the_mark_is_taken_as_written_up_to_its_
     }
 }
 
+/// Stores events as versions 4 and 5 did, keyed by their ids' bytes; version 4
+/// without their statuses' category.
+fn insert_keyed_by_bytes(c: &Connection, events: &[ReceivedEvent], without_category: bool) {
+    for (rowid, received) in (1..).zip(events) {
+        let mut event = received.event.clone();
+        if let EventKind::StatusUpdate { category, .. } = &mut event.kind {
+            if without_category {
+                *category = None;
+            }
+        }
+        c.execute(
+            "INSERT INTO events (rowid, id, type, occurred_ms, received_ms, expires_ms, search, data, raw)
+             VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                rowid,
+                IdKey::of(&event.id),
+                event.kind.type_name(),
+                event.occurred_at.timestamp_millis(),
+                i64::MAX,
+                event.search_text(),
+                to_json(&event),
+                received.raw.get()
+            ],
+        )
+        .unwrap();
+    }
+}
+
 /// The funnel of a version 4 file's events is counted on open: a content
 /// message (utility, read, clicked), its answer (service) and a failure with no
 /// category, whose last event comes after the state mark and is applied again.
@@ -284,27 +313,7 @@ async fn the_funnel_of_a_file_from_before_it_is_counted_from_its_events_on_open(
     .flat_map(|d| d.events)
     .collect();
     // As version 4 stored them: statuses without their category.
-    for (rowid, received) in (1..).zip(&events) {
-        let mut event = received.event.clone();
-        if let EventKind::StatusUpdate { category, .. } = &mut event.kind {
-            *category = None;
-        }
-        c.execute(
-            "INSERT INTO events (rowid, id, type, occurred_ms, received_ms, expires_ms, search, data, raw)
-             VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6, ?7, ?8)",
-            params![
-                rowid,
-                IdKey::of(&event.id),
-                event.kind.type_name(),
-                event.occurred_at.timestamp_millis(),
-                i64::MAX,
-                event.search_text(),
-                to_json(&event),
-                received.raw.get()
-            ],
-        )
-        .unwrap();
-    }
+    insert_keyed_by_bytes(&c, &events, true);
     // The state tables as version 4 wrote them, up to the fourth event.
     let contact = json!({"wa_id": "919876543210", "last_activity_ms": (T0 + 150) * 1000, "inbound": 1,
         "outbound": 2, "timeline": {"entries": []}});
@@ -345,6 +354,14 @@ async fn the_funnel_of_a_file_from_before_it_is_counted_from_its_events_on_open(
         assert_eq!(f.by_category["unknown"].failed, 1);
         assert_eq!((f.answers.clicks, f.answers.answered), (1, 1));
         assert_eq!(f.answers.answer_ms.avg, Some(30_000.0));
+        // Step 6 follows step 5, and neither counts the segments twice.
+        assert_eq!(
+            f.contacts,
+            Segments {
+                engaged: 1,
+                ..Segments::default()
+            }
+        );
         let failures = failures(&store, chrono_tz::UTC, 1, now).await.unwrap();
         let codes: Vec<_> = failures
             .codes
@@ -374,6 +391,77 @@ async fn the_funnel_of_a_file_from_before_it_is_counted_from_its_events_on_open(
     assert_eq!(
         (f.clicks.total, f.stages.clicked, f.answers.clicks),
         (2, 1, 2)
+    );
+}
+
+/// A version 5 file's contacts get their segments on open: the sends it kept
+/// knew only whether each was delivered, so they are rebuilt from the events,
+/// and every contact of the table counts at its latest activity.
+#[tokio::test]
+async fn the_segments_of_a_version_5_file_are_counted_from_its_events_on_open() {
+    use crate::metrics::funnel;
+    let (folder, c) = file_at(5);
+    let status = |id: &str, status: &str, at: i64, to: &str| {
+        json!({"id": id, "status": status, "timestamp": at.to_string(), "recipient_id": to,
+               "pricing": {"billable": true, "category": "utility"}})
+    };
+    let (reader, unreached) = ("919876543210", "919800000002");
+    let events: Vec<ReceivedEvent> = [
+        delivery(vec![], vec![status("wamid.r", "sent", T0, reader)]),
+        delivery(vec![], vec![status("wamid.r", "read", T0 + 60, reader)]),
+        delivery(vec![], vec![status("wamid.u", "sent", T0, unreached)]),
+    ]
+    .into_iter()
+    .flat_map(|d| d.events)
+    .collect();
+    insert_keyed_by_bytes(&c, &events, false);
+    // The reader's row as version 5 wrote it: its send only "reached".
+    let tag = crate::funnel::message_tag("wamid.r");
+    let stored = |wa_id: &str, at_s: i64, engagement: serde_json::Value| {
+        let contact = json!({"wa_id": wa_id, "last_activity_ms": at_s * 1000, "inbound": 0,
+            "outbound": 1, "timeline": {"entries": []}, "engagement": engagement});
+        c.execute(
+            "INSERT INTO contacts (wa_id, version, activity_ms, inbound_ms, data) VALUES (?1, 1, ?2, NULL, ?3)",
+            params![wa_id, at_s * 1000, contact.to_string()],
+        )
+        .unwrap();
+    };
+    stored(
+        reader,
+        T0 + 60,
+        json!({"s": [[T0 * 1000, tag, true, null]]}),
+    );
+    stored(unreached, T0, json!({}));
+    // A contact whose events retention deleted, active today all the same.
+    stored("919800000003", T0 + 30, json!({}));
+    c.execute("UPDATE state_mark SET last_event = 3", [])
+        .unwrap();
+    drop(c);
+
+    let now = utc_from_ms((T0 + 3600) * 1000);
+    let store = SqliteStore::open(folder.path().join("pulse.db")).unwrap();
+    let f = funnel(&store, chrono_tz::UTC, 1, now).await.unwrap();
+    assert_eq!(
+        f.contacts,
+        Segments {
+            reading: 1,
+            unreached: 1,
+            none: 1,
+            ..Segments::default()
+        }
+    );
+    // The test wrote none of the counters version 5 kept: step 6 adds none.
+    assert_eq!(f.stages.sent, 0, "only the segments are counted again");
+    let contacts = store.contacts(10).await.unwrap();
+    let sends = &contacts
+        .iter()
+        .find(|c| c.wa_id == reader)
+        .unwrap()
+        .engagement
+        .sends;
+    assert_eq!(
+        sends.iter().map(|s| s.level).collect::<Vec<_>>(),
+        [crate::funnel::READ]
     );
 }
 
