@@ -970,6 +970,67 @@ async fn the_funnel_routes_answer_a_known_history(stack: Stack) {
     assert_eq!(first["daily"].as_array().unwrap().len(), 7);
     let (status, _) = stack.get("/api/webhook/funnel?days=91").await;
     assert_eq!(status, 400);
+
+    // The contacts behind the figures: a segment, a failure code, one contact
+    // and its timeline.
+    assert_eq!(
+        funnel["contacts"],
+        json!({"engaged": 1, "reading": 1, "unread": 0, "unreached": 2, "none": 0})
+    );
+    let contacts = stack.data("/api/webhook/contacts?days=7").await;
+    assert_eq!(contacts["contacts"].as_array().unwrap().len(), 4);
+    let unreached = stack
+        .data("/api/webhook/contacts?days=7&segment=unreached")
+        .await;
+    let unreached = unreached["contacts"].as_array().unwrap();
+    assert_eq!(unreached.len(), 2);
+    assert!(unreached.iter().all(|c| c["segment"] == "unreached"));
+    let failed = stack.data("/api/webhook/contacts?days=7&code=131049").await;
+    let failed = failed["contacts"].as_array().unwrap();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0]["last_failure_code"], 131_049);
+    let key = failed[0]["key"].as_str().unwrap();
+    let body = stack
+        .get("/api/webhook/contacts?days=7&segment=unreached&limit=1")
+        .await
+        .1;
+    let next = body["data"]["next"].as_str().unwrap().to_owned();
+    assert!(!next.contains(ADVISORS[2]) && !key.contains("0003"));
+    let second = stack
+        .data(&format!(
+            "/api/webhook/contacts?days=7&segment=unreached&limit=1&cursor={next}"
+        ))
+        .await;
+    assert_ne!(
+        second["contacts"][0]["key"],
+        body["data"]["contacts"][0]["key"]
+    );
+    let one = stack
+        .data(&format!("/api/webhook/contacts/{key}?days=7"))
+        .await;
+    assert_eq!(one["key"], key);
+    assert_eq!(
+        (&one["window"]["sent"], &one["window"]["failed"]),
+        (&json!(2), &json!(2))
+    );
+    assert_eq!(one["lifetime"]["failed"], 2);
+    let timeline = stack
+        .data(&format!("/api/webhook/events/recent?contact={key}"))
+        .await;
+    assert_eq!(
+        timeline["events"].as_array().unwrap().len(),
+        4,
+        "two sends, two failures"
+    );
+    for (path, status) in [
+        ("/api/webhook/contacts/not-a-key", 404),
+        ("/api/webhook/contacts?segment=loyal", 400),
+        ("/api/webhook/contacts?code=abc", 400),
+        ("/api/webhook/contacts?cursor=1.2", 400),
+        ("/api/webhook/events/recent?contact=not-a-key", 400),
+    ] {
+        assert_eq!(stack.get(path).await.0, status, "{path}");
+    }
     stack.stop().await;
 }
 
@@ -1464,13 +1525,15 @@ async fn the_openapi_description_documents_what_every_route_answers() {
     .unwrap();
     let (_, health) = stack.get("/health").await;
     conforms(&doc, &success("/health", "get"), &health, "/health").unwrap();
+    let contacts = stack.data("/api/webhook/contacts").await;
+    let key = contacts["contacts"][0]["key"].as_str().unwrap().to_owned();
     for path in data_paths() {
         assert_eq!(
             doc["paths"][path]["get"]["security"],
             json!([{"dashboard_token": []}]),
             "{path}"
         );
-        let (status, answer) = stack.get(path).await;
+        let (status, answer) = stack.get(&path.replace("{key}", &key)).await;
         assert_eq!(status, 200, "{path}");
         conforms(&doc, &success(path, "get"), &answer, path).unwrap();
     }

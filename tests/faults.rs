@@ -22,7 +22,9 @@ use pulse_shared::handlers::{MetricsHandler, WebhookHandler};
 use pulse_shared::ingest::{ContactState, Outcome};
 use pulse_shared::store::dynamodb::{create_tables, timeouts, DynamoStore};
 use pulse_shared::store::sqlite::SqliteStore;
-use pulse_shared::store::{Connection, ConnectionStore, EventPage, EventQuery, Store, StoreError};
+use pulse_shared::store::{
+    Connection, ConnectionStore, ContactPosition, EventPage, EventQuery, Store, StoreError,
+};
 use pulse_tests::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -136,10 +138,21 @@ impl Store for FaultyStore {
         self.inner.event(id).await
     }
 
-    async fn contacts(&self, limit: usize) -> Result<Vec<ContactState>, StoreError> {
+    async fn contacts(
+        &self,
+        limit: usize,
+        after: Option<&ContactPosition>,
+    ) -> Result<Vec<ContactState>, StoreError> {
         match self.roll(&["read"]) {
             Some(kind) => Err(injected(kind)),
-            None => self.inner.contacts(limit).await,
+            None => self.inner.contacts(limit, after).await,
+        }
+    }
+
+    async fn contact(&self, wa_id: &str) -> Result<Option<ContactState>, StoreError> {
+        match self.roll(&["read"]) {
+            Some(kind) => Err(injected(kind)),
+            None => self.inner.contact(wa_id).await,
         }
     }
 

@@ -62,6 +62,10 @@ impl Functions {
                         .env("WHATSAPP_APP_SECRET", SAMPLE_APP_SECRET)
                         .env("WHATSAPP_VERIFY_TOKEN", "sample-verify-token")
                         .env("DASHBOARD_TOKEN", "sample-dashboard-token-0123456789")
+                        .env(
+                            "CONTACT_KEY_SECRET",
+                            "sample-contact-key-secret-0123456789abcdef",
+                        )
                         .env("RUST_LOG", "warn")
                         .stdout(Stdio::null())
                         .spawn()

@@ -18,10 +18,14 @@ use pulse_shared::store::ConnectionStore;
 use pulse_tests::{sample_event, SAMPLE_APP_SECRET};
 use serde_json::Value;
 
-const SETTINGS: [(&str, &str); 3] = [
+const SETTINGS: [(&str, &str); 4] = [
     ("WHATSAPP_APP_SECRET", SAMPLE_APP_SECRET),
     ("WHATSAPP_VERIFY_TOKEN", "sample-verify-token"),
     ("DASHBOARD_TOKEN", "sample-dashboard-token-0123456789"),
+    (
+        "CONTACT_KEY_SECRET",
+        "sample-contact-key-secret-0123456789abcdef",
+    ),
 ];
 
 fn sample(path: &str) -> String {

@@ -6,10 +6,13 @@ use std::sync::Arc;
 
 use chrono::{Duration, DurationRound, Utc};
 use futures::future::join_all;
+use pulse_shared::contact_key::ContactKeys;
 use pulse_shared::counters::names;
 use pulse_shared::metrics;
 use pulse_shared::store::record_all;
-use pulse_shared::store::{page_of_events, Connection, ConnectionStore, EventQuery, Store};
+use pulse_shared::store::{
+    page_of_events, Connection, ConnectionStore, ContactPosition, EventQuery, Store,
+};
 use pulse_tests::*;
 
 /// Runs each case against both stores, as `<case>::sqlite` and `<case>::dynamodb`.
@@ -80,7 +83,7 @@ async fn stores_once_and_reports_duplicates(store: Arc<dyn Store>) {
         1
     );
     assert_eq!(quarter_total(store.as_ref(), names::TEXT).await, 1);
-    let contacts = store.contacts(10).await.unwrap();
+    let contacts = store.contacts(10, None).await.unwrap();
     assert_eq!(contacts.len(), 1);
     assert_eq!(contacts[0].inbound, 2);
 }
@@ -108,7 +111,7 @@ async fn racing_deliveries_count_once(store: Arc<dyn Store>) {
     );
     assert_eq!(quarter_total(store.as_ref(), names::EVENTS).await, 2);
     assert_eq!(quarter_total(store.as_ref(), names::OUTBOUND).await, 1);
-    let contact = &store.contacts(1).await.unwrap()[0];
+    let contact = &store.contacts(1, None).await.unwrap()[0];
     assert_eq!((contact.inbound, contact.outbound), (1, 1));
 }
 
@@ -139,7 +142,7 @@ async fn concurrent_events_of_one_contact_all_count(store: Arc<dyn Store>) {
         .map(Result::unwrap)
         .collect();
     assert!(summaries.iter().all(|s| s.stored == 1), "{summaries:?}");
-    assert_eq!(store.contacts(1).await.unwrap()[0].inbound, 16);
+    assert_eq!(store.contacts(1, None).await.unwrap()[0].inbound, 16);
     assert_eq!(quarter_total(store.as_ref(), names::TEXT).await, 16);
 }
 
@@ -425,7 +428,7 @@ async fn contacts_newest_first_and_active_count(store: Arc<dyn Store>) {
     record_all(store.as_ref(), &events(&body), 90)
         .await
         .unwrap();
-    let contacts = store.contacts(10).await.unwrap();
+    let contacts = store.contacts(10, None).await.unwrap();
     let order: Vec<_> = contacts.iter().map(|c| c.wa_id.as_str()).collect();
     assert_eq!(
         order,
@@ -436,7 +439,15 @@ async fn contacts_newest_first_and_active_count(store: Arc<dyn Store>) {
             "111111111111"
         ]
     );
-    assert_eq!(store.contacts(2).await.unwrap().len(), 2);
+    assert_eq!(store.contacts(2, None).await.unwrap().len(), 2);
+    // A page goes on strictly after the place it is given.
+    let after = ContactPosition::of(&contacts[1]);
+    let rest = store.contacts(10, Some(&after)).await.unwrap();
+    let rest: Vec<_> = rest.iter().map(|c| c.wa_id.as_str()).collect();
+    assert_eq!(rest, ["222222222222", "111111111111"]);
+    let one = store.contact("333333333333").await.unwrap().unwrap();
+    assert_eq!(one, contacts[1]);
+    assert_eq!(store.contact("999999999999").await.unwrap(), None);
     assert_eq!(
         store
             .active_contacts(now - Duration::minutes(30))
@@ -686,6 +697,120 @@ async fn funnel_of_a_known_history(store: Arc<dyn Store>) {
     }
     let f = metrics::funnel(store.as_ref(), utc, 7, now).await.unwrap();
     assert_eq!(f.contacts, segments(2, 1, 1, 2, 1));
+
+    // The contacts list: each segment holds the contacts the funnel counts,
+    // and each failure code those the failures route counts.
+    let keys = ContactKeys::new(&"a contact key secret for the contract".to_owned().into());
+    let list = |segment, code, limit: usize, after| {
+        let (store, keys) = (store.clone(), keys.clone());
+        let list = metrics::ContactList {
+            days: 7,
+            segment,
+            code,
+            limit,
+            after,
+        };
+        async move {
+            metrics::contacts(store.as_ref(), &keys, utc, list, now)
+                .await
+                .unwrap()
+        }
+    };
+    let all = list(None, None, 50, None).await;
+    assert_eq!(all.contacts.len(), 7);
+    assert_eq!(all.next, None);
+    let by_segment = |segment: metrics::SegmentName| {
+        all.contacts.iter().filter(|c| c.segment == segment).count() as i64
+    };
+    use metrics::SegmentName as S;
+    assert_eq!(
+        segments(
+            by_segment(S::Engaged),
+            by_segment(S::Reading),
+            by_segment(S::Unread),
+            by_segment(S::Unreached),
+            by_segment(S::None)
+        ),
+        f.contacts
+    );
+    for segment in pulse_shared::funnel::Segment::ALL {
+        let page = list(Some(segment), None, 50, None).await;
+        assert!(page.contacts.iter().all(|c| c.segment == S::of(segment)));
+        assert_eq!(page.contacts.len() as i64, by_segment(S::of(segment)));
+    }
+    let a = all
+        .contacts
+        .iter()
+        .find(|c| c.wa_id.ends_with("0001"))
+        .unwrap();
+    assert_eq!(a.segment, S::Engaged);
+    assert_eq!(
+        (
+            a.window.sent,
+            a.window.delivered,
+            a.window.read,
+            a.window.clicked
+        ),
+        (2, 2, 1, 1)
+    );
+    assert_eq!(a.window.clicks, 2);
+    assert!(!a.key.contains("0001") && a.wa_id.contains('•'));
+    let failures = metrics::failures(store.as_ref(), utc, 7, now)
+        .await
+        .unwrap();
+    for code in &failures.codes {
+        let code = code.code.unwrap_or(pulse_shared::funnel::NO_CODE_NUMBER);
+        let page = list(None, Some(code), 50, None).await;
+        let expected = failures
+            .codes
+            .iter()
+            .find(|c| c.code.unwrap_or(0) == code)
+            .unwrap();
+        assert_eq!(page.contacts.len() as i64, expected.contacts, "{code}");
+        assert!(page.contacts.iter().all(|c| c.window.failed > 0));
+    }
+    // Page by page, one at a time: the same contacts in the same order.
+    let mut paged = Vec::new();
+    let mut after = None;
+    loop {
+        let page = list(None, None, 1, after).await;
+        paged.extend(page.contacts.into_iter().map(|c| c.key));
+        match page.next {
+            Some(cursor) => after = Some(metrics::decode_cursor(&keys, &cursor).unwrap()),
+            None => break,
+        }
+    }
+    let keys_of_all: Vec<_> = all.contacts.iter().map(|c| c.key.clone()).collect();
+    assert_eq!(paged, keys_of_all);
+    // One contact: its window, and its lifetime.
+    let one = metrics::contact(store.as_ref(), &keys, &a.key, utc, 7, now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(one.contact, *a);
+    assert_eq!((one.lifetime.sent, one.lifetime.clicked), (2, 1));
+    assert_eq!(
+        metrics::contact(store.as_ref(), &keys, "not-a-key", utc, 7, now)
+            .await
+            .unwrap(),
+        None
+    );
+    // Its timeline: every event of it, newest first.
+    let timeline = page_of_events(
+        store.as_ref(),
+        &EventQuery {
+            limit: 50,
+            contact: Some(ADVISORS[0].to_owned()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(timeline.events.len(), 7, "A's five statuses and two clicks");
+    assert!(timeline
+        .events
+        .iter()
+        .all(|e| e.contact.as_ref().unwrap().wa_id == ADVISORS[0]));
 }
 
 /// Runs each case of the connections table against both stores.
@@ -810,7 +935,7 @@ async fn assert_busy_totals(store: &dyn Store, contacts: usize) {
     ] {
         assert_eq!(quarter_total(store, name).await, expected, "{name}");
     }
-    let stored = store.contacts(2 * contacts).await.unwrap();
+    let stored = store.contacts(2 * contacts, None).await.unwrap();
     assert_eq!(stored.len(), contacts);
     assert!(stored
         .iter()

@@ -5,6 +5,14 @@
 
 
 export interface paths {
+  "/api/webhook/contacts": {
+    /** The contacts with any event in the last `days` local calendar days, latest activity first, each with its window figures and segment; filtered by segment or failure code, page by page. */
+    get: operations["contacts"];
+  };
+  "/api/webhook/contacts/{key}": {
+    /** One contact: its figures over the last `days` local calendar days, and since Pulse first saw it. Its timeline is `/api/webhook/events/recent?contact={key}`. */
+    get: operations["contact"];
+  };
   "/api/webhook/conversations": {
     /** Contacts by latest activity, with who is waiting for a reply. */
     get: operations["conversations"];
@@ -75,6 +83,73 @@ export interface components {
       total: number;
       /** @description Clicks by local weekday (Monday first) and hour: 7 rows of 24. */
       weekday_hourly: number[][];
+    };
+    /** @description `data` of `GET /api/webhook/contacts/{key}`. */
+    ContactDetail: components["schemas"]["ContactSummary"] & {
+      /** @description Since Pulse first saw the contact. */
+      lifetime: components["schemas"]["ContactFigures"];
+      /** @description The days its `window` figures count. */
+      period: components["schemas"]["Window"];
+    };
+    /**
+     * @description A contact's outbound messages stage by stage, its clicks and its inbound
+     * messages (clicks included). In a window: the messages of its days, from the
+     * newest the contact's state keeps (24 sends, 16 clicks, 64 inbound and sent).
+     */
+    ContactFigures: {
+      /** Format: int64 */
+      clicked: number;
+      /** Format: int64 */
+      clicks: number;
+      /** Format: int64 */
+      delivered: number;
+      /** Format: int64 */
+      failed: number;
+      /** Format: int64 */
+      inbound: number;
+      /** Format: int64 */
+      read: number;
+      /** Format: int64 */
+      sent: number;
+    };
+    /** @description A contact and its figures over the window. */
+    ContactSummary: {
+      /**
+       * @description Stable and opaque: names the contact in `/contacts/{key}` and in
+       * `/events/recent?contact=`.
+       */
+      key: string;
+      /** Format: date-time */
+      last_activity: string;
+      /** Format: date-time */
+      last_click?: string | null;
+      /** Format: date-time */
+      last_failure?: string | null;
+      /**
+       * Format: int64
+       * @description Meta's code of that failure.
+       */
+      last_failure_code?: number | null;
+      /** Format: date-time */
+      last_read?: string | null;
+      name?: string | null;
+      segment: components["schemas"]["SegmentName"];
+      /** @description Masked. */
+      wa_id: string;
+      window: components["schemas"]["ContactFigures"];
+    };
+    /**
+     * @description `data` of `GET /api/webhook/contacts`: the window's contacts (those with
+     * any event in it), latest activity first.
+     */
+    Contacts: {
+      contacts: components["schemas"]["ContactSummary"][];
+      /**
+       * @description The `cursor` of the next page; null on the last. A filtered page may
+       * hold fewer than `limit` and still have a next one.
+       */
+      next?: string | null;
+      window: components["schemas"]["Window"];
     };
     Conversation: {
       /** Format: date-time */
@@ -351,6 +426,11 @@ export interface components {
       p95?: number | null;
     };
     /**
+     * @description A contact's segment in the window (see [`Segments`]).
+     * @enum {string}
+     */
+    SegmentName: "engaged" | "reading" | "unread" | "unreached" | "none";
+    /**
      * @description How many of the window's contacts (those with any event in it) fall in each
      * segment, by the window's messages to them: the first that holds.
      */
@@ -426,6 +506,22 @@ export interface components {
       /** Format: double */
       latency_ms: number;
       reachable: boolean;
+    };
+    /** @description A success answer: `data` is the route's figures. */
+    Success_ContactDetail: {
+      data: components["schemas"]["ContactDetail"];
+      /** @description Always `true`. */
+      success: boolean;
+      /** Format: date-time */
+      timestamp: string;
+    };
+    /** @description A success answer: `data` is the route's figures. */
+    Success_Contacts: {
+      data: components["schemas"]["Contacts"];
+      /** @description Always `true`. */
+      success: boolean;
+      /** Format: date-time */
+      timestamp: string;
     };
     /** @description A success answer: `data` is the route's figures. */
     Success_Conversations: {
@@ -529,6 +625,94 @@ export type external = Record<string, never>;
 
 export interface operations {
 
+  /** The contacts with any event in the last `days` local calendar days, latest activity first, each with its window figures and segment; filtered by segment or failure code, page by page. */
+  contacts: {
+    parameters: {
+      query?: {
+        /** @description 1 to 90, default 7 */
+        days?: number;
+        /** @description all (the default), engaged, reading, unread, unreached or none */
+        segment?: string;
+        /** @description Meta's error code, or none: the contacts with a message of the window that failed with it */
+        code?: string;
+        /** @description 1 to 200, default 50 */
+        limit?: number;
+        /** @description The `next` of the previous page */
+        cursor?: string;
+      };
+    };
+    responses: {
+      /** @description A page of contacts */
+      200: {
+        content: {
+          "application/json": components["schemas"]["Success_Contacts"];
+        };
+      };
+      /** @description A parameter out of bounds */
+      400: {
+        content: {
+          "application/json": components["schemas"]["Failure"];
+        };
+      };
+      /** @description No or wrong token */
+      401: {
+        content: {
+          "application/json": components["schemas"]["Failure"];
+        };
+      };
+      /** @description The store failed */
+      503: {
+        content: {
+          "application/json": components["schemas"]["Failure"];
+        };
+      };
+    };
+  };
+  /** One contact: its figures over the last `days` local calendar days, and since Pulse first saw it. Its timeline is `/api/webhook/events/recent?contact={key}`. */
+  contact: {
+    parameters: {
+      query?: {
+        /** @description 1 to 90, default 7 */
+        days?: number;
+      };
+      path: {
+        /** @description The contact's `key` */
+        key: string;
+      };
+    };
+    responses: {
+      /** @description The contact */
+      200: {
+        content: {
+          "application/json": components["schemas"]["Success_ContactDetail"];
+        };
+      };
+      /** @description A parameter out of bounds */
+      400: {
+        content: {
+          "application/json": components["schemas"]["Failure"];
+        };
+      };
+      /** @description No or wrong token */
+      401: {
+        content: {
+          "application/json": components["schemas"]["Failure"];
+        };
+      };
+      /** @description No contact has this key */
+      404: {
+        content: {
+          "application/json": components["schemas"]["Failure"];
+        };
+      };
+      /** @description The store failed */
+      503: {
+        content: {
+          "application/json": components["schemas"]["Failure"];
+        };
+      };
+    };
+  };
   /** Contacts by latest activity, with who is waiting for a reply. */
   conversations: {
     parameters: {
@@ -578,6 +762,8 @@ export interface operations {
         q?: string;
         /** @description The `next` of the previous page */
         before?: string;
+        /** @description A contact's `key`: only its events, its timeline */
+        contact?: string;
       };
     };
     responses: {

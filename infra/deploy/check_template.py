@@ -186,7 +186,7 @@ def main(template_path, root):
         expect(s.get("FunctionResponseTypes") == ["ReportBatchItemFailures"], "partial batch responses")
 
     # Secrets never have a default in the repo.
-    for name in ["WhatsAppAppSecret", "WhatsAppVerifyToken", "DashboardToken"]:
+    for name in ["WhatsAppAppSecret", "WhatsAppVerifyToken", "DashboardToken", "ContactKeySecret"]:
         parameter = template["Parameters"].get(name, {})
         expect(parameter.get("NoEcho") is True and "Default" not in parameter, f"{name} is NoEcho without a default")
     for output in ["DashboardUrl", "WebhookUrl", "ApiUrl", "WebSocketUrl"]:

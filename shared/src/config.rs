@@ -4,7 +4,9 @@
 use std::fmt;
 
 use chrono_tz::Tz;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::contact_key::ContactKeys;
 
 /// A setting that is missing or unusable; the message names the variable.
 #[derive(Debug, thiserror::Error)]
@@ -71,13 +73,26 @@ pub struct MetricsConfig {
     pub dashboard_token: SecretString,
     /// `PULSE_TIMEZONE`: the zone whose calendar days the metrics count in.
     pub timezone: Tz,
+    /// From `CONTACT_KEY_SECRET`: what the contacts' keys are made with.
+    pub contact_keys: ContactKeys,
 }
+
+/// The shortest `CONTACT_KEY_SECRET` taken: 128 bits as hex.
+const CONTACT_KEY_SECRET_CHARS: usize = 32;
 
 impl MetricsConfig {
     pub fn from_source(source: &dyn Source) -> Result<Self, ConfigError> {
+        let secret = required(source, "CONTACT_KEY_SECRET")?;
+        if secret.expose_secret().chars().count() < CONTACT_KEY_SECRET_CHARS {
+            return Err(ConfigError(format!(
+                "CONTACT_KEY_SECRET is shorter than {CONTACT_KEY_SECRET_CHARS} characters: \
+                 make one with `openssl rand -hex 32`"
+            )));
+        }
         Ok(Self {
             dashboard_token: dashboard_token(source)?,
             timezone: timezone(source)?,
+            contact_keys: ContactKeys::new(&secret),
         })
     }
 }
@@ -253,8 +268,17 @@ mod tests {
             ("DASHBOARD_TOKEN", "t"),
             ("PULSE_TIMEZONE", "Asia/Kolkata"),
             ("RETENTION_DAYS", "30"),
+            ("CONTACT_KEY_SECRET", "0123456789abcdef0123456789abcdef"),
         ];
         let metrics = MetricsConfig::from_source(&env).unwrap();
+        let short = MetricsConfig::from_source(&[
+            ("DASHBOARD_TOKEN", "t"),
+            ("CONTACT_KEY_SECRET", "short"),
+        ]);
+        assert!(short
+            .unwrap_err()
+            .to_string()
+            .contains("openssl rand -hex 32"));
         assert_eq!(metrics.dashboard_token.expose_secret(), "t");
         assert_eq!(metrics.timezone, chrono_tz::Asia::Kolkata);
         assert!(!format!("{metrics:?}").contains('t') || !format!("{metrics:?}").contains("\"t\""));

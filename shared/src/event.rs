@@ -141,6 +141,14 @@ impl EventKind {
 }
 
 impl Event {
+    /// Text that an event's stored JSON holds exactly when its contact is
+    /// `wa_id`: how the stores find one contact's events, stored by any
+    /// version, without a column of their own.
+    pub fn contact_marker(wa_id: &str) -> String {
+        let quoted = serde_json::to_string(wa_id).expect("a string serialises");
+        format!(r#""contact":{{"wa_id":{quoted}"#)
+    }
+
     /// The text a free-text search looks in: message body, button id and title, list
     /// choice, caption, status, field and the contact's profile name, lower-cased.
     pub fn search_text(&self) -> String {

@@ -268,10 +268,105 @@ pub struct Engagement {
     /// segments go on counting it.
     #[serde(rename = "d", default, skip_serializing_if = "no_levels")]
     pub dropped: [Option<i64>; 4],
+    /// What the dropped sends and clicks counted, for the lifetime figures.
+    #[serde(rename = "g", default, skip_serializing_if = "Figures::is_zero")]
+    pub gone: Figures,
 }
 
 fn no_levels(dropped: &[Option<i64>; 4]) -> bool {
     dropped.iter().all(Option::is_none)
+}
+
+/// A contact's outbound messages by how far they got, and its clicks on them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "[u64; 6]", into = "[u64; 6]")]
+pub struct Figures {
+    pub sent: u64,
+    pub delivered: u64,
+    pub read: u64,
+    pub clicked: u64,
+    pub failed: u64,
+    pub clicks: u64,
+}
+
+impl Figures {
+    fn is_zero(&self) -> bool {
+        *self == Self::default()
+    }
+
+    fn count_send(&mut self, send: &Send) {
+        self.sent += 1;
+        self.delivered += u64::from(send.level >= DELIVERED);
+        self.read += u64::from(send.level >= READ);
+        self.clicked += u64::from(send.level >= CLICKED);
+        self.failed += u64::from(send.failed.is_some());
+    }
+
+    fn plus(self, other: Self) -> Self {
+        Self {
+            sent: self.sent + other.sent,
+            delivered: self.delivered + other.delivered,
+            read: self.read + other.read,
+            clicked: self.clicked + other.clicked,
+            failed: self.failed + other.failed,
+            clicks: self.clicks + other.clicks,
+        }
+    }
+}
+
+impl From<[u64; 6]> for Figures {
+    fn from([sent, delivered, read, clicked, failed, clicks]: [u64; 6]) -> Self {
+        Self {
+            sent,
+            delivered,
+            read,
+            clicked,
+            failed,
+            clicks,
+        }
+    }
+}
+
+impl From<Figures> for [u64; 6] {
+    fn from(f: Figures) -> Self {
+        [f.sent, f.delivered, f.read, f.clicked, f.failed, f.clicks]
+    }
+}
+
+/// Where a contact stands in a window, by the window's messages to it: the
+/// first that holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Segment {
+    /// Clicked at least one.
+    Engaged,
+    /// Read at least one.
+    Reading,
+    /// At least one delivered.
+    Unread,
+    /// Sent some, none delivered.
+    Unreached,
+    /// Nothing sent.
+    None,
+}
+
+impl Segment {
+    pub const ALL: [Segment; 5] = [
+        Self::Engaged,
+        Self::Reading,
+        Self::Unread,
+        Self::Unreached,
+        Self::None,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Engaged => "engaged",
+            Self::Reading => "reading",
+            Self::Unread => "unread",
+            Self::Unreached => "unreached",
+            Self::None => "none",
+        }
+    }
 }
 
 impl Engagement {
@@ -319,11 +414,54 @@ impl Engagement {
             for latest in &mut self.dropped[..usize::from(send.level)] {
                 *latest = (*latest).max(Some(send.at_ms));
             }
+            self.gone.count_send(send);
         }
+        self.gone.clicks += clicks.len() as u64;
         let dropped = sends.iter().map(|s| s.at_ms);
         if let Some(newest) = dropped.chain(clicks.iter().map(|c| c.at_ms)).max() {
             self.horizon_ms = self.horizon_ms.max(Some(newest));
         }
+    }
+
+    /// The segment of a window that starts at `start_ms` and ends now: the same
+    /// rule as the segment counters, so a list agrees with their counts.
+    pub fn segment(&self, start_ms: i64) -> Segment {
+        let reached = |level| self.latest(level).is_some_and(|at| at >= start_ms);
+        match (SENT..=CLICKED).rev().find(|level| reached(*level)) {
+            Some(CLICKED) => Segment::Engaged,
+            Some(READ) => Segment::Reading,
+            Some(DELIVERED) => Segment::Unread,
+            Some(_) => Segment::Unreached,
+            None => Segment::None,
+        }
+    }
+
+    /// The kept sends of `window` (by their earliest status) and the kept
+    /// clicks in it (by their own time).
+    pub fn figures(&self, window: &std::ops::Range<i64>) -> Figures {
+        let mut figures = Figures::default();
+        for send in self.sends.iter().filter(|s| window.contains(&s.at_ms)) {
+            figures.count_send(send);
+        }
+        figures.clicks = self
+            .clicks
+            .iter()
+            .filter(|c| window.contains(&c.at_ms))
+            .count() as u64;
+        figures
+    }
+
+    /// Everything the contact's sends and clicks counted, dropped ones included.
+    pub fn lifetime(&self) -> Figures {
+        self.figures(&(i64::MIN..i64::MAX)).plus(self.gone)
+    }
+
+    /// Whether a kept send of `window` failed with `code` ([`NO_CODE_NUMBER`]
+    /// for none).
+    pub fn failed_with(&self, code: i64, window: &std::ops::Range<i64>) -> bool {
+        self.sends
+            .iter()
+            .any(|s| s.failed == Some(code) && window.contains(&s.at_ms))
     }
 
     /// The time of the latest send at `level` or beyond, dropped ones included.

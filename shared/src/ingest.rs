@@ -40,15 +40,29 @@ pub struct ContactState {
     pub last_button_ms: Option<i64>,
     #[serde(default)]
     pub timeline: Timeline,
-    /// Recent sends and clicks, for answers and failed contacts.
+    /// Recent sends and clicks, for answers, segments and failed contacts.
     #[serde(default, skip_serializing_if = "Engagement::is_empty")]
     pub engagement: Engagement,
+    /// The latest read status of a message to it, Unix ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_read_ms: Option<i64>,
+    /// The latest failed status of a message to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failure: Option<Failure>,
 }
 
 impl ContactState {
     /// Time of the first inbound message still waiting for our reply.
     pub fn pending_since_ms(&self) -> Option<i64> {
         self.timeline.replies().1
+    }
+
+    /// Its inbound messages and clicks in `window` that its timeline still holds.
+    pub fn inbound_in(&self, window: &std::ops::Range<i64>) -> u64 {
+        let entries = self.timeline.entries.iter();
+        entries
+            .filter(|(at, side)| *side == Side::In && window.contains(at))
+            .count() as u64
     }
 }
 
@@ -374,6 +388,9 @@ pub fn apply(event: &Event, prior: Prior) -> Effects {
                     state.reached_ms = earliest(state.reached_ms, ms);
                     if status == "read" {
                         state.read_ms = earliest(state.read_ms, ms);
+                        if let Some(c) = contact.as_mut() {
+                            c.last_read_ms = c.last_read_ms.max(Some(ms));
+                        }
                     }
                 }
                 "failed" => {
@@ -382,6 +399,9 @@ pub fn apply(event: &Event, prior: Prior) -> Effects {
                         code: error.as_ref().and_then(|e| e.code),
                         title: error.as_ref().and_then(|e| e.title.clone()),
                     };
+                    if let Some(c) = contact.as_mut() {
+                        c.last_failure = c.last_failure.take().max(Some(failure.clone()));
+                    }
                     state.failure = state.failure.take().max(Some(failure));
                 }
                 _ => {}

@@ -12,13 +12,15 @@
 //! - [`routes`]: the HTTP API's route table (gateway, template check, OpenAPI);
 //! - [`handlers`]: one per Lambda function (webhook, metrics API, WebSocket
 //!   routes, broadcast, dashboard);
-//! - [`config`], [`mask`], [`telemetry`]: settings, phone masking, logging.
+//! - [`config`], [`mask`], [`contact_key`], [`telemetry`]: settings, phone
+//!   masking, the contacts' opaque keys, logging.
 //!
 //! Dependencies point one way: handlers → metrics, store → ingest → event →
 //! whatsapp; the domain (`whatsapp`, `event`, `ingest`, `funnel`, `counters`) knows no
 //! AWS or SQLite type.
 
 pub mod config;
+pub mod contact_key;
 pub mod counters;
 pub mod event;
 pub mod funnel;

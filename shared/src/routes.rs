@@ -11,7 +11,8 @@ use utoipa::openapi::{RefOr, Schema};
 use crate::handlers::openapi::{success, Schemas};
 use crate::ingest::Summary;
 use crate::metrics::{
-    Conversations, Failures, Funnel, HealthAnswer, Realtime, RecentEvents, WebhookMetrics,
+    ContactDetail, Contacts, Conversations, Failures, Funnel, HealthAnswer, Realtime, RecentEvents,
+    WebhookMetrics,
 };
 
 /// The Lambda function a route invokes.
@@ -85,6 +86,8 @@ pub enum Operation {
     RecentEvents,
     Funnel,
     Failures,
+    Contacts,
+    Contact,
 }
 
 /// Where a parameter goes.
@@ -92,6 +95,8 @@ pub enum Operation {
 pub enum In {
     Query,
     Header,
+    /// A `{name}` segment of the path.
+    Path,
 }
 
 /// A parameter of an operation.
@@ -117,6 +122,14 @@ const fn query(name: &'static str, description: &'static str) -> Param {
 
 const fn required(name: &'static str, description: &'static str) -> Param {
     Param {
+        required: true,
+        ..query(name, description)
+    }
+}
+
+const fn in_path(name: &'static str, description: &'static str) -> Param {
+    Param {
+        location: In::Path,
         required: true,
         ..query(name, description)
     }
@@ -178,7 +191,7 @@ const NO_PARAMETER_FAILURES: [(u16, &str); 2] =
     [(401, "No or wrong token"), (503, "The store failed")];
 
 impl Operation {
-    pub const ALL: [Operation; 10] = [
+    pub const ALL: [Operation; 12] = [
         Self::Verify,
         Self::Deliver,
         Self::Health,
@@ -189,6 +202,8 @@ impl Operation {
         Self::RecentEvents,
         Self::Funnel,
         Self::Failures,
+        Self::Contacts,
+        Self::Contact,
     ];
 
     pub fn spec(self) -> Spec {
@@ -310,6 +325,7 @@ impl Operation {
                     query("type", "One event type: button_click, text_message, media_message, list_selection, other_message, status_update, other_update"),
                     query("q", "Text to find (case-insensitive), at most 200 characters"),
                     query("before", "The `next` of the previous page"),
+                    query("contact", "A contact's `key`: only its events, its timeline"),
                 ]
                 },
                 json("A page", success::<RecentEvents>),
@@ -326,6 +342,39 @@ impl Operation {
                 const { &[bounded("days", "1 to 90, default 7", 1, 90)] },
                 json("The failures", success::<Failures>),
             ),
+            Self::Contacts => metrics(
+                "/api/webhook/contacts",
+                "The contacts with any event in the last `days` local calendar days, latest activity first, each with its window figures and segment; filtered by segment or failure code, page by page.",
+                const {
+                    &[
+                        bounded("days", "1 to 90, default 7", 1, 90),
+                        query("segment", "all (the default), engaged, reading, unread, unreached or none"),
+                        query("code", "Meta's error code, or none: the contacts with a message of the window that failed with it"),
+                        bounded("limit", "1 to 200, default 50", 1, 200),
+                        query("cursor", "The `next` of the previous page"),
+                    ]
+                },
+                json("A page of contacts", success::<Contacts>),
+            ),
+            Self::Contact => Spec {
+                failures: &[
+                    (400, "A parameter out of bounds"),
+                    (401, "No or wrong token"),
+                    (404, "No contact has this key"),
+                    (503, "The store failed"),
+                ],
+                ..metrics(
+                    "/api/webhook/contacts/{key}",
+                    "One contact: its figures over the last `days` local calendar days, and since Pulse first saw it. Its timeline is `/api/webhook/events/recent?contact={key}`.",
+                    const {
+                        &[
+                            in_path("key", "The contact's `key`"),
+                            bounded("days", "1 to 90, default 7", 1, 90),
+                        ]
+                    },
+                    json("The contact", success::<ContactDetail>),
+                )
+            },
         }
     }
 
@@ -337,8 +386,27 @@ impl Operation {
         };
         Self::ALL.into_iter().find(|operation| {
             let spec = operation.spec();
-            spec.method == method && spec.path == path
+            spec.method == method && spec.path_params(path).is_some()
         })
+    }
+}
+
+impl Spec {
+    /// The values of the path's `{name}` segments when `path` is this
+    /// operation's path, in order; `None` when it is not.
+    pub fn path_params<'a>(&self, path: &'a str) -> Option<Vec<&'a str>> {
+        let mut values = Vec::new();
+        let mut given = path.split('/');
+        for segment in self.path.split('/') {
+            let value = given.next()?;
+            if segment.starts_with('{') && segment.ends_with('}') {
+                (!value.is_empty()).then_some(())?;
+                values.push(value);
+            } else if segment != value {
+                return None;
+            }
+        }
+        given.next().is_none().then_some(values)
     }
 }
 
@@ -386,6 +454,23 @@ mod tests {
             Some(Operation::Health)
         );
         assert_eq!(Operation::find("POST", "/api/webhook/metrics"), None);
+        assert_eq!(
+            Operation::find("GET", "/api/webhook/contacts/abc_-1"),
+            Some(Operation::Contact)
+        );
+        assert_eq!(
+            Operation::Contact
+                .spec()
+                .path_params("/api/webhook/contacts/abc_-1"),
+            Some(vec!["abc_-1"])
+        );
+        for path in ["/api/webhook/contacts/a/b", "/api/webhook/contacts//"] {
+            assert_ne!(
+                Operation::find("GET", path),
+                Some(Operation::Contact),
+                "{path}"
+            );
+        }
         assert_eq!(Operation::find("GET", "/api/webhook/nothing"), None);
     }
 }

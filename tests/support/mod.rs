@@ -529,10 +529,14 @@ pub async fn json_of(request: reqwest::RequestBuilder) -> Value {
 /// The settings of tests that drive the handlers directly.
 pub const HANDLER_SECRET: &str = "handler-test-app-secret";
 pub const HANDLER_TOKEN: &str = "handler-test-dashboard-token";
-pub const HANDLER_SETTINGS: [(&str, &str); 3] = [
+pub const HANDLER_SETTINGS: [(&str, &str); 4] = [
     ("WHATSAPP_APP_SECRET", HANDLER_SECRET),
     ("WHATSAPP_VERIFY_TOKEN", "handler-test-verify-token"),
     ("DASHBOARD_TOKEN", HANDLER_TOKEN),
+    (
+        "CONTACT_KEY_SECRET",
+        "handler-test-contact-key-secret-0123456789",
+    ),
 ];
 
 /// A webhook POST signed with [`HANDLER_SECRET`], as the webhook function gets it.

@@ -13,7 +13,7 @@ use pulse_shared::counters::{DayCounter, SlotCounters};
 use pulse_shared::event::{Event, ReceivedEvent};
 use pulse_shared::handlers::broadcast::Broadcaster;
 use pulse_shared::ingest::{ContactState, Outcome};
-use pulse_shared::store::{EventPage, EventQuery, Store, StoreError};
+use pulse_shared::store::{ContactPosition, EventPage, EventQuery, Store, StoreError};
 use tokio::sync::mpsc;
 
 use crate::websocket::WebSocketGateway;
@@ -77,8 +77,16 @@ impl Store for AnnouncingStore {
         self.inner.event(id).await
     }
 
-    async fn contacts(&self, limit: usize) -> Result<Vec<ContactState>, StoreError> {
-        self.inner.contacts(limit).await
+    async fn contacts(
+        &self,
+        limit: usize,
+        after: Option<&ContactPosition>,
+    ) -> Result<Vec<ContactState>, StoreError> {
+        self.inner.contacts(limit, after).await
+    }
+
+    async fn contact(&self, wa_id: &str) -> Result<Option<ContactState>, StoreError> {
+        self.inner.contact(wa_id).await
     }
 
     async fn active_contacts(&self, since: DateTime<Utc>) -> Result<u64, StoreError> {

@@ -13,6 +13,7 @@ use pulse_local::send::send_files;
 use pulse_local::simulate::{simulate, Plan};
 use pulse_local::stack::{
     open_store, read_env_file, LocalStack, Options, StoreKind, LOCAL_ENV_FILE, SECRET_SETTINGS,
+    STACK_ONLY_SECRET,
 };
 use pulse_shared::config::Source;
 use pulse_shared::telemetry;
@@ -292,7 +293,10 @@ fn print_banner(stack: &LocalStack) {
             settings.file.display()
         );
     }
-    for name in SECRET_SETTINGS {
+    for name in SECRET_SETTINGS
+        .into_iter()
+        .filter(|n| *n != STACK_ONLY_SECRET)
+    {
         if settings.given(name) {
             println!("  {name}: given in the environment, not shown");
         } else {

@@ -30,11 +30,14 @@ use crate::websocket::{WebSocketGateway, STAGE};
 use pulse_shared::telemetry::Chain;
 
 /// The settings the Lambdas read from their environment; generated here when absent.
-pub const SECRET_SETTINGS: [&str; 3] = [
+pub const SECRET_SETTINGS: [&str; 4] = [
     "WHATSAPP_APP_SECRET",
     "WHATSAPP_VERIFY_TOKEN",
     "DASHBOARD_TOKEN",
+    "CONTACT_KEY_SECRET",
 ];
+/// The one of them that no person types anywhere: the banner leaves it out.
+pub const STACK_ONLY_SECRET: &str = "CONTACT_KEY_SECRET";
 /// Where generated development settings are kept, inside the data folder.
 pub const LOCAL_ENV_FILE: &str = "local.env";
 

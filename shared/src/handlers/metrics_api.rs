@@ -11,8 +11,9 @@ use secrecy::ExposeSecret;
 
 use crate::config::MetricsConfig;
 use crate::event::EVENT_TYPES;
+use crate::funnel::{Segment, NO_CODE_NUMBER};
 use crate::mask;
-use crate::metrics::{self, HealthAnswer};
+use crate::metrics::{self, ContactList, HealthAnswer};
 use crate::routes::{Function, Operation};
 use crate::signature;
 use crate::store::{page_of_events, Cursor, EventQuery, Store, StoreError};
@@ -68,6 +69,8 @@ impl MetricsHandler {
             Operation::RecentEvents => self.recent_events(&request).await,
             Operation::Funnel => self.windowed(&request, metrics::funnel).await,
             Operation::Failures => self.windowed(&request, metrics::failures).await,
+            Operation::Contacts => self.contacts(&request).await,
+            Operation::Contact => self.contact(&request, path).await,
             Operation::Verify | Operation::Deliver => unreachable!("the webhook function's"),
         };
         result.unwrap_or_else(ApiError::into_response)
@@ -185,11 +188,18 @@ impl MetricsHandler {
                 ApiError::bad_parameter("before is not a cursor this API returned")
             })?),
         };
+        let contact = match query.first("contact").filter(|c| !c.is_empty()) {
+            None => None,
+            Some(key) => Some(self.config.contact_keys.wa_id_of(key).ok_or_else(|| {
+                ApiError::bad_parameter("contact is not a key this API returned")
+            })?),
+        };
         let query = EventQuery {
             before,
             limit,
             event_type,
             text,
+            contact,
         };
         let page = page_of_events(self.store.as_ref(), &query)
             .await
@@ -198,6 +208,83 @@ impl MetricsHandler {
             events: page.events.into_iter().map(mask::public_event).collect(),
             next: page.next.map(|cursor| cursor.encode()),
         }))
+    }
+}
+
+impl MetricsHandler {
+    async fn contacts(&self, request: &Request) -> Result<Response<Body>, ApiError> {
+        let query = request.query_string_parameters();
+        let days = number_parameter(request, "days", 7, 1, MAX_DAYS)?;
+        let limit = number_parameter(request, "limit", 50, 1, MAX_LIMIT as u32)? as usize;
+        let segment = match query.first("segment").unwrap_or("all") {
+            "all" | "" => None,
+            name => Some(
+                Segment::ALL
+                    .into_iter()
+                    .find(|s| s.name() == name)
+                    .ok_or_else(|| {
+                        ApiError::bad_parameter(
+                            "segment must be all, engaged, reading, unread, unreached or none",
+                        )
+                    })?,
+            ),
+        };
+        let code = match query.first("code").filter(|c| !c.is_empty()) {
+            None => None,
+            Some("none") => Some(NO_CODE_NUMBER),
+            Some(code) => Some(code.parse::<i64>().ok().filter(|c| *c > 0).ok_or_else(|| {
+                ApiError::bad_parameter("code must be one of Meta's error codes, or none")
+            })?),
+        };
+        let keys = &self.config.contact_keys;
+        let after = match query.first("cursor").filter(|c| !c.is_empty()) {
+            None => None,
+            Some(cursor) => Some(metrics::decode_cursor(keys, cursor).ok_or_else(|| {
+                ApiError::bad_parameter("cursor is not a cursor this API returned")
+            })?),
+        };
+        let page = metrics::contacts(
+            self.store.as_ref(),
+            keys,
+            self.config.timezone,
+            ContactList {
+                days,
+                segment,
+                code,
+                limit,
+                after,
+            },
+            Utc::now(),
+        )
+        .await
+        .map_err(store_error)?;
+        Ok(success(page))
+    }
+
+    async fn contact(&self, request: &Request, path: &str) -> Result<Response<Body>, ApiError> {
+        let days = number_parameter(request, "days", 7, 1, MAX_DAYS)?;
+        let key = Operation::Contact
+            .spec()
+            .path_params(path.trim_end_matches('/'));
+        let key = key.and_then(|values| values.first().copied()).unwrap_or("");
+        let contact = metrics::contact(
+            self.store.as_ref(),
+            &self.config.contact_keys,
+            key,
+            self.config.timezone,
+            days,
+            Utc::now(),
+        )
+        .await
+        .map_err(store_error)?;
+        match contact {
+            Some(contact) => Ok(success(contact)),
+            None => Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no contact has this key",
+            )),
+        }
     }
 }
 

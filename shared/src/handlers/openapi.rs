@@ -114,6 +114,7 @@ fn build() -> OpenApi {
                     .parameter_in(match param.location {
                         In::Query => ParameterIn::Query,
                         In::Header => ParameterIn::Header,
+                        In::Path => ParameterIn::Path,
                     })
                     .description(Some(param.description))
                     .required(if param.required {

@@ -13,11 +13,13 @@ use crate::counters::{names, utc_from_ms, Granularity};
 use crate::store::{page_of_events, EventQuery, Store, StoreError};
 use crate::telemetry::Chain;
 
+mod contacts;
 mod figures;
 mod funnel;
 mod local_time;
 mod views;
 
+pub use contacts::{contact, contacts, decode_cursor, encode_cursor, ContactList};
 pub use figures::webhook_metrics_from;
 pub use funnel::{failures_from, funnel_from};
 pub use local_time::local_day_start;
@@ -92,7 +94,7 @@ pub async fn conversations(
     let (active, today, contacts) = futures::try_join!(
         store.active_contacts(now - Duration::minutes(i64::from(active_minutes))),
         store.quarter_counters(today_start, today_end, None),
-        store.contacts(limit),
+        store.contacts(limit, None),
     )?;
     Ok(Conversations {
         active_conversations: active,

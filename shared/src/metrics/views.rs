@@ -264,6 +264,85 @@ pub struct Answers {
     pub answer_ms: ResponseTimes,
 }
 
+/// `data` of `GET /api/webhook/contacts`: the window's contacts (those with
+/// any event in it), latest activity first.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Contacts {
+    pub window: Window,
+    pub contacts: Vec<ContactSummary>,
+    /// The `cursor` of the next page; null on the last. A filtered page may
+    /// hold fewer than `limit` and still have a next one.
+    pub next: Option<String>,
+}
+
+/// A contact and its figures over the window.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct ContactSummary {
+    /// Stable and opaque: names the contact in `/contacts/{key}` and in
+    /// `/events/recent?contact=`.
+    pub key: String,
+    pub name: Option<String>,
+    /// Masked.
+    pub wa_id: String,
+    pub last_activity: DateTime<Utc>,
+    pub last_click: Option<DateTime<Utc>>,
+    pub last_read: Option<DateTime<Utc>>,
+    pub last_failure: Option<DateTime<Utc>>,
+    /// Meta's code of that failure.
+    pub last_failure_code: Option<i64>,
+    pub segment: SegmentName,
+    pub window: ContactFigures,
+}
+
+/// A contact's segment in the window (see [`Segments`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SegmentName {
+    Engaged,
+    Reading,
+    Unread,
+    Unreached,
+    None,
+}
+
+impl SegmentName {
+    pub fn of(segment: crate::funnel::Segment) -> Self {
+        use crate::funnel::Segment;
+        match segment {
+            Segment::Engaged => Self::Engaged,
+            Segment::Reading => Self::Reading,
+            Segment::Unread => Self::Unread,
+            Segment::Unreached => Self::Unreached,
+            Segment::None => Self::None,
+        }
+    }
+}
+
+/// A contact's outbound messages stage by stage, its clicks and its inbound
+/// messages (clicks included). In a window: the messages of its days, from the
+/// newest the contact's state keeps (24 sends, 16 clicks, 64 inbound and sent).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, ToSchema)]
+pub struct ContactFigures {
+    pub sent: u64,
+    pub delivered: u64,
+    pub read: u64,
+    pub clicked: u64,
+    pub failed: u64,
+    pub clicks: u64,
+    pub inbound: u64,
+}
+
+/// `data` of `GET /api/webhook/contacts/{key}`.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct ContactDetail {
+    /// The days its `window` figures count.
+    pub period: Window,
+    #[serde(flatten)]
+    pub contact: ContactSummary,
+    /// Since Pulse first saw the contact.
+    pub lifetime: ContactFigures,
+}
+
 /// `data` of `GET /api/webhook/failures`: the window's messages that failed.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct Failures {

@@ -30,6 +30,37 @@ pub struct EventQuery {
     pub event_type: Option<String>,
     /// Case-insensitive text to find in body, button, title or profile name.
     pub text: Option<String>,
+    /// Only the events of the contact with this `wa_id`.
+    pub contact: Option<String>,
+}
+
+/// A contact's place in the list of contacts: by latest activity, newest
+/// first, and by `wa_id` from high to low among contacts active in the same
+/// millisecond.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContactPosition {
+    pub activity_ms: i64,
+    pub wa_id: String,
+}
+
+impl ContactPosition {
+    pub fn of(contact: &ContactState) -> Self {
+        Self {
+            activity_ms: contact.last_activity_ms,
+            wa_id: contact.wa_id.clone(),
+        }
+    }
+
+    /// Whether `contact` comes after this place in the list.
+    pub fn is_before(&self, contact: &ContactState) -> bool {
+        (contact.last_activity_ms, contact.wa_id.as_str()) < (self.activity_ms, self.wa_id.as_str())
+    }
+
+    /// Sorts contacts into the list's order.
+    pub fn sort(contacts: &mut [ContactState]) {
+        contacts
+            .sort_by(|a, b| (b.last_activity_ms, &b.wa_id).cmp(&(a.last_activity_ms, &a.wa_id)));
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -218,8 +249,16 @@ pub trait Store: Send + Sync {
     /// An event with its raw update as received.
     async fn event(&self, id: &str) -> Result<Option<(Event, String)>, StoreError>;
 
-    /// Contacts by latest activity, newest first.
-    async fn contacts(&self, limit: usize) -> Result<Vec<ContactState>, StoreError>;
+    /// Contacts by latest activity, newest first (see [`ContactPosition`]),
+    /// from just after `after`.
+    async fn contacts(
+        &self,
+        limit: usize,
+        after: Option<&ContactPosition>,
+    ) -> Result<Vec<ContactState>, StoreError>;
+
+    /// One contact's state.
+    async fn contact(&self, wa_id: &str) -> Result<Option<ContactState>, StoreError>;
 
     /// How many contacts sent something at or after `since`.
     async fn active_contacts(&self, since: DateTime<Utc>) -> Result<u64, StoreError>;
@@ -331,7 +370,14 @@ mod tests {
         async fn event(&self, _: &str) -> Result<Option<(Event, String)>, StoreError> {
             unreachable!()
         }
-        async fn contacts(&self, _: usize) -> Result<Vec<ContactState>, StoreError> {
+        async fn contacts(
+            &self,
+            _: usize,
+            _: Option<&ContactPosition>,
+        ) -> Result<Vec<ContactState>, StoreError> {
+            unreachable!()
+        }
+        async fn contact(&self, _: &str) -> Result<Option<ContactState>, StoreError> {
             unreachable!()
         }
         async fn active_contacts(&self, _: DateTime<Utc>) -> Result<u64, StoreError> {

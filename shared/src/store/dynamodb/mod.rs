@@ -32,7 +32,7 @@ use chrono::{DateTime, Utc};
 use futures::future::try_join_all;
 use sha2::{Digest, Sha256};
 
-use super::{Cursor, EventPage, EventQuery, Store, StoreError};
+use super::{ContactPosition, Cursor, EventPage, EventQuery, Store, StoreError};
 use crate::counters::{DayCounter, Granularity, SlotCounters};
 use crate::event::{Event, ReceivedEvent};
 use crate::ingest::{ContactState, Outcome};
@@ -382,6 +382,12 @@ impl DynamoStore {
                     .expression_attribute_names("#search", "search")
                     .expression_attribute_values(":text", s(text));
             }
+            if let Some(contact) = &filter.contact {
+                conditions.push("contains(#data, :contact)");
+                query = query
+                    .expression_attribute_names("#data", "data")
+                    .expression_attribute_values(":contact", s(contact));
+            }
             if !conditions.is_empty() {
                 query = query.filter_expression(conditions.join(" AND "));
             }
@@ -402,6 +408,8 @@ impl DynamoStore {
 struct EventFilter {
     event_type: Option<String>,
     text: Option<String>,
+    /// [`Event::contact_marker`] of the contact asked for.
+    contact: Option<String>,
 }
 
 #[async_trait]
@@ -446,6 +454,7 @@ impl Store for DynamoStore {
         let filter = EventFilter {
             event_type: query.event_type.clone(),
             text: query.text.as_ref().map(|t| t.to_lowercase()),
+            contact: query.contact.as_deref().map(Event::contact_marker),
         };
         let wanted = query.limit + 1;
         let start = query.before.clone();
@@ -542,24 +551,45 @@ impl Store for DynamoStore {
             .transpose()
     }
 
-    async fn contacts(&self, limit: usize) -> Result<Vec<ContactState>, StoreError> {
+    async fn contacts(
+        &self,
+        limit: usize,
+        after: Option<&ContactPosition>,
+    ) -> Result<Vec<ContactState>, StoreError> {
         let no_filter = EventFilter {
             event_type: None,
             text: None,
+            contact: None,
         };
-        let shards = (0..SHARDS)
-            .map(|shard| self.query_index(format!("CONTACTS#{shard}"), None, &no_filter, limit));
+        // The index's sort key orders contacts as the list does.
+        let before = after.map(|p| format!("{}#{}", padded(p.activity_ms), p.wa_id));
+        let shards = (0..SHARDS).map(|shard| {
+            self.query_index(
+                format!("CONTACTS#{shard}"),
+                before.clone(),
+                &no_filter,
+                limit,
+            )
+        });
         let mut contacts = Vec::new();
         for item in try_join_all(shards).await?.into_iter().flatten() {
             contacts.push(parse::<ContactState>(&item)?);
         }
-        contacts.sort_by(|a, b| {
-            b.last_activity_ms
-                .cmp(&a.last_activity_ms)
-                .then_with(|| a.wa_id.cmp(&b.wa_id))
-        });
+        ContactPosition::sort(&mut contacts);
         contacts.truncate(limit);
         Ok(contacts)
+    }
+
+    async fn contact(&self, wa_id: &str) -> Result<Option<ContactState>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(format!("CONTACT#{wa_id}"), "STATE")))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        output.item.map(|item| parse(&item)).transpose()
     }
 
     async fn active_contacts(&self, since: DateTime<Utc>) -> Result<u64, StoreError> {

@@ -456,6 +456,8 @@ fn replay(tx: &Transaction<'_>, counted: impl Fn(&str) -> bool) -> HookResult {
         let mut contact: ContactState = serde_json::from_str(&stored)
             .map_err(|e| HookError::Hook(format!("a stored contact does not read: {e}")))?;
         contact.engagement = rebuilt.engagement.clone();
+        contact.last_read_ms = rebuilt.last_read_ms;
+        contact.last_failure = rebuilt.last_failure.clone();
         write.execute(params![rebuilt.wa_id, to_json(&contact)])?;
     }
     tracing::info!(

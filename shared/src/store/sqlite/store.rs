@@ -14,7 +14,7 @@ use super::{from_json, lock, to_json, unavailable, writer_gone, SqliteStore};
 use crate::counters::{day_and_quarter, DayCounter, Granularity, SlotCounters, DAY_MS};
 use crate::event::{Event, ReceivedEvent};
 use crate::ingest::{ContactState, Outcome};
-use crate::store::{EventPage, EventQuery, Store, StoreError};
+use crate::store::{ContactPosition, EventPage, EventQuery, Store, StoreError};
 
 /// The contacts' ids as a JSON array, for `json_each`.
 fn wa_ids(contacts: &[ContactState]) -> String {
@@ -147,10 +147,12 @@ impl Store for SqliteStore {
                      WHERE (occurred_ms < ?1 OR (occurred_ms = ?1 AND id < ?2))
                        AND (?3 IS NULL OR type = ?3)
                        AND (?4 IS NULL OR instr(search, ?4) > 0)
+                       AND (?6 IS NULL OR instr(data, ?6) > 0)
                      ORDER BY occurred_ms DESC, id DESC LIMIT ?5",
                 )
                 .map_err(unavailable)?;
             let text = query.text.map(|t| t.to_lowercase());
+            let contact = query.contact.as_deref().map(Event::contact_marker);
             let rows = statement
                 .query_map(
                     params![
@@ -158,7 +160,8 @@ impl Store for SqliteStore {
                         before_id,
                         query.event_type,
                         text,
-                        query.limit as i64 + 1
+                        query.limit as i64 + 1,
+                        contact
                     ],
                     |r| r.get::<_, String>(0),
                 )
@@ -189,29 +192,58 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn contacts(&self, limit: usize) -> Result<Vec<ContactState>, StoreError> {
+    async fn contacts(
+        &self,
+        limit: usize,
+        after: Option<&ContactPosition>,
+    ) -> Result<Vec<ContactState>, StoreError> {
+        let after = after.cloned();
         let unwritten: Vec<ContactState> = lock(&self.unwritten).values().cloned().collect();
         self.read(move |c| {
             let mut statement = c
                 .prepare_cached(
                     "SELECT data FROM contacts WHERE wa_id NOT IN (SELECT value FROM json_each(?2))
-                     ORDER BY activity_ms DESC, wa_id LIMIT ?1",
+                       AND (?3 IS NULL OR (activity_ms, wa_id) < (?3, ?4))
+                     ORDER BY activity_ms DESC, wa_id DESC LIMIT ?1",
                 )
                 .map_err(unavailable)?;
+            let (after_ms, after_id) = after
+                .as_ref()
+                .map(|p| (p.activity_ms, p.wa_id.as_str()))
+                .unzip();
             let rows = statement
-                .query_map(params![limit as i64, wa_ids(&unwritten)], |r| {
-                    r.get::<_, String>(0)
-                })
+                .query_map(
+                    params![limit as i64, wa_ids(&unwritten), after_ms, after_id],
+                    |r| r.get::<_, String>(0),
+                )
                 .map_err(unavailable)?;
-            let mut contacts = unwritten;
+            let mut contacts: Vec<ContactState> = unwritten
+                .into_iter()
+                .filter(|c| after.as_ref().is_none_or(|p| p.is_before(c)))
+                .collect();
             for row in rows {
                 contacts.push(from_json(&row.map_err(unavailable)?)?);
             }
-            contacts.sort_by(|a, b| {
-                (b.last_activity_ms, &a.wa_id).cmp(&(a.last_activity_ms, &b.wa_id))
-            });
+            ContactPosition::sort(&mut contacts);
             contacts.truncate(limit);
             Ok(contacts)
+        })
+        .await
+    }
+
+    async fn contact(&self, wa_id: &str) -> Result<Option<ContactState>, StoreError> {
+        if let Some(unwritten) = lock(&self.unwritten).get(wa_id) {
+            return Ok(Some(unwritten.clone()));
+        }
+        let wa_id = wa_id.to_owned();
+        self.read(move |c| {
+            let data: Option<String> = c
+                .prepare_cached("SELECT data FROM contacts WHERE wa_id = ?1")
+                .map_err(unavailable)?
+                .query_row([&wa_id], |r| r.get(0))
+                .optional()
+                .map_err(unavailable)?;
+            data.as_deref().map(from_json).transpose()
         })
         .await
     }

@@ -242,7 +242,7 @@ async fn the_state_of_a_file_from_before_the_mark_is_taken_as_written_up_to_its_
     for _ in 0..2 {
         let store = SqliteStore::open(folder.path().join("pulse.db")).unwrap();
         // Not applied again on top of the state that holds them.
-        assert_eq!(store.contacts(10).await.unwrap()[0].inbound, 2);
+        assert_eq!(store.contacts(10, None).await.unwrap()[0].inbound, 2);
         drop(store);
         let c = Connection::open(folder.path().join("pulse.db")).unwrap();
         let mark: i64 = c
@@ -452,7 +452,7 @@ async fn the_segments_of_a_version_5_file_are_counted_from_its_events_on_open() 
     );
     // The test wrote none of the counters version 5 kept: step 6 adds none.
     assert_eq!(f.stages.sent, 0, "only the segments are counted again");
-    let contacts = store.contacts(10).await.unwrap();
+    let contacts = store.contacts(10, None).await.unwrap();
     let sends = &contacts
         .iter()
         .find(|c| c.wa_id == reader)

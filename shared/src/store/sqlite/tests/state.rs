@@ -94,7 +94,7 @@ async fn state_kept_in_memory_at_a_crash_is_rebuilt_on_open_without_counting_twi
     for _ in 0..2 {
         // The second open finds nothing left to apply.
         let store = SqliteStore::open(folder.path().join("pulse.db")).unwrap();
-        let contacts = store.contacts(10).await.unwrap();
+        let contacts = store.contacts(10, None).await.unwrap();
         assert_eq!(contacts.len(), 1);
         assert_eq!((contacts[0].inbound, contacts[0].outbound), (2, 1));
         let c = Connection::open(store.path()).unwrap();
@@ -131,5 +131,5 @@ async fn events_after_a_purge_that_emptied_the_table_are_rebuilt_after_a_crash()
     drop(w);
 
     let store = SqliteStore::open(folder.path().join("pulse.db")).unwrap();
-    assert_eq!(store.contacts(10).await.unwrap()[0].inbound, 2);
+    assert_eq!(store.contacts(10, None).await.unwrap()[0].inbound, 2);
 }

@@ -14,7 +14,7 @@ async fn readers_take_unwritten_contacts_over_their_rows() {
     store.record(&events, 90).await.unwrap();
     // Any other job runs after the state is written.
     store.write(|_| Ok(())).await.unwrap();
-    let stored = store.contacts(10).await.unwrap();
+    let stored = store.contacts(10, None).await.unwrap();
     assert_eq!(stored[0].inbound, 1);
 
     // As the writer leaves them between state writes: a newer state of the
@@ -34,13 +34,16 @@ async fn readers_take_unwritten_contacts_over_their_rows() {
         (newer.wa_id.clone(), newer.clone()),
         (other.wa_id.clone(), other.clone()),
     ]);
-    let contacts = store.contacts(10).await.unwrap();
+    let contacts = store.contacts(10, None).await.unwrap();
     let seen: Vec<_> = contacts
         .iter()
         .map(|c| (c.wa_id.as_str(), c.inbound))
         .collect();
     assert_eq!(seen, [("447700900123", 0), ("919876543210", 2)]);
-    assert_eq!(store.contacts(1).await.unwrap()[0].wa_id, "447700900123");
+    assert_eq!(
+        store.contacts(1, None).await.unwrap()[0].wa_id,
+        "447700900123"
+    );
     let since = utc_from_ms(T0 * 1000 + 1);
     assert_eq!(store.active_contacts(since).await.unwrap(), 1);
     assert_eq!(store.active_contacts(utc_from_ms(0)).await.unwrap(), 1);
