@@ -41,6 +41,11 @@ export type Realtime = Schemas["Realtime"];
 export type Funnel = Schemas["Funnel"];
 export type Stages = Schemas["Stages"];
 export type Failures = Schemas["Failures"];
+export type Segments = Schemas["Segments"];
+export type SegmentName = Schemas["SegmentName"];
+export type Contacts = Schemas["Contacts"];
+export type ContactSummary = Schemas["ContactSummary"];
+export type ContactDetail = Schemas["ContactDetail"];
 export type EventPage = Omit<Schemas["RecentEvents"], "events"> & { events: PulseEvent[] };
 
 /** `/config.json`, the page's settings (the dashboard function's, not the REST API's). */
@@ -103,11 +108,19 @@ export class Api {
     return this.get("/api/webhook/failures", { days });
   }
 
+  contacts(query: { days: number; segment?: string; code?: string; limit?: number; cursor?: string }): Promise<Contacts> {
+    return this.get("/api/webhook/contacts", query);
+  }
+
+  contact(key: string, days: number): Promise<ContactDetail> {
+    return this.get(`/api/webhook/contacts/${encodeURIComponent(key)}`, { days });
+  }
+
   realtime(): Promise<Realtime> {
     return this.get("/api/webhook/stats/realtime");
   }
 
-  events(query: { type?: string; q?: string; before?: string; limit?: number }): Promise<EventPage> {
+  events(query: { type?: string; q?: string; before?: string; limit?: number; contact?: string }): Promise<EventPage> {
     return this.get("/api/webhook/events/recent", query);
   }
 }

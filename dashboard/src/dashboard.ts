@@ -4,6 +4,7 @@
 import type { Api, Config, PulseEvent } from "./api";
 import { ago, h, since } from "./dom";
 import { LiveConnection } from "./live";
+import { createAdvisors } from "./sections/advisors";
 import { createClicks } from "./sections/clicks";
 import { createConversations } from "./sections/conversations";
 import { createFailures } from "./sections/failures";
@@ -37,8 +38,16 @@ export function createDashboard(api: Api, settings: Config, callbacks: Callbacks
   const webhook = createWebhook(context, header.showWebhook);
   const feed = createFeed(context);
   const chats = createConversations(context);
-  const failures = createFailures(context);
-  const funnel = createFunnel(context, (days) => void failures.load(days));
+  const advisors = createAdvisors(context);
+  const failures = createFailures(context, (code) => advisors.open({ code }));
+  const funnel = createFunnel(context, {
+    windowChanged: (days) => {
+      void failures.load(days);
+      void advisors.load(days);
+    },
+    counted: (contacts) => advisors.showCounts(contacts),
+    openSegment: (segment) => advisors.open({ segment }),
+  });
   const clicks = createClicks(context, settings.known_buttons);
   const log = createLog(context);
   const live = new LiveConnection(settings.websocket_url, api.token, {
@@ -58,7 +67,7 @@ export function createDashboard(api: Api, settings: Config, callbacks: Callbacks
       "main",
       { id: "main", class: "grid" },
       h("div", { class: "column" }, webhook.element, feed.element, chats.element),
-      h("div", { class: "column wide" }, funnel.element, failures.element, clicks.element, log.element),
+      h("div", { class: "column wide" }, funnel.element, failures.element, advisors.element, clicks.element, log.element),
     ),
   );
 
@@ -74,6 +83,7 @@ export function createDashboard(api: Api, settings: Config, callbacks: Callbacks
       void webhook.load();
       void funnel.load();
       void failures.load();
+      void advisors.load();
     }, REFRESH_AFTER_EVENTS_MS);
   }
 
@@ -92,6 +102,7 @@ export function createDashboard(api: Api, settings: Config, callbacks: Callbacks
     void clicks.load();
     void funnel.load();
     void failures.load();
+    void advisors.load();
     void chats.load();
     void log.load();
     void feed.loadRecent();
@@ -101,6 +112,7 @@ export function createDashboard(api: Api, settings: Config, callbacks: Callbacks
         void clicks.load();
         void funnel.load();
         void failures.load();
+        void advisors.load();
         void chats.load();
       }, POLL_METRICS_MS),
     );

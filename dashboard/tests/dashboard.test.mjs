@@ -331,6 +331,77 @@ describe("the dashboard", () => {
     await page.context().close();
   });
 
+  test("the advisors: each segment and failure code opens the advisors behind it; one opens a panel with its figures and timeline", async () => {
+    const page = await newPage({ locale: "en-US" });
+    await signIn(page);
+    const advisors = page.locator("#advisors");
+    const funnel = await stack.api("/api/webhook/funnel?days=7");
+    const all = await stack.api("/api/webhook/contacts?days=7&limit=200");
+    const total = Object.values(funnel.contacts).reduce((a, b) => a + b, 0);
+    assert.equal(all.contacts.length, total, "the list holds every advisor the funnel counts");
+    // The tabs carry the funnel's counts; the list, the API's advisors.
+    await expectText(page, '#advisors input[value="all"] + span', `All (${shown(total)})`);
+    await expectText(page, '#advisors input[value="unreached"] + span', `Not reached (${shown(funnel.contacts.unreached)})`);
+    await page.waitForFunction((n) => document.querySelectorAll("#advisor-table tbody tr").length === n, all.contacts.length);
+    // A segment count of the funnel opens its advisors.
+    await page.locator("#segment-engaged").click();
+    await page.waitForFunction(
+      (n) => {
+        const rows = [...document.querySelectorAll("#advisor-table tbody tr")];
+        return rows.length === n && rows.every((row) => row.dataset.segment === "engaged");
+      },
+      funnel.contacts.engaged,
+    );
+    assert.equal(await advisors.getByRole("radio", { name: /^Engaged/ }).isChecked(), true);
+    // A failure code's advisors count opens them.
+    const failures = await stack.api("/api/webhook/failures?days=7");
+    const code = failures.codes[0];
+    const behind = await stack.api(`/api/webhook/contacts?days=7&code=${code.code ?? "none"}&limit=200`);
+    assert.equal(behind.contacts.length, code.contacts);
+    await page.locator(`#failure-table tr[data-code="${code.code ?? "none"}"] button[data-contacts]`).click();
+    await expectText(page, "#advisor-code", `Advisors with a message that failed with code ${code.code ?? "none"}. Show all advisors`);
+    await page.waitForFunction((n) => document.querySelectorAll("#advisor-table tbody tr").length === n, code.contacts);
+    const keys = await page.locator("#advisor-table tbody tr").evaluateAll((rows) => rows.map((row) => row.dataset.key).sort());
+    assert.deepEqual(keys, behind.contacts.map((c) => c.key).sort());
+    await advisors.getByRole("button", { name: "Show all advisors" }).click();
+    await page.waitForFunction((n) => document.querySelectorAll("#advisor-table tbody tr").length === n, all.contacts.length);
+    // Search by name, and sort by a column (the header says which way).
+    const named = all.contacts.find((c) => c.name);
+    await page.locator("#advisor-search").fill(named.name);
+    const found = await page.locator("#advisor-table tbody tr th button").allTextContents();
+    assert.ok(found.length >= 1 && found.every((name) => name.toLowerCase().includes(named.name.toLowerCase())), found.join());
+    await page.locator("#advisor-search").fill("");
+    await page.locator('#advisor-table button[data-sort="sent"]').click();
+    assert.equal(await page.locator('#advisor-table th:has(button[data-sort="sent"])').getAttribute("aria-sort"), "descending");
+    const sent = await page.locator('#advisor-table tbody td[data-label="Sent"]').allTextContents();
+    const numbers = sent.map((s) => Number(s.replaceAll(",", "")));
+    assert.deepEqual(numbers, [...numbers].sort((a, b) => b - a));
+    // CSV: what the table shows.
+    const csv = (await download(page, "#advisors-csv")).trim().split("\r\n");
+    assert.equal(csv[0], "name,wa_id,segment,sent,delivered,read,clicked,failed,clicks,inbound,last_activity,last_click,last_read,last_failure,last_failure_code");
+    assert.equal(csv.length, all.contacts.length + 1);
+    assert.ok(!csv.some((line) => /\d{10}/.test(line)), "no full number in the CSV");
+    // An advisor opens by keyboard; its panel shows the API's figures and timeline.
+    const first = all.contacts.find((c) => c.window.sent > 0 && c.window.clicks > 0) ?? all.contacts[0];
+    const detail = await stack.api(`/api/webhook/contacts/${first.key}?days=7`);
+    await page.locator(`#advisor-table tr[data-key="${first.key}"] th button`).focus();
+    await page.keyboard.press("Enter");
+    const panel = page.getByRole("dialog");
+    await panel.locator("#advisor-figures").waitFor();
+    const windowRow = await panel.locator("#advisor-figures tbody tr").first().locator("td").allTextContents();
+    assert.deepEqual(windowRow, [detail.window.sent, detail.window.delivered, detail.window.read, detail.window.clicked, detail.window.failed, detail.window.clicks, detail.window.inbound].map(shown));
+    const timeline = await stack.api(`/api/webhook/events/recent?contact=${first.key}&limit=200`);
+    const messages = new Set(timeline.events.filter((e) => e.type === "status_update").map((e) => e.message_id));
+    const inbound = timeline.events.filter((e) => !["status_update", "other_update"].includes(e.type)).length;
+    assert.equal(await panel.locator(".conversation .bubble.out").count(), messages.size, "each outbound message once");
+    assert.equal(await panel.locator(".conversation .bubble.in").count(), inbound);
+    await page.screenshot({ path: join(screenshots, "advisor-panel-1440.png") });
+    await page.keyboard.press("Escape");
+    assert.equal(await panel.isVisible(), false);
+    assert.equal(await page.evaluate(() => document.activeElement?.closest("tr")?.dataset.key), first.key, "focus returns to the advisor");
+    await page.context().close();
+  });
+
   test("a webhook appears in the live feed and moves the counters, without a reload", async () => {
     const page = await newPage();
     await signIn(page);

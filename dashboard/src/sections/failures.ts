@@ -34,7 +34,8 @@ export interface FailuresSection {
   load(days?: number): Promise<void>;
 }
 
-export function createFailures(context: Context): FailuresSection {
+/** `openCode` lists the advisors behind a code. */
+export function createFailures(context: Context, openCode: (code: number | null) => void): FailuresSection {
   const { element, state } = section("failures", "Why sends fail");
   let days = 7;
   const table = h("div", { class: "table-scroll", id: "failure-table" });
@@ -89,7 +90,21 @@ export function createFailures(context: Context): FailuresSection {
                   h("th", { scope: "row" }, code.code === null || code.code === undefined ? "none" : String(code.code)),
                   h("td", { class: "what" }, code.title ?? "–"),
                   h("td", { class: "num", "data-label": "Messages", "data-messages": "" }, count(code.messages)),
-                  h("td", { class: "num", "data-label": "Advisors", "data-contacts": "" }, count(code.contacts)),
+                  h(
+                    "td",
+                    { class: "num", "data-label": "Advisors" },
+                    h(
+                      "button",
+                      {
+                        type: "button",
+                        class: "figure",
+                        "data-contacts": "",
+                        "aria-label": `${count(code.contacts)} advisors: list them`,
+                        onclick: () => openCode(code.code ?? null),
+                      },
+                      count(code.contacts),
+                    ),
+                  ),
                   h("td", { class: "what advice" }, advice(code.code)),
                 ),
               ),

@@ -2,7 +2,7 @@
 // delivered → read → clicked → answered → answer delivered), for templates or
 // service replies, per day, and how long each step takes.
 
-import type { Funnel, Stages } from "../api";
+import type { Funnel, SegmentName, Segments, Stages } from "../api";
 import { BarChart } from "../charts";
 import { count, duration, fill, h, percent } from "../dom";
 import { byId, ok, section, stat, type Context } from "./section";
@@ -80,21 +80,30 @@ function parts(day: Stages): number[] {
 const PARTS = ["Clicked", "Read, no click", "Delivered, unread", "Not delivered yet"];
 
 /** The window's advisors by how far its messages to them got (the API's `contacts`). */
-const SEGMENTS = [
+const SEGMENTS: { id: SegmentName; label: string }[] = [
   { id: "engaged", label: "Engaged (clicked)" },
   { id: "reading", label: "Reading, no click" },
   { id: "unread", label: "Delivered, unread" },
   { id: "unreached", label: "Not reached" },
   { id: "none", label: "Nothing sent" },
-] as const;
+];
+
+/** What the funnel tells the sections that follow it. */
+export interface FunnelListeners {
+  /** The window changed: the sections that follow it load it. */
+  windowChanged(days: number): void;
+  /** The window's advisors by segment. */
+  counted(contacts: Segments): void;
+  /** A segment's count was chosen: show its advisors. */
+  openSegment(segment: SegmentName): void;
+}
 
 export interface FunnelSection {
   element: HTMLElement;
   load(): Promise<void>;
 }
 
-/** `windowChanged` tells the sections that follow the same window. */
-export function createFunnel(context: Context, windowChanged: (days: number) => void): FunnelSection {
+export function createFunnel(context: Context, listeners: FunnelListeners): FunnelSection {
   const { element, state } = section("funnel", "Content funnel");
   let days = 7;
   let kind: Kind = "all";
@@ -112,7 +121,7 @@ export function createFunnel(context: Context, windowChanged: (days: number) => 
         days,
         (value) => {
           days = value;
-          windowChanged(value);
+          listeners.windowChanged(value);
           void load();
         },
       ),
@@ -146,7 +155,28 @@ export function createFunnel(context: Context, windowChanged: (days: number) => 
     h(
       "dl",
       { class: "stats segments", "aria-labelledby": "segments-title" },
-      SEGMENTS.map((segment) => stat(segment.label, `segment-${segment.id}`)),
+      SEGMENTS.map((segment) =>
+        h(
+          "div",
+          { class: "stat" },
+          h("dt", {}, segment.label),
+          h(
+            "dd",
+            {},
+            h(
+              "button",
+              {
+                type: "button",
+                class: "figure",
+                id: `segment-${segment.id}`,
+                "aria-label": `${segment.label}: list them`,
+                onclick: () => listeners.openSegment(segment.id),
+              },
+              "–",
+            ),
+          ),
+        ),
+      ),
     ),
   );
 
@@ -226,7 +256,13 @@ export function createFunnel(context: Context, windowChanged: (days: number) => 
     const advisors = SEGMENTS.reduce((sum, segment) => sum + funnel.contacts[segment.id], 0);
     byId(element, "segments-note").textContent =
       `${count(advisors)} ${advisors === 1 ? "advisor" : "advisors"} had activity in this window; each is counted once, by the furthest any message to them got (all messages).`;
-    for (const segment of SEGMENTS) byId(element, `segment-${segment.id}`).textContent = count(funnel.contacts[segment.id]);
+    for (const segment of SEGMENTS) {
+      const n = count(funnel.contacts[segment.id]);
+      const button = byId(element, `segment-${segment.id}`);
+      button.textContent = n;
+      button.setAttribute("aria-label", `${segment.label}: ${n}, list them`);
+    }
+    listeners.counted(funnel.contacts);
   }
 
   return { element, load };
