@@ -47,6 +47,7 @@ export function createDashboard(api: Api, settings: Config, callbacks: Callbacks
     },
     counted: (contacts) => advisors.showCounts(contacts),
     openSegment: (segment) => advisors.open({ segment }),
+    openStage: (stage) => advisors.open({ stage }),
   });
   const clicks = createClicks(context, settings.known_buttons);
   const log = createLog(context);

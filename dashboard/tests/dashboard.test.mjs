@@ -353,6 +353,13 @@ describe("the dashboard", () => {
       funnel.contacts.engaged,
     );
     assert.equal(await advisors.getByRole("radio", { name: /^Engaged/ }).isChecked(), true);
+    // A stage of the funnel opens the advisors with a message at it.
+    await page.locator('#funnel-stages [data-stage="read"] button').click();
+    const readers = all.contacts.filter((c) => c.window.read > 0);
+    assert.ok(readers.length > 0);
+    await page.waitForFunction((n) => document.querySelectorAll("#advisor-table tbody tr").length === n, readers.length);
+    const shownKeys = await page.locator("#advisor-table tbody tr").evaluateAll((rows) => rows.map((row) => row.dataset.key).sort());
+    assert.deepEqual(shownKeys, readers.map((c) => c.key).sort());
     // A failure code's advisors count opens them.
     const failures = await stack.api("/api/webhook/failures?days=7");
     const code = failures.codes[0];

@@ -6,7 +6,7 @@
 import type { ContactDetail, ContactSummary, PulseEvent, SegmentName, Segments } from "../api";
 import { download, toCsv } from "../csv";
 import { count, dateTime, fill, h, time, when } from "../dom";
-import { segments } from "./funnel";
+import { segments, type Stage } from "./funnel";
 import { ok, section, type Context } from "./section";
 
 export const SEGMENT_LABELS: Record<SegmentName, string> = {
@@ -19,7 +19,9 @@ export const SEGMENT_LABELS: Record<SegmentName, string> = {
 const SEGMENTS = Object.keys(SEGMENT_LABELS) as SegmentName[];
 type Tab = SegmentName | "all";
 
-const PAGE = 100;
+const PAGE = 200;
+
+const STAGE_WORDS: Record<Stage, string> = { sent: "sent", delivered: "delivered", read: "read", clicked: "clicked", failed: "failed" };
 
 /** The columns, each with how it sorts. */
 const COLUMNS: { id: string; label: string; value: (c: ContactSummary) => string | number; numeric?: boolean }[] = [
@@ -37,8 +39,8 @@ export interface AdvisorsSection {
   load(days?: number): Promise<void>;
   /** The funnel's segment counts, for the tabs. */
   showCounts(contacts: Segments): void;
-  /** Lists a segment's advisors, or those behind a failure code, and moves there. */
-  open(filter: { segment?: SegmentName; code?: number | null }): void;
+  /** Lists a segment's advisors, those behind a failure code or with a message at a stage, and moves there. */
+  open(filter: { segment?: SegmentName; code?: number | null; stage?: Stage }): void;
 }
 
 export function createAdvisors(context: Context): AdvisorsSection {
@@ -46,6 +48,8 @@ export function createAdvisors(context: Context): AdvisorsSection {
   let days = 7;
   let tab: Tab = "all";
   let code: string | undefined;
+  /** Only the advisors with a message of the window at this stage (of those loaded). */
+  let stage: Stage | undefined;
   let rows: ContactSummary[] = [];
   let next: string | null = null;
   let sort = { column: "activity", descending: true };
@@ -59,6 +63,7 @@ export function createAdvisors(context: Context): AdvisorsSection {
     (value) => {
       tab = value;
       code = undefined;
+      stage = undefined;
       rows = [];
       void load();
     },
@@ -125,6 +130,7 @@ export function createAdvisors(context: Context): AdvisorsSection {
     const column = COLUMNS.find((c) => c.id === sort.column)!;
     const order = sort.descending ? -1 : 1;
     return rows
+      .filter((c) => !stage || c.window[stage] > 0)
       .filter((c) => !wanted || (c.name ?? "").toLocaleLowerCase().includes(wanted))
       .sort((a, b) => {
         const [x, y] = [column.value(a), column.value(b)];
@@ -139,11 +145,13 @@ export function createAdvisors(context: Context): AdvisorsSection {
       rows.length ? "" : code ? `No advisor's message failed with ${code} in this window.` : "No advisor in this segment in this window.",
     );
     codeChip.replaceChildren();
-    if (code) {
-      codeChip.append(
-        `Advisors with a message that failed with code ${code}. `,
-        h("button", { type: "button", class: "quiet", onclick: () => void showAll() }, "Show all advisors"),
-      );
+    const narrowed = code
+      ? `Advisors with a message that failed with code ${code}. `
+      : stage
+        ? `Advisors with a message ${STAGE_WORDS[stage]} in this window. `
+        : "";
+    if (narrowed) {
+      codeChip.append(narrowed, h("button", { type: "button", class: "quiet", onclick: () => void showAll() }, "Show all advisors"));
     }
     element.querySelector("#advisors-note")!.textContent = rows.length
       ? `${count(list.length)} of ${count(rows.length)} advisors loaded${next ? " (more to load)" : ""}, with their messages of the last ${days} ${days === 1 ? "day" : "days"}.`
@@ -218,6 +226,7 @@ export function createAdvisors(context: Context): AdvisorsSection {
 
   function showAll(): void {
     code = undefined;
+    stage = undefined;
     rows = [];
     setTab("all");
     void load();
@@ -238,7 +247,8 @@ export function createAdvisors(context: Context): AdvisorsSection {
     }
   }
 
-  function open(filter: { segment?: SegmentName; code?: number | null }): void {
+  function open(filter: { segment?: SegmentName; code?: number | null; stage?: Stage }): void {
+    stage = filter.stage;
     if (filter.code !== undefined) {
       code = filter.code === null ? "none" : String(filter.code);
       setTab("all");

@@ -23,6 +23,7 @@ const KINDS = [
 type Kind = (typeof KINDS)[number]["id"];
 
 const STAGES = ["sent", "delivered", "read", "clicked", "failed"] as const;
+export type Stage = (typeof STAGES)[number];
 
 function sum(rows: Stages[]): Stages {
   const total: Stages = { sent: 0, delivered: 0, read: 0, clicked: 0, failed: 0 };
@@ -96,6 +97,8 @@ export interface FunnelListeners {
   counted(contacts: Segments): void;
   /** A segment's count was chosen: show its advisors. */
   openSegment(segment: SegmentName): void;
+  /** A stage was chosen: show the advisors with a message at it. */
+  openStage(stage: Stage): void;
 }
 
 export interface FunnelSection {
@@ -223,7 +226,23 @@ export function createFunnel(context: Context, listeners: FunnelListeners): Funn
           "li",
           { class: `stage ${row.tone ?? ""}`, "data-stage": row.id },
           h("span", { class: "stage-label" }, row.label),
-          h("span", { class: "stage-value" }, count(row.value)),
+          h(
+            "span",
+            { class: "stage-value" },
+            // A stage of all messages opens the advisors behind it.
+            kind === "all" && (STAGES as readonly string[]).includes(row.id)
+              ? h(
+                  "button",
+                  {
+                    type: "button",
+                    class: "figure",
+                    "aria-label": `${row.label}: ${count(row.value)}, list the advisors`,
+                    onclick: () => listeners.openStage(row.id as Stage),
+                  },
+                  count(row.value),
+                )
+              : count(row.value),
+          ),
           h("span", { class: "stage-share" }, percent(share)),
           bar(share ?? 0),
         );
