@@ -96,6 +96,41 @@ impl Deltas {
         }
     }
 
+    /// Counts a state's change: what it adds `after` less what it added
+    /// `before`, only the cells that differ.
+    pub fn add_change(&mut self, before: Contribution, after: Contribution) {
+        let (before, after) = (before.merged(), after.merged());
+        let (mut b, mut a) = (before.into_iter().peekable(), after.into_iter().peekable());
+        loop {
+            let order = match (b.peek(), a.peek()) {
+                (None, None) => break,
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (Some(x), Some(y)) => (x.0, &x.1).cmp(&(y.0, &y.1)),
+            };
+            let (slot, name, by) = match order {
+                std::cmp::Ordering::Less => {
+                    let (slot, name, by) = b.next().expect("peeked");
+                    (slot, name, -by)
+                }
+                std::cmp::Ordering::Greater => a.next().expect("peeked"),
+                std::cmp::Ordering::Equal => {
+                    let (slot, name, was) = b.next().expect("peeked");
+                    let (_, _, now) = a.next().expect("peeked");
+                    (slot, name, now - was)
+                }
+            };
+            if by != 0 {
+                let key = CounterKey {
+                    granularity: Granularity::Quarter,
+                    slot,
+                    name: name.into_owned(),
+                };
+                self.add_to(key, by);
+            }
+        }
+    }
+
     /// Adds every cell of `other` to this one.
     pub fn merge(&mut self, other: Deltas) {
         for (key, by) in other.0 {
@@ -154,6 +189,37 @@ impl Deltas {
             name: name.into(),
         };
         self.0.get(&key).copied().unwrap_or(0)
+    }
+}
+
+/// What one piece of state adds to the quarter counters: `(slot, name, value)`
+/// cells, unmerged. A state's change is then counted as what it adds after
+/// minus what it added before ([`Deltas::add_change`]): usually a few cells,
+/// however many the state adds in all.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Contribution(Vec<(i64, std::borrow::Cow<'static, str>, i64)>);
+
+impl Contribution {
+    /// Adds `by` to `name` in the quarter of `at_ms`.
+    pub fn add(&mut self, at_ms: i64, name: impl Into<std::borrow::Cow<'static, str>>, by: i64) {
+        let slot = at_ms.div_euclid(Granularity::Quarter.millis()) * Granularity::Quarter.millis();
+        self.0.push((slot, name.into(), by));
+    }
+
+    /// The cells merged: sorted, one per slot and name, zeros left out.
+    fn merged(mut self) -> Vec<(i64, std::borrow::Cow<'static, str>, i64)> {
+        self.0
+            .sort_unstable_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        let mut merged: Vec<(i64, std::borrow::Cow<'static, str>, i64)> =
+            Vec::with_capacity(self.0.len());
+        for (slot, name, by) in self.0 {
+            match merged.last_mut() {
+                Some(last) if last.0 == slot && last.1 == name => last.2 += by,
+                _ => merged.push((slot, name, by)),
+            }
+        }
+        merged.retain(|cell| cell.2 != 0);
+        merged
     }
 }
 

@@ -13,7 +13,7 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::counters::{histogram, utc_from_ms, Deltas, Granularity};
+use crate::counters::{histogram, Contribution};
 
 /// Counter names, all under one prefix so that the funnel and failures routes
 /// read them with their quarters (for local days).
@@ -103,13 +103,10 @@ pub struct MessageView<'a> {
 }
 
 /// What one message adds to the counters.
-pub fn message_counts(message: MessageView<'_>, deltas: &mut Deltas, sign: i64) {
-    let add = |deltas: &mut Deltas, at: i64, name: String| {
-        deltas.add(Granularity::Quarter, utc_from_ms(at), name, sign);
-    };
+pub fn message_counts(message: MessageView<'_>, cells: &mut Contribution) {
     let Some(day) = message.first_status_ms else {
         for (at, _) in message.clicks {
-            add(deltas, *at, names::UNATTRIBUTED.to_owned());
+            cells.add(*at, names::UNATTRIBUTED, 1);
         }
         return;
     };
@@ -123,15 +120,15 @@ pub fn message_counts(message: MessageView<'_>, deltas: &mut Deltas, sign: i64) 
     ];
     for (stage, held) in names::STAGES.iter().zip(stages) {
         if held {
-            add(deltas, day, names::stage(stage, category));
+            cells.add(day, names::stage(stage, category), 1);
         }
     }
     for (at, button) in message.clicks {
-        add(deltas, day, format!("{}{button}", names::CLICK));
-        add(deltas, day, bucket_name(names::TIME_TO_CLICK, at - day));
+        cells.add(day, format!("{}{button}", names::CLICK), 1);
+        cells.add(day, bucket_name(names::TIME_TO_CLICK, at - day), 1);
     }
     if let Some(read) = message.read_ms {
-        add(deltas, day, bucket_name(names::TIME_TO_READ, read - day));
+        cells.add(day, bucket_name(names::TIME_TO_READ, read - day), 1);
     }
     if let Some(failure) = message.failure {
         let title: String = failure
@@ -142,7 +139,7 @@ pub fn message_counts(message: MessageView<'_>, deltas: &mut Deltas, sign: i64) 
             .take(TITLE_CHARS)
             .collect();
         let name = format!("{}{}:{title}", names::FAILURE, failure.code_name());
-        add(deltas, day, name);
+        cells.add(day, name, 1);
     }
 }
 
@@ -471,10 +468,11 @@ impl Engagement {
             .max(self.dropped[usize::from(level) - 1])
     }
 
-    /// What the contact adds to the counters: its answers and its failure codes.
-    pub fn counts(&self, deltas: &mut Deltas, sign: i64) {
-        let mut add = |at: i64, name: String, by: i64| {
-            deltas.add(Granularity::Quarter, utc_from_ms(at), name, sign * by);
+    /// What the contact adds to the counters: its answers, its failure codes
+    /// and its segments.
+    pub fn counts(&self, cells: &mut Contribution) {
+        let mut add = |at: i64, name: std::borrow::Cow<'static, str>, by: i64| {
+            cells.add(at, name, by);
         };
         for click in &self.clicks {
             // Only clicks on a message Pulse has a status for have a day.
@@ -482,19 +480,19 @@ impl Engagement {
                 continue;
             };
             let day = clicked.at_ms;
-            add(day, names::ANSWER_CLICKS.to_owned(), 1);
+            add(day, names::ANSWER_CLICKS.into(), 1);
             let answer = self
                 .sends
                 .iter()
                 .find(|s| s.at_ms > click.at_ms && s.at_ms - click.at_ms <= ANSWER_WITHIN_MS);
             if let Some(answer) = answer {
                 let took = answer.at_ms - click.at_ms;
-                add(day, names::ANSWERED.to_owned(), 1);
+                add(day, names::ANSWERED.into(), 1);
                 if answer.reached() {
-                    add(day, names::ANSWER_DELIVERED.to_owned(), 1);
+                    add(day, names::ANSWER_DELIVERED.into(), 1);
                 }
-                add(day, names::ANSWER_SUM_MS.to_owned(), took);
-                add(day, bucket_name(names::ANSWER_BUCKET, took), 1);
+                add(day, names::ANSWER_SUM_MS.into(), took);
+                add(day, bucket_name(names::ANSWER_BUCKET, took).into(), 1);
             }
         }
         let mut latest: Vec<(i64, i64)> = Vec::new();
@@ -511,11 +509,11 @@ impl Engagement {
                 NO_CODE_NUMBER => NO_CODE.to_owned(),
                 code => code.to_string(),
             };
-            add(at, format!("{}{code}", names::FAILED_CONTACTS), 1);
+            add(at, format!("{}{code}", names::FAILED_CONTACTS).into(), 1);
         }
         for (level, name) in (SENT..=CLICKED).zip(names::LEVELS) {
             if let Some(at) = self.latest(level) {
-                add(at, name.to_owned(), 1);
+                add(at, name.into(), 1);
             }
         }
     }
@@ -531,8 +529,29 @@ fn drain_oldest<T>(entries: &mut Vec<T>, capacity: usize) -> Vec<T> {
 mod tests {
     use super::*;
 
+    use crate::counters::{utc_from_ms, Deltas, Granularity};
+
     const T0: i64 = 1_767_225_600_000;
     const MINUTE: i64 = 60_000;
+
+    /// What a contribution adds, as deltas.
+    fn added(cells: Contribution) -> Deltas {
+        let mut deltas = Deltas::default();
+        deltas.add_change(Contribution::default(), cells);
+        deltas
+    }
+
+    fn message_deltas(message: MessageView<'_>) -> Deltas {
+        let mut cells = Contribution::default();
+        message_counts(message, &mut cells);
+        added(cells)
+    }
+
+    fn contact_deltas(contact: &Engagement) -> Deltas {
+        let mut cells = Contribution::default();
+        contact.counts(&mut cells);
+        added(cells)
+    }
 
     fn totals(deltas: &Deltas) -> std::collections::BTreeMap<String, i64> {
         let mut sums = std::collections::BTreeMap::new();
@@ -558,8 +577,7 @@ mod tests {
             failure: Some(&failure),
             clicks: &clicks,
         };
-        let mut deltas = Deltas::default();
-        message_counts(message, &mut deltas, 1);
+        let deltas = message_deltas(message);
         let sums = totals(&deltas);
         for stage in names::STAGES {
             assert_eq!(sums[&names::stage(stage, "utility")], 1, "{stage}");
@@ -567,27 +585,25 @@ mod tests {
         assert_eq!(sums["f:click:UNLOCK_CONTENT"], 1);
         assert_eq!(sums["f:fail:131047:Re-engagement message"], 1);
         assert_eq!(deltas.slots(), 1, "all at the message's quarter");
-        // The opposite sign takes it all back.
-        message_counts(message, &mut deltas, -1);
-        assert!(deltas.is_empty());
+        // A change to the same state changes nothing.
+        let mut cells = Contribution::default();
+        message_counts(message, &mut cells);
+        let mut unchanged = Deltas::default();
+        unchanged.add_change(cells.clone(), cells);
+        assert!(unchanged.is_empty());
     }
 
     #[test]
     fn clicks_without_a_status_are_unattributed_at_their_time() {
         let clicks = [(T0 + 90 * MINUTE, "X".to_owned())];
-        let mut deltas = Deltas::default();
-        message_counts(
-            MessageView {
-                first_status_ms: None,
-                category: None,
-                reached_ms: None,
-                read_ms: None,
-                failure: None,
-                clicks: &clicks,
-            },
-            &mut deltas,
-            1,
-        );
+        let deltas = message_deltas(MessageView {
+            first_status_ms: None,
+            category: None,
+            reached_ms: None,
+            read_ms: None,
+            failure: None,
+            clicks: &clicks,
+        });
         assert_eq!(
             deltas.get(
                 Granularity::Quarter,
@@ -623,8 +639,7 @@ mod tests {
             at_ms: T0 + 9 * MINUTE,
             tag: message_tag("unknown"),
         });
-        let mut deltas = Deltas::default();
-        contact.counts(&mut deltas, 1);
+        let deltas = contact_deltas(&contact);
         let sums = totals(&deltas);
         assert_eq!(sums[names::ANSWER_CLICKS], 1);
         assert_eq!(sums[names::ANSWERED], 1);
@@ -643,8 +658,7 @@ mod tests {
             at_ms: T0 + 8 * MINUTE,
             tag: message_tag("content"),
         });
-        let mut deltas = Deltas::default();
-        late.counts(&mut deltas, 1);
+        let deltas = contact_deltas(&late);
         assert_eq!(totals(&deltas).get(names::ANSWERED), None);
     }
 
@@ -657,8 +671,7 @@ mod tests {
                 ..send(T0 + i as i64 * ANSWER_WITHIN_MS, &format!("m{i}"), false)
             });
         }
-        let mut deltas = Deltas::default();
-        contact.counts(&mut deltas, 1);
+        let deltas = contact_deltas(&contact);
         let sums = totals(&deltas);
         assert_eq!(sums["f:failc:131026"], 1);
         assert_eq!(sums["f:failc:131049"], 1);
@@ -682,8 +695,7 @@ mod tests {
         for i in 1..=Engagement::SENDS as i64 {
             contact.put_send(send(T0 + i * MINUTE, &format!("m{i}"), i == 1));
         }
-        let mut before = Deltas::default();
-        contact.counts(&mut before, 1);
+        let before = contact_deltas(&contact);
         let at = |deltas: &Deltas, ms: i64, name: &str| {
             deltas.get(Granularity::Quarter, utc_from_ms(ms), name)
         };
@@ -700,9 +712,7 @@ mod tests {
         // Dropping the clicked send leaves what the contact adds as it was.
         contact.trim();
         assert_eq!(contact.sends.len(), Engagement::SENDS);
-        let mut after = Deltas::default();
-        contact.counts(&mut after, 1);
-        assert_eq!(after, before);
+        assert_eq!(contact_deltas(&contact), before);
     }
 
     #[test]

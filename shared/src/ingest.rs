@@ -14,7 +14,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use crate::counters::{histogram, names, utc_from_ms as utc, Deltas, Granularity};
+use crate::counters::{histogram, names, utc_from_ms as utc, Contribution, Deltas, Granularity};
 use crate::event::{Event, EventKind, ReceivedEvent};
 use crate::funnel::{self, message_counts, Engagement, Failure, MessageView};
 
@@ -422,19 +422,21 @@ pub fn apply(event: &Event, prior: Prior) -> Effects {
     // The funnel: what the message and the contact's engagement add now, less
     // what they added before (see `crate::funnel`).
     if message.is_some() {
-        if let Some(before) = &prior.message {
-            message_counts(before.funnel(), &mut deltas, -1);
+        let (mut before, mut after) = (Contribution::default(), Contribution::default());
+        if let Some(was) = &prior.message {
+            message_counts(was.funnel(), &mut before);
         }
-        if let Some(after) = &message {
-            message_counts(after.funnel(), &mut deltas, 1);
+        if let Some(now) = &message {
+            message_counts(now.funnel(), &mut after);
         }
-        if let Some(before) = &prior.contact {
-            before.engagement.counts(&mut deltas, -1);
+        if let Some(was) = &prior.contact {
+            was.engagement.counts(&mut before);
         }
-        if let Some(after) = contact.as_mut() {
-            after.engagement.counts(&mut deltas, 1);
-            after.engagement.trim();
+        if let Some(now) = contact.as_mut() {
+            now.engagement.counts(&mut after);
+            now.engagement.trim();
         }
+        deltas.add_change(before, after);
     }
 
     if let Some(c) = &contact {
