@@ -11,6 +11,7 @@
 //! once.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -242,11 +243,12 @@ impl Timeline {
     }
 }
 
-/// The state an event reads and writes, as loaded from the store.
-#[derive(Debug, Clone, Default)]
-pub struct Prior {
-    pub contact: Option<ContactState>,
-    pub message: Option<MessageState>,
+/// The state an event reads and writes, as loaded from the store (borrowed:
+/// [`apply`] copies what it changes, once).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Prior<'a> {
+    pub contact: Option<&'a ContactState>,
+    pub message: Option<&'a MessageState>,
 }
 
 /// What recording an event changes.
@@ -281,7 +283,7 @@ impl StateKeys {
 }
 
 /// The business logic of recording one (new) event.
-pub fn apply(event: &Event, prior: Prior) -> Effects {
+pub fn apply(event: &Event, prior: Prior<'_>) -> Effects {
     use Granularity::{Minute, Quarter};
     let at = event.occurred_at;
     let ms = at.timestamp_millis();
@@ -296,7 +298,7 @@ pub fn apply(event: &Event, prior: Prior) -> Effects {
     deltas.add(Minute, at, names::EVENTS, 1);
 
     let mut contact = event.contact.as_ref().map(|c| {
-        let mut state = prior.contact.clone().unwrap_or_else(|| ContactState {
+        let mut state = prior.contact.cloned().unwrap_or_else(|| ContactState {
             wa_id: c.wa_id.clone(),
             ..Default::default()
         });
@@ -323,7 +325,7 @@ pub fn apply(event: &Event, prior: Prior) -> Effects {
             );
             match context_message_id {
                 Some(clicked) => {
-                    let mut state = prior.message.clone().unwrap_or_default();
+                    let mut state = prior.message.cloned().unwrap_or_default();
                     // A set: the same click applied again (a state rebuilt
                     // after a crash) changes nothing.
                     let click = (ms, button_id.clone());
@@ -357,7 +359,7 @@ pub fn apply(event: &Event, prior: Prior) -> Effects {
             category,
         } => {
             deltas.add(Quarter, at, format!("{}{status}", names::STATUS_PREFIX), 1);
-            let mut state = prior.message.clone().unwrap_or_default();
+            let mut state = prior.message.cloned().unwrap_or_default();
             match state.first_status_ms {
                 None => {
                     deltas.add(Quarter, at, names::OUTBOUND, 1);
@@ -423,13 +425,13 @@ pub fn apply(event: &Event, prior: Prior) -> Effects {
     // what they added before (see `crate::funnel`).
     if message.is_some() {
         let (mut before, mut after) = (Contribution::default(), Contribution::default());
-        if let Some(was) = &prior.message {
+        if let Some(was) = prior.message {
             message_counts(was.funnel(), &mut before);
         }
         if let Some(now) = &message {
             message_counts(now.funnel(), &mut after);
         }
-        if let Some(was) = &prior.contact {
+        if let Some(was) = prior.contact {
             was.engagement.counts(&mut before);
         }
         if let Some(now) = contact.as_mut() {
@@ -440,7 +442,7 @@ pub fn apply(event: &Event, prior: Prior) -> Effects {
     }
 
     if let Some(c) = &contact {
-        count_activity(&mut deltas, prior.contact.as_ref(), c);
+        count_activity(&mut deltas, prior.contact, c);
     }
 
     if let Some(c) = contact.as_mut() {
@@ -528,7 +530,8 @@ fn count_response(deltas: &mut Deltas, start_ms: i64, reply_ms: i64, sign: i64) 
 #[derive(Debug, Default)]
 pub struct Ledger {
     /// Loaded or changed contacts; `None`: known to be absent from the store.
-    contacts: HashMap<String, Option<ContactState>>,
+    /// Shared with the store's readers while unwritten (no copy per commit).
+    contacts: HashMap<String, Option<Arc<ContactState>>>,
     messages: HashMap<String, Option<MessageState>>,
     changed_contacts: BTreeSet<String>,
     changed_messages: BTreeSet<String>,
@@ -547,7 +550,7 @@ impl Ledger {
 
     /// Gives the ledger a contact's stored state (`None`: there is none).
     pub fn load_contact(&mut self, wa_id: String, state: Option<ContactState>) {
-        self.contacts.entry(wa_id).or_insert(state);
+        self.contacts.entry(wa_id).or_insert(state.map(Arc::new));
     }
 
     /// Gives the ledger an outbound message's stored state (`None`: there is none).
@@ -570,11 +573,11 @@ impl Ledger {
             contact: keys
                 .contact
                 .as_ref()
-                .and_then(|k| self.contacts.get(k)?.clone()),
+                .and_then(|k| self.contacts.get(k)?.as_deref()),
             message: keys
                 .message
                 .as_ref()
-                .and_then(|k| self.messages.get(k)?.clone()),
+                .and_then(|k| self.messages.get(k)?.as_ref()),
         };
         let effects = apply(event, prior);
         (keys, effects)
@@ -587,7 +590,7 @@ impl Ledger {
         self.deltas.merge(effects.deltas);
         if let (Some(key), Some(state)) = (keys.contact, effects.contact) {
             self.changed_contacts.insert(key.clone());
-            self.contacts.insert(key, Some(state));
+            self.contacts.insert(key, Some(Arc::new(state)));
         }
         if let (Some(key), Some(state)) = (keys.message, effects.message) {
             self.changed_messages.insert(key.clone());
@@ -610,7 +613,7 @@ impl Ledger {
     }
 
     /// A contact's state as the ledger holds it (`None` when not loaded or absent).
-    pub fn contact(&self, wa_id: &str) -> Option<&ContactState> {
+    pub fn contact(&self, wa_id: &str) -> Option<&Arc<ContactState>> {
         self.contacts.get(wa_id)?.as_ref()
     }
 
@@ -618,7 +621,7 @@ impl Ledger {
     pub fn changed_contacts(&self) -> impl Iterator<Item = &ContactState> {
         self.changed_contacts
             .iter()
-            .filter_map(|k| self.contacts.get(k)?.as_ref())
+            .filter_map(|k| self.contacts.get(k)?.as_deref())
     }
 
     /// The outbound messages whose state changed, by id, to be written.
@@ -736,8 +739,8 @@ mod tests {
         for e in events {
             let keys = StateKeys::of(e);
             let prior = Prior {
-                contact: contact.clone(),
-                message: keys.message.as_ref().and_then(|m| messages.get(m).cloned()),
+                contact: contact.as_ref(),
+                message: keys.message.as_ref().and_then(|m| messages.get(m)),
             };
             let effects = apply(e, prior);
             for (key, value) in effects.deltas.iter() {
@@ -785,8 +788,8 @@ mod tests {
             let effects = apply(
                 e,
                 Prior {
-                    contact: contact.clone(),
-                    message: message.clone(),
+                    contact: contact.as_ref(),
+                    message: message.as_ref(),
                 },
             );
             for (key, value) in effects.deltas.iter() {
@@ -869,7 +872,7 @@ mod tests {
         let late = apply(
             &text(T0 + 15_000),
             Prior {
-                contact: Some(contact),
+                contact: Some(&contact),
                 message: None,
             },
         );

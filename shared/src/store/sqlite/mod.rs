@@ -87,7 +87,7 @@ pub struct SqliteStore {
 /// of, by `wa_id`: readers take these over the table's rows, so an answered
 /// webhook's contact can be read at once. The writer updates it after each commit
 /// and before answering; a reader copies it before reading the table.
-type UnwrittenContacts = Arc<Mutex<HashMap<String, ContactState>>>;
+type UnwrittenContacts = Arc<Mutex<HashMap<String, Arc<ContactState>>>>;
 
 /// Locks state shared with the writer's threads. Each holder changes it in one
 /// step (a map extended or cleared whole, a count moved), so a panic elsewhere

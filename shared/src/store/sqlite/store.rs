@@ -198,7 +198,10 @@ impl Store for SqliteStore {
         after: Option<&ContactPosition>,
     ) -> Result<Vec<ContactState>, StoreError> {
         let after = after.cloned();
-        let unwritten: Vec<ContactState> = lock(&self.unwritten).values().cloned().collect();
+        let unwritten: Vec<ContactState> = lock(&self.unwritten)
+            .values()
+            .map(|c| ContactState::clone(c))
+            .collect();
         self.read(move |c| {
             let mut statement = c
                 .prepare_cached(
@@ -233,7 +236,7 @@ impl Store for SqliteStore {
 
     async fn contact(&self, wa_id: &str) -> Result<Option<ContactState>, StoreError> {
         if let Some(unwritten) = lock(&self.unwritten).get(wa_id) {
-            return Ok(Some(unwritten.clone()));
+            return Ok(Some(ContactState::clone(unwritten)));
         }
         let wa_id = wa_id.to_owned();
         self.read(move |c| {
@@ -250,7 +253,10 @@ impl Store for SqliteStore {
 
     async fn active_contacts(&self, since: DateTime<Utc>) -> Result<u64, StoreError> {
         let since_ms = since.timestamp_millis();
-        let unwritten: Vec<ContactState> = lock(&self.unwritten).values().cloned().collect();
+        let unwritten: Vec<ContactState> = lock(&self.unwritten)
+            .values()
+            .map(|c| ContactState::clone(c))
+            .collect();
         let active = unwritten
             .iter()
             .filter(|c| c.last_inbound_ms.is_some_and(|ms| ms >= since_ms))

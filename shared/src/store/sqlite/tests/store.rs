@@ -31,8 +31,8 @@ async fn readers_take_unwritten_contacts_over_their_rows() {
         ..Default::default()
     };
     lock(&store.unwritten).extend([
-        (newer.wa_id.clone(), newer.clone()),
-        (other.wa_id.clone(), other.clone()),
+        (newer.wa_id.clone(), std::sync::Arc::new(newer.clone())),
+        (other.wa_id.clone(), std::sync::Arc::new(other.clone())),
     ]);
     let contacts = store.contacts(10, None).await.unwrap();
     let seen: Vec<_> = contacts
