@@ -248,9 +248,7 @@ async fn all_figures(stack: &Stack) -> serde_json::Value {
         }
     }
     // Keys are the stack's own (its CONTACT_KEY_SECRET): the rest must match.
-    let mut contacts = stack
-        .data("/api/webhook/contacts?days=90&limit=200")
-        .await;
+    let mut contacts = stack.data("/api/webhook/contacts?days=90&limit=200").await;
     assert!(contacts["next"].is_null(), "one page holds them all");
     for contact in contacts["contacts"].as_array_mut().unwrap() {
         contact.as_object_mut().unwrap().remove("key");

@@ -471,28 +471,25 @@ impl Engagement {
     /// What the contact adds to the counters: its answers, its failure codes
     /// and its segments.
     pub fn counts(&self, cells: &mut Contribution) {
-        let mut add = |at: i64, name: std::borrow::Cow<'static, str>, by: i64| {
-            cells.add(at, name, by);
-        };
         for click in &self.clicks {
             // Only clicks on a message Pulse has a status for have a day.
             let Some(clicked) = self.sends.iter().find(|s| s.tag == click.tag) else {
                 continue;
             };
             let day = clicked.at_ms;
-            add(day, names::ANSWER_CLICKS.into(), 1);
+            cells.add(day, names::ANSWER_CLICKS, 1);
             let answer = self
                 .sends
                 .iter()
                 .find(|s| s.at_ms > click.at_ms && s.at_ms - click.at_ms <= ANSWER_WITHIN_MS);
             if let Some(answer) = answer {
                 let took = answer.at_ms - click.at_ms;
-                add(day, names::ANSWERED.into(), 1);
+                cells.add(day, names::ANSWERED, 1);
                 if answer.reached() {
-                    add(day, names::ANSWER_DELIVERED.into(), 1);
+                    cells.add(day, names::ANSWER_DELIVERED, 1);
                 }
-                add(day, names::ANSWER_SUM_MS.into(), took);
-                add(day, bucket_name(names::ANSWER_BUCKET, took).into(), 1);
+                cells.add(day, names::ANSWER_SUM_MS, took);
+                cells.add(day, bucket_name(names::ANSWER_BUCKET, took), 1);
             }
         }
         let mut latest: Vec<(i64, i64)> = Vec::new();
@@ -509,11 +506,11 @@ impl Engagement {
                 NO_CODE_NUMBER => NO_CODE.to_owned(),
                 code => code.to_string(),
             };
-            add(at, format!("{}{code}", names::FAILED_CONTACTS).into(), 1);
+            cells.add(at, format!("{}{code}", names::FAILED_CONTACTS), 1);
         }
         for (level, name) in (SENT..=CLICKED).zip(names::LEVELS) {
             if let Some(at) = self.latest(level) {
-                add(at, name.into(), 1);
+                cells.add(at, name, 1);
             }
         }
     }
