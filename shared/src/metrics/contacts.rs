@@ -11,7 +11,7 @@ use super::local_time::local_window;
 use super::views::*;
 use crate::contact_key::ContactKeys;
 use crate::counters::utc_from_ms;
-use crate::funnel::Segment;
+use crate::funnel::{Figures, Segment};
 use crate::ingest::ContactState;
 use crate::mask::mask_phone;
 use crate::store::{ContactPosition, Store, StoreError};
@@ -122,15 +122,7 @@ pub async fn contact(
     Ok(Some(ContactDetail {
         period: window,
         contact: summary(keys, &contact, &range),
-        lifetime: ContactFigures {
-            sent: lifetime.sent,
-            delivered: lifetime.delivered,
-            read: lifetime.read,
-            clicked: lifetime.clicked,
-            failed: lifetime.failed,
-            clicks: lifetime.clicks,
-            inbound: contact.inbound,
-        },
+        lifetime: figures_with(lifetime, contact.inbound),
     }))
 }
 
@@ -176,14 +168,18 @@ fn summary(
         last_failure: failure.map(|f| utc_from_ms(f.at_ms)),
         last_failure_code: failure.and_then(|f| f.code),
         segment: SegmentName::of(engagement.segment(window.start)),
-        window: ContactFigures {
-            sent: figures.sent,
-            delivered: figures.delivered,
-            read: figures.read,
-            clicked: figures.clicked,
-            failed: figures.failed,
-            clicks: figures.clicks,
-            inbound: contact.inbound_in(window),
-        },
+        window: figures_with(figures, contact.inbound_in(window)),
+    }
+}
+
+fn figures_with(figures: Figures, inbound: u64) -> ContactFigures {
+    ContactFigures {
+        sent: figures.sent,
+        delivered: figures.delivered,
+        read: figures.read,
+        clicked: figures.clicked,
+        failed: figures.failed,
+        clicks: figures.clicks,
+        inbound,
     }
 }
