@@ -13,6 +13,13 @@ use crate::contact_key::ContactKeys;
 #[error("configuration: {0}")]
 pub struct ConfigError(String);
 
+impl ConfigError {
+    /// An error whose message names the variable and what it should be.
+    pub(crate) fn new(message: String) -> Self {
+        Self(message)
+    }
+}
+
 /// Where settings come from: the process environment in production, a map in tests.
 pub trait Source {
     fn get(&self, name: &str) -> Option<String>;

@@ -12,6 +12,8 @@
 //! - [`routes`]: the HTTP API's route table (gateway, template check, OpenAPI);
 //! - [`handlers`]: one per Lambda function (webhook, metrics API, WebSocket
 //!   routes, broadcast, dashboard);
+//! - [`alerts`]: when to tell someone (silence, refusals, failing sends or
+//!   store), pure;
 //! - [`config`], [`mask`], [`contact_key`], [`telemetry`]: settings, phone
 //!   masking, the contacts' opaque keys, logging.
 //!
@@ -19,6 +21,7 @@
 //! whatsapp; the domain (`whatsapp`, `event`, `ingest`, `funnel`, `counters`) knows no
 //! AWS or SQLite type.
 
+pub mod alerts;
 pub mod config;
 pub mod contact_key;
 pub mod counters;
