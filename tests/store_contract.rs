@@ -11,7 +11,7 @@ use pulse_shared::counters::names;
 use pulse_shared::metrics;
 use pulse_shared::store::record_all;
 use pulse_shared::store::{
-    page_of_events, Connection, ConnectionStore, ContactPosition, EventQuery, Store,
+    page_of_events, AlertLog, Connection, ConnectionStore, ContactPosition, EventQuery, Store,
 };
 use pulse_tests::*;
 
@@ -1003,4 +1003,56 @@ async fn overlapping_deliveries_race(store: Arc<dyn Store>) {
         "{summaries:?}"
     );
     assert_busy_totals(store.as_ref(), 30).await;
+}
+
+/// Runs each case of the alert log against both stores.
+macro_rules! alerts_contract {
+    ($($case:ident),* $(,)?) => {$(
+        mod $case {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let (store, _folder) = pulse_tests::sqlite_alerts();
+                super::$case(store).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn dynamodb() {
+                super::$case(pulse_tests::dynamodb_alerts().await).await;
+            }
+        }
+    )*};
+}
+
+alerts_contract!(alert_transitions_are_kept_newest_first_once_each);
+
+/// A store keeps each transition once, gives the newest first, and the
+/// active alerts come back from it as they were (a restart repeats nothing).
+async fn alert_transitions_are_kept_newest_first_once_each(log: Arc<dyn AlertLog>) {
+    use pulse_shared::alerts::{self, Rule, State, Transition};
+    let t0 = Utc::now().duration_trunc(Duration::seconds(1)).unwrap();
+    let transition = |rule, state, minutes| Transition {
+        rule,
+        state,
+        since: t0,
+        at: t0 + Duration::minutes(minutes),
+        message: format!("{rule:?} {state:?}"),
+        figures: [("refused".to_owned(), serde_json::json!(7))].into(),
+    };
+    let history = [
+        transition(Rule::Refused, State::Firing, 0),
+        transition(Rule::Silence, State::Firing, 1),
+        transition(Rule::Refused, State::Resolved, 2),
+    ];
+    log.record_transitions(&history[..2]).await.unwrap();
+    // Recorded again with the next one, as after a crash between the two.
+    log.record_transitions(&history[1..]).await.unwrap();
+    let newest_first = log.transitions(50).await.unwrap();
+    assert_eq!(
+        newest_first,
+        history.iter().rev().cloned().collect::<Vec<_>>()
+    );
+    assert_eq!(log.transitions(1).await.unwrap(), [history[2].clone()]);
+    let mut oldest_first = newest_first;
+    oldest_first.reverse();
+    let active = alerts::active_from(&oldest_first);
+    assert_eq!(active, [history[1].clone()], "silence still fires");
 }

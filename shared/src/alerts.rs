@@ -28,6 +28,17 @@ pub enum Rule {
     Store,
 }
 
+impl Rule {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Silence => "silence",
+            Self::Refused => "refused",
+            Self::Failures => "failures",
+            Self::Store => "store",
+        }
+    }
+}
+
 /// How far back `refused` and `store` look.
 pub const RECENT: Duration = Duration::minutes(5);
 /// How far back `failures` looks, and the outbound messages it needs at least.
@@ -256,6 +267,22 @@ pub struct Transition {
     pub at: DateTime<Utc>,
     pub message: String,
     pub figures: BTreeMap<String, serde_json::Value>,
+}
+
+impl Transition {
+    /// What identifies it in a store, in time order: its time (15 digits of
+    /// Unix ms), rule and state. Recording it again finds it there.
+    pub fn id(&self) -> String {
+        let state = match self.state {
+            State::Firing => "firing",
+            State::Resolved => "resolved",
+        };
+        format!(
+            "{:015}#{}#{state}",
+            self.at.timestamp_millis(),
+            self.rule.name()
+        )
+    }
 }
 
 /// The alerts active after `history` (oldest first): each rule whose latest

@@ -13,7 +13,7 @@ use pulse_shared::event::{events_from_body, ReceivedEvent};
 use pulse_shared::signature::{sign, SIGNATURE_HEADER};
 use pulse_shared::store::dynamodb::{create_tables, DynamoConnections, DynamoStore};
 use pulse_shared::store::sqlite::SqliteStore;
-use pulse_shared::store::{ConnectionStore, Store};
+use pulse_shared::store::{AlertLog, ConnectionStore, Store};
 use serde_json::{json, Value};
 
 /// A customer's number as the payloads carry it, and as the API must never show it.
@@ -292,6 +292,23 @@ pub async fn dynamodb_connections() -> Arc<dyn ConnectionStore> {
         .await
         .unwrap();
     Arc::new(DynamoConnections::new(client, connections))
+}
+
+/// A fresh alert log in SQLite (kept alive by the guard).
+pub fn sqlite_alerts() -> (Arc<dyn AlertLog>, tempfile::TempDir) {
+    let folder = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(folder.path().join("pulse.db")).unwrap();
+    (Arc::new(store), folder)
+}
+
+/// A fresh alert log on moto.
+pub async fn dynamodb_alerts() -> Arc<dyn AlertLog> {
+    let client = moto_client();
+    let table = unique_name("events");
+    create_tables(&client, &table, &unique_name("connections"))
+        .await
+        .unwrap();
+    Arc::new(DynamoStore::new(client, table, 90))
 }
 
 // ---------------------------------------------------------------- local stack

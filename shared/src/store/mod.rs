@@ -12,6 +12,7 @@ use async_trait::async_trait;
 use base64::Engine;
 use chrono::{DateTime, Utc};
 
+use crate::alerts::Transition;
 use crate::counters::{DayCounter, SlotCounters};
 use crate::event::{Event, ReceivedEvent};
 use crate::ingest::{ContactState, Outcome, Summary};
@@ -210,6 +211,18 @@ pub trait ConnectionStore: Send + Sync {
         limit: usize,
         now: DateTime<Utc>,
     ) -> Result<ConnectionPage, StoreError>;
+}
+
+/// Where alert transitions are kept ([`crate::alerts`]): the history the
+/// active alerts are rebuilt from after a restart.
+#[async_trait]
+pub trait AlertLog: Send + Sync {
+    /// Records transitions; recording one again (same rule, state and time)
+    /// keeps one.
+    async fn record_transitions(&self, transitions: &[Transition]) -> Result<(), StoreError>;
+
+    /// The latest `limit` transitions, newest first.
+    async fn transitions(&self, limit: usize) -> Result<Vec<Transition>, StoreError>;
 }
 
 /// The operations Pulse needs from a store.

@@ -6,6 +6,7 @@
 //! | contact | `CONTACT#{wa_id}` | `STATE` | `CONTACTS#{shard}` / `{last activity ms}#{wa_id}` |
 //! | outbound message | `MESSAGE#{id}` | `STATE` | |
 //! | counters | `COUNTERS#{Q or M}#{shard}` | `{slot ms}` | |
+//! | alert transition | `ALERTS` | `{ms}#{rule}#{state}` | |
 //!
 //! A delivery is recorded in as few `TransactWriteItems` as fit it: the events put
 //! on condition that they do not exist, the state puts on condition of their
@@ -37,6 +38,7 @@ use crate::counters::{DayCounter, Granularity, SlotCounters};
 use crate::event::{Event, ReceivedEvent};
 use crate::ingest::{ContactState, Outcome};
 
+mod alerts;
 mod capacity;
 mod connections;
 mod record;

@@ -41,6 +41,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::StoreError;
 use crate::ingest::ContactState;
 
+mod alerts;
 mod connections;
 mod quarters;
 mod schema;

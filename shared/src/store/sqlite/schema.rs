@@ -20,6 +20,7 @@
 //! | 4 | events are keyed by their ids' 16 bytes ([`IdKey`]) |
 //! | 5 | the funnel's counters and state, counted from the stored events ([`count_the_funnel`]) |
 //! | 6 | the contacts' segments, counted the same way ([`count_the_segments`]) |
+//! | 7 | `alerts`, the alert transitions |
 //!
 //! A step is written against the layout of the version before it, never against
 //! [`SCHEMA`], so that later changes to the tables leave it as it ran; each is
@@ -103,6 +104,11 @@ CREATE TABLE IF NOT EXISTS connections (
     expires_ms    INTEGER NOT NULL,
     types         TEXT
 );
+-- Alert transitions, by `Transition::id` (time first).
+CREATE TABLE IF NOT EXISTS alerts (
+    id   TEXT PRIMARY KEY,
+    data TEXT NOT NULL
+) WITHOUT ROWID;
 ";
 
 /// An event id as the events table keys it: the 16 bytes its 32 lowercase hex
@@ -171,11 +177,18 @@ pub(super) fn migrations() -> Migrations<'static> {
         M::up_with_hook("", count_the_funnel),
         // 5 → 6. Data only.
         M::up_with_hook("", count_the_segments),
+        // 6 → 7. (A file made from today's layout but never stamped has it.)
+        M::up(
+            "CREATE TABLE IF NOT EXISTS alerts (
+                id   TEXT PRIMARY KEY,
+                data TEXT NOT NULL
+            ) WITHOUT ROWID;",
+        ),
     ])
 }
 
 /// The version [`SCHEMA`] is: the number of steps.
-pub(super) const LATEST: usize = 6;
+pub(super) const LATEST: usize = 7;
 
 /// Brings the file to [`LATEST`], or refuses a file a newer build wrote.
 pub(super) fn migrate(c: &mut Connection) -> Result<(), StoreError> {

@@ -637,3 +637,31 @@ fn layout(c: &Connection) -> Vec<String> {
     rows.extend(indexes);
     rows
 }
+
+/// Step 7 gives a version 6 file the table of alert transitions.
+#[tokio::test]
+async fn a_version_6_file_gets_the_alerts_table_on_open() {
+    use crate::alerts::{Rule, State, Transition};
+    use crate::store::AlertLog;
+    let (folder, c) = file_at(6);
+    assert_eq!(user_version(&c), 6);
+    drop(c);
+    let store = SqliteStore::open(folder.path().join("pulse.db")).unwrap();
+    let at = utc_from_ms(T0 * 1000);
+    let fired = Transition {
+        rule: Rule::Store,
+        state: State::Firing,
+        since: at,
+        at,
+        message: "the store is failing".into(),
+        figures: Default::default(),
+    };
+    store
+        .record_transitions(std::slice::from_ref(&fired))
+        .await
+        .unwrap();
+    assert_eq!(store.transitions(10).await.unwrap(), [fired]);
+    drop(store);
+    let c = Connection::open(folder.path().join("pulse.db")).unwrap();
+    assert_eq!(user_version(&c), LATEST);
+}
