@@ -238,11 +238,17 @@ pub fn data_paths() -> Vec<&'static str> {
 
 // ---------------------------------------------------------------- stores
 
-/// A fresh SQLite store in its own temporary folder (kept alive by the guard).
-pub fn sqlite_store() -> (Arc<dyn Store>, tempfile::TempDir) {
+/// A fresh SQLite file in its own temporary folder (kept alive by the guard).
+fn fresh_sqlite() -> (Arc<SqliteStore>, tempfile::TempDir) {
     let folder = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(folder.path().join("pulse.db")).unwrap();
     (Arc::new(store), folder)
+}
+
+/// A fresh SQLite store (kept alive by the guard).
+pub fn sqlite_store() -> (Arc<dyn Store>, tempfile::TempDir) {
+    let (store, folder) = fresh_sqlite();
+    (store, folder)
 }
 
 /// The moto server `make test` started. Never skipped: without it the test fails.
@@ -267,8 +273,8 @@ pub fn unique_name(prefix: &str) -> String {
     format!("{prefix}-{:016x}", rand::random::<u64>())
 }
 
-/// A fresh DynamoDB store on moto, with its own tables.
-pub async fn dynamodb_store() -> Arc<dyn Store> {
+/// A fresh events table on moto, with its own connections table.
+async fn fresh_dynamodb() -> Arc<DynamoStore> {
     let client = moto_client();
     let table = unique_name("events");
     create_tables(&client, &table, &unique_name("connections"))
@@ -277,11 +283,15 @@ pub async fn dynamodb_store() -> Arc<dyn Store> {
     Arc::new(DynamoStore::new(client, table, 90))
 }
 
+/// A fresh DynamoDB store on moto, with its own tables.
+pub async fn dynamodb_store() -> Arc<dyn Store> {
+    fresh_dynamodb().await
+}
+
 /// A fresh connections table in SQLite (kept alive by the guard).
 pub fn sqlite_connections() -> (Arc<dyn ConnectionStore>, tempfile::TempDir) {
-    let folder = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(folder.path().join("pulse.db")).unwrap();
-    (Arc::new(store), folder)
+    let (store, folder) = fresh_sqlite();
+    (store, folder)
 }
 
 /// A fresh connections table on moto.
@@ -296,19 +306,13 @@ pub async fn dynamodb_connections() -> Arc<dyn ConnectionStore> {
 
 /// A fresh alert log in SQLite (kept alive by the guard).
 pub fn sqlite_alerts() -> (Arc<dyn AlertLog>, tempfile::TempDir) {
-    let folder = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(folder.path().join("pulse.db")).unwrap();
-    (Arc::new(store), folder)
+    let (store, folder) = fresh_sqlite();
+    (store, folder)
 }
 
 /// A fresh alert log on moto.
 pub async fn dynamodb_alerts() -> Arc<dyn AlertLog> {
-    let client = moto_client();
-    let table = unique_name("events");
-    create_tables(&client, &table, &unique_name("connections"))
-        .await
-        .unwrap();
-    Arc::new(DynamoStore::new(client, table, 90))
+    fresh_dynamodb().await
 }
 
 // ---------------------------------------------------------------- local stack
