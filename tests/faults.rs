@@ -327,7 +327,12 @@ async fn figures_after_faults(
     );
     assert_eq!(deliver_with_retries(&clean, &traffic).await, 0);
     let config = || MetricsConfig::from_source(&HANDLER_SETTINGS).unwrap();
-    let expected = figures(&MetricsHandler::new(config(), Arc::clone(&control))).await;
+    let expected = figures(&MetricsHandler::new(
+        config(),
+        Arc::clone(&control),
+        no_alerts(),
+    ))
+    .await;
     assert!(
         expected["metrics"]["button_clicks"]["total"]
             .as_i64()
@@ -344,7 +349,7 @@ async fn figures_after_faults(
         stored.len(),
         control_stored.len()
     );
-    let got = figures(&MetricsHandler::new(config(), store)).await;
+    let got = figures(&MetricsHandler::new(config(), store, no_alerts())).await;
     for route in ["metrics", "conversations", "recent"] {
         assert!(
             got[route] == expected[route],
@@ -355,7 +360,7 @@ async fn figures_after_faults(
     }
 
     // Reads that fail are 503, never other figures.
-    let flaky = MetricsHandler::new(config(), faulty.clone());
+    let flaky = MetricsHandler::new(config(), faulty.clone(), no_alerts());
     let mut failed = 0;
     for _ in 0..200 {
         if failed == 3 {
@@ -489,6 +494,7 @@ async fn dynamodb_unreachable_or_stalled_is_503_and_degraded_then_recovers_by_it
     let metrics = MetricsHandler::new(
         MetricsConfig::from_source(&HANDLER_SETTINGS).unwrap(),
         Arc::clone(&store),
+        no_alerts(),
     );
     let health = || async { metrics.handle(authorized_get("/health", &[])).await };
     let body = envelope(

@@ -190,6 +190,7 @@ async fn figures(store: Arc<dyn Store>) -> Value {
     let metrics = MetricsHandler::new(
         MetricsConfig::from_source(&HANDLER_SETTINGS).unwrap(),
         store,
+        no_alerts(),
     );
     let mut all = serde_json::Map::new();
     for (name, path, query) in [

@@ -22,8 +22,25 @@ fn invoke_endpoint() -> String {
 /// The functions, started into the emulator; stopped when dropped.
 struct Functions(Vec<Child>);
 
+/// Where the webhook function's standard output goes: its log, with the
+/// CloudWatch metrics (EMF) lines `infra/deploy/check_template.py` holds
+/// the template's alarms to.
+fn webhook_log() -> std::path::PathBuf {
+    let binaries = std::env::current_exe().unwrap();
+    let target = binaries
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap();
+    let logs = target.join("test-logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    logs.join("webhook-emf.jsonl")
+}
+
 impl Functions {
-    fn start(events_table: &str, connections_table: &str) -> Self {
+    fn start(events_table: &str, connections_table: &str, alert_webhook_url: &str) -> Self {
         let binaries = std::env::current_exe().unwrap();
         let binaries = binaries.parent().unwrap().parent().unwrap();
         let api = invoke_endpoint();
@@ -35,6 +52,7 @@ impl Functions {
             "ws-disconnect",
             "ws-default",
             "broadcast",
+            "alert-notify",
         ];
         Self(
             functions
@@ -66,8 +84,15 @@ impl Functions {
                             "CONTACT_KEY_SECRET",
                             "sample-contact-key-secret-0123456789abcdef",
                         )
+                        .env("STACK_NAME", "pulse")
+                        .env("ALERT_ALARM_PREFIX", "pulse-")
+                        .env("ALERT_WEBHOOK_URL", alert_webhook_url)
                         .env("RUST_LOG", "warn")
-                        .stdout(Stdio::null())
+                        .stdout(if *function == "webhook" {
+                            Stdio::from(std::fs::File::create(webhook_log()).unwrap())
+                        } else {
+                            Stdio::null()
+                        })
                         .spawn()
                         .unwrap()
                 })
@@ -116,7 +141,8 @@ async fn the_functions_run_under_the_lambda_runtime() {
     create_tables(&client, &events_table, &connections_table)
         .await
         .unwrap();
-    let _functions = Functions::start(&events_table, &connections_table);
+    let receiver = Receiver::start().await;
+    let _functions = Functions::start(&events_table, &connections_table, &receiver.url);
     let store = DynamoStore::new(client.clone(), &events_table, 90);
 
     let verified = invoke("webhook", "verify.json").await;
@@ -142,6 +168,29 @@ async fn the_functions_run_under_the_lambda_runtime() {
     .unwrap();
     assert_eq!(stored.events.len(), 1);
     assert_eq!(stored.events[0].kind.type_name(), "button_click");
+
+    // Each POST's figures are in the log as CloudWatch metrics: refused,
+    // stored, then a duplicate.
+    let log = std::fs::read_to_string(webhook_log()).unwrap();
+    let emf: Vec<Value> = log
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|line| line.get("_aws").is_some())
+        .collect();
+    let figures: Vec<[i64; 4]> = emf
+        .iter()
+        .map(|line| {
+            [
+                "WebhooksAccepted",
+                "WebhooksRefused",
+                "EventsStored",
+                "Duplicates",
+            ]
+            .map(|name| line[name].as_i64().unwrap_or(-1))
+        })
+        .collect();
+    assert_eq!(figures, [[0, 1, 0, 0], [1, 0, 1, 0], [1, 0, 0, 1]], "{log}");
+    assert_eq!(emf[0]["Stack"], "pulse");
 
     for file in [
         "health.json",
@@ -229,4 +278,19 @@ async fn the_functions_run_under_the_lambda_runtime() {
         .await
         .unwrap();
     assert_eq!(left.count(), 0, "the connection is forgotten");
+
+    // An alarm's SNS message reaches ALERT_WEBHOOK_URL as the local stack's
+    // notifications do.
+    invoke("alert-notify", "alarm.json").await;
+    let notices = receiver.wait_for(1, 10).await;
+    assert_eq!(notices.len(), 1, "{notices:?}");
+    assert_eq!(
+        (notices[0]["rule"].as_str(), notices[0]["state"].as_str()),
+        (Some("refused"), Some("firing"))
+    );
+    assert!(
+        notices[0]["text"].as_str().unwrap().contains("app secret"),
+        "{}",
+        notices[0]
+    );
 }

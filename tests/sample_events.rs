@@ -15,7 +15,7 @@ use pulse_shared::handlers::websocket::WebSocketHandler;
 use pulse_shared::handlers::{MetricsHandler, WebhookHandler};
 use pulse_shared::store::sqlite::SqliteStore;
 use pulse_shared::store::ConnectionStore;
-use pulse_tests::{sample_event, SAMPLE_APP_SECRET};
+use pulse_tests::{no_alerts, sample_event, SAMPLE_APP_SECRET};
 use serde_json::Value;
 
 const SETTINGS: [(&str, &str); 4] = [
@@ -83,6 +83,7 @@ async fn every_sample_event_is_handled_as_documented() {
     let metrics = MetricsHandler::new(
         MetricsConfig::from_source(&SETTINGS).unwrap(),
         store.clone(),
+        no_alerts(),
     );
     let websocket = WebSocketHandler::new(store.clone()).with_dashboard_token(SETTINGS[2].1.into());
 

@@ -1024,10 +1024,14 @@ macro_rules! alerts_contract {
 
 alerts_contract!(alert_transitions_are_kept_newest_first_once_each);
 
-/// A store keeps each transition once, gives the newest first, and the
-/// active alerts come back from it as they were (a restart repeats nothing).
+/// A store keeps each transition once (as recorded last: how its
+/// notification went), gives the newest first, and each rule's latest however
+/// old, from which the active alerts come back as they were (a restart
+/// repeats nothing).
 async fn alert_transitions_are_kept_newest_first_once_each(log: Arc<dyn AlertLog>) {
-    use pulse_shared::alerts::{self, Rule, State, Transition};
+    use pulse_shared::alerts::{
+        AlertHistory, AlertSource, Notification, NotificationState, Rule, State, Transition,
+    };
     let t0 = Utc::now().duration_trunc(Duration::seconds(1)).unwrap();
     let transition = |rule, state, minutes| Transition {
         rule,
@@ -1036,8 +1040,9 @@ async fn alert_transitions_are_kept_newest_first_once_each(log: Arc<dyn AlertLog
         at: t0 + Duration::minutes(minutes),
         message: format!("{rule:?} {state:?}"),
         figures: [("refused".to_owned(), serde_json::json!(7))].into(),
+        notification: Some(Notification::pending()),
     };
-    let history = [
+    let mut history = [
         transition(Rule::Refused, State::Firing, 0),
         transition(Rule::Silence, State::Firing, 1),
         transition(Rule::Refused, State::Resolved, 2),
@@ -1045,14 +1050,40 @@ async fn alert_transitions_are_kept_newest_first_once_each(log: Arc<dyn AlertLog
     log.record_transitions(&history[..2]).await.unwrap();
     // Recorded again with the next one, as after a crash between the two.
     log.record_transitions(&history[1..]).await.unwrap();
+    // Its notification went out: recorded again, it is kept as now.
+    history[0].notification = Some(Notification {
+        state: NotificationState::Sent,
+        attempts: 2,
+        at: Some(t0),
+        error: None,
+    });
+    log.record_transitions(&history[..1]).await.unwrap();
     let newest_first = log.transitions(50).await.unwrap();
     assert_eq!(
         newest_first,
         history.iter().rev().cloned().collect::<Vec<_>>()
     );
     assert_eq!(log.transitions(1).await.unwrap(), [history[2].clone()]);
-    let mut oldest_first = newest_first;
-    oldest_first.reverse();
-    let active = alerts::active_from(&oldest_first);
-    assert_eq!(active, [history[1].clone()], "silence still fires");
+    // Many later transitions of another rule: silence's fire is still its latest.
+    let flapping: Vec<Transition> = (0..60)
+        .map(|i| {
+            let state = if i % 2 == 0 {
+                State::Firing
+            } else {
+                State::Resolved
+            };
+            transition(Rule::Store, state, 3 + i)
+        })
+        .collect();
+    log.record_transitions(&flapping).await.unwrap();
+    let mut latest = log.latest_transitions().await.unwrap();
+    latest.sort_by_key(|t| t.rule);
+    assert_eq!(
+        latest,
+        [history[1].clone(), history[2].clone(), flapping[59].clone()]
+    );
+    let alerts = AlertHistory(log).alerts().await.unwrap();
+    assert_eq!(alerts.active, [history[1].clone()], "silence still fires");
+    assert_eq!(alerts.recent.len(), 50);
+    assert_eq!(alerts.recent[0], flapping[59]);
 }

@@ -5,6 +5,10 @@
 
 
 export interface paths {
+  "/api/webhook/alerts": {
+    /** The active alerts (silence, refused, failures, store), each with what is wrong and what to check first, and the latest 50 fires and resolves, newest first, with how each notification went. */
+    get: operations["alerts"];
+  };
   "/api/webhook/contacts": {
     /** The contacts with any event in the last `days` local calendar days, latest activity first, each with its window figures and segment; filtered by segment or failure code, page by page. */
     get: operations["contacts"];
@@ -53,6 +57,13 @@ export type webhooks = Record<string, never>;
 
 export interface components {
   schemas: {
+    /** @description `data` of `GET /api/webhook/alerts`. */
+    Alerts: {
+      /** @description The alerts firing now, each as the transition that fired it. */
+      active: components["schemas"]["Transition"][];
+      /** @description The latest transitions, newest first. */
+      recent: components["schemas"]["Transition"][];
+    };
     /**
      * @description What the clicks on the window's messages got back: a click is answered by
      * the first outbound message to the same contact whose earliest status comes
@@ -368,8 +379,14 @@ export interface components {
     };
     /** @description Body of `GET /health`: no personal data. */
     Health: {
+      /** @description The rules of the active alerts (`GET /api/webhook/alerts` says more). */
+      alerts: components["schemas"]["Rule"][];
       /** Format: date-time */
       last_event_at?: string | null;
+      /**
+       * @description `healthy`; `degraded` when the store does not answer (HTTP 503) or an
+       * alert is active (HTTP 200, its rule in `alerts`).
+       */
       status: string;
       store: components["schemas"]["StoreHealth"];
       version: string;
@@ -396,6 +413,27 @@ export interface components {
       /** Format: date-time */
       minute: string;
     };
+    /** @description Where a transition's notification stands. */
+    Notification: {
+      /**
+       * Format: date-time
+       * @description When the latest one was tried.
+       */
+      at?: string | null;
+      /**
+       * Format: int32
+       * @description Posts tried so far.
+       */
+      attempts: number;
+      /**
+       * @description What the latest failed one got: the status and the start of the body,
+       * or why nothing came back.
+       */
+      error?: string | null;
+      state: components["schemas"]["NotificationState"];
+    };
+    /** @enum {string} */
+    NotificationState: "pending" | "sent" | "failed";
     /** @description `data` of `GET /api/webhook/stats/realtime`, by WhatsApp time. */
     Realtime: {
       /** Format: int64 */
@@ -425,6 +463,11 @@ export interface components {
       /** Format: double */
       p95?: number | null;
     };
+    /**
+     * @description The rules, as the API, the notifications and the variables name them.
+     * @enum {string}
+     */
+    Rule: "silence" | "refused" | "failures" | "store";
     /**
      * @description A contact's segment in the window (see [`Segments`]).
      * @enum {string}
@@ -486,6 +529,11 @@ export interface components {
        */
       sent: number;
     };
+    /**
+     * @description Whether a transition starts an alert or ends one.
+     * @enum {string}
+     */
+    State: "firing" | "resolved";
     /** @description Distinct outbound messages for which each status was reported. */
     StatusCounts: {
       /** Format: int64 */
@@ -506,6 +554,14 @@ export interface components {
       /** Format: double */
       latency_ms: number;
       reachable: boolean;
+    };
+    /** @description A success answer: `data` is the route's figures. */
+    Success_Alerts: {
+      data: components["schemas"]["Alerts"];
+      /** @description Always `true`. */
+      success: boolean;
+      /** Format: date-time */
+      timestamp: string;
     };
     /** @description A success answer: `data` is the route's figures. */
     Success_ContactDetail: {
@@ -585,6 +641,26 @@ export interface components {
       received: number;
       stored: number;
     };
+    /** @description A fire or a resolve, as recorded, notified and answered. */
+    Transition: {
+      /**
+       * Format: date-time
+       * @description When this transition happened.
+       */
+      at: string;
+      /** @description The figures the rule read, by name (`refused`, `minutes`, `rate`, …). */
+      figures: Record<string, never>;
+      /** @description What is wrong and what to check first. */
+      message: string;
+      notification?: null | components["schemas"]["Notification"];
+      rule: components["schemas"]["Rule"];
+      /**
+       * Format: date-time
+       * @description When the alert fired (a resolve keeps the time its alert fired).
+       */
+      since: string;
+      state: components["schemas"]["State"];
+    };
     /** @description `data` of `GET /api/webhook/metrics`. */
     WebhookMetrics: {
       button_clicks: components["schemas"]["ButtonClicks"];
@@ -625,6 +701,29 @@ export type external = Record<string, never>;
 
 export interface operations {
 
+  /** The active alerts (silence, refused, failures, store), each with what is wrong and what to check first, and the latest 50 fires and resolves, newest first, with how each notification went. */
+  alerts: {
+    responses: {
+      /** @description The alerts */
+      200: {
+        content: {
+          "application/json": components["schemas"]["Success_Alerts"];
+        };
+      };
+      /** @description No or wrong token */
+      401: {
+        content: {
+          "application/json": components["schemas"]["Failure"];
+        };
+      };
+      /** @description The store failed */
+      503: {
+        content: {
+          "application/json": components["schemas"]["Failure"];
+        };
+      };
+    };
+  };
   /** The contacts with any event in the last `days` local calendar days, latest activity first, each with its window figures and segment; filtered by segment or failure code, page by page. */
   contacts: {
     parameters: {

@@ -3,11 +3,15 @@
 cfn-lint validates CloudFormation; it does not know that the WebSocket API must
 be a WEBSOCKET one, that the tables must have exactly the keys, index and stream
 the store uses, or that each function must name a binary of this workspace.
+Nor does it know which metrics the webhook function logs (EMF): with --emf,
+the lines tests/runtime.rs captured from it, the alarms must watch those.
 Exit status 1 with every mismatch listed; 0 when the template agrees.
 
-Usage: python check_template.py TEMPLATE WORKSPACE_ROOT
+Usage: python check_template.py TEMPLATE WORKSPACE_ROOT [--emf EMF_JSONL]
 """
 
+import argparse
+import json
 import pathlib
 import sys
 import tomllib
@@ -39,8 +43,52 @@ def ref(value):
     return value
 
 
-def main(template_path, root):
-    template, matches = decode(template_path)
+def sub_text(value):
+    """The text of a !Sub (either form), or a plain string as it is."""
+    if isinstance(value, dict) and "Fn::Sub" in value:
+        sub = value["Fn::Sub"]
+        return sub[0] if isinstance(sub, list) else sub
+    return value if isinstance(value, str) else None
+
+
+def watched(props):
+    """The metrics an alarm's properties watch: its own, or its math's MetricStats."""
+    if "MetricName" in props:
+        return [props]
+    return [m["MetricStat"]["Metric"] for m in props.get("Metrics", []) if "MetricStat" in m]
+
+
+# The alert rules (shared/src/alerts/rules.rs, Rule::name): a public contract.
+RULES = ["silence", "refused", "failures", "store"]
+
+
+def emitted_metrics(path):
+    """{(namespace, dimension names): metric names} of the EMF records in a JSON-lines file.
+
+    Each dimension set of a record is a metric of its own in CloudWatch; a
+    metric or dimension whose value the record lacks is dropped, as CloudWatch
+    drops it. Returns the map and the number of EMF records read.
+    """
+    emitted, records = {}, 0
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(record, dict) or "_aws" not in record:
+            continue
+        records += 1
+        for directive in record["_aws"].get("CloudWatchMetrics", []):
+            names = {m["Name"] for m in directive.get("Metrics", []) if m.get("Name") in record}
+            for dimensions in directive.get("Dimensions") or [[]]:
+                if all(d in record for d in dimensions):
+                    key = (directive.get("Namespace"), frozenset(dimensions))
+                    emitted.setdefault(key, set()).update(names)
+    return emitted, records
+
+
+def main(template_path, root, emf_path=None):
+    template, matches = decode(str(template_path))
     if matches:
         sys.exit(f"{template_path} does not parse: {matches}")
     resources = template["Resources"]
@@ -96,15 +144,83 @@ def main(template_path, root):
     # publishes these per table *and operation*: with TableName alone they never
     # have data, and the alarm never fires.
     per_operation = {"ThrottledRequests", "SuccessfulRequestLatency", "SystemErrors", "ReturnedItemCount", "ReturnedBytes"}
-    for name, alarm in of_type("AWS::CloudWatch::Alarm").items():
+    alarms = of_type("AWS::CloudWatch::Alarm")
+    for name, alarm in alarms.items():
         props = alarm["Properties"]
-        metrics = [props] if "MetricName" in props else [
-            m["MetricStat"]["Metric"] for m in props.get("Metrics", []) if "MetricStat" in m]
+        metrics = watched(props)
         expect(metrics, f"{name} watches a metric")
         for metric in metrics:
             dimensions = {d["Name"] for d in metric.get("Dimensions", [])}
             if metric.get("Namespace") == "AWS/DynamoDB" and metric.get("MetricName") in per_operation:
                 expect("Operation" in dimensions, f"{name}: {metric['MetricName']} needs the Operation dimension")
+        # Someone is told when it starts and when it is over (alert-notify
+        # posts both, as the local notifier does).
+        expect(props.get("AlarmActions"), f"{name} has AlarmActions")
+        expect(props.get("OKActions"), f"{name} has OKActions")
+
+    # The rule alarms: one per rule, named <stack>-<rule>, which is how the
+    # metrics function finds them (ALERT_ALARM_PREFIX) and tells their rule.
+    metrics_variables = functions.get("MetricsFunction", {}).get("Properties", {}).get("Environment", {}).get("Variables", {})
+    prefix = sub_text(metrics_variables.get("ALERT_ALARM_PREFIX"))
+    expect(prefix, "the metrics function is given ALERT_ALARM_PREFIX (for /api/webhook/alerts)")
+    rule_alarms = {}
+    for rule in RULES:
+        named = [name for name, alarm in alarms.items()
+                 if (sub_text(alarm["Properties"].get("AlarmName")) or "").endswith(f"-{rule}")]
+        expect(len(named) == 1, f"exactly one alarm is named for the rule {rule} (AlarmName ending -{rule}), got {named}")
+        if len(named) != 1:
+            continue
+        name = named[0]
+        props = alarms[name]["Properties"]
+        rule_alarms[name] = props
+        alarm_name = sub_text(props["AlarmName"])
+        if prefix:
+            expect(alarm_name == prefix + rule, f"{name} is named ALERT_ALARM_PREFIX + {rule!r} ({prefix + rule!r}), got {alarm_name!r}")
+        for key in ["AlarmActions", "OKActions"]:
+            expect([ref(a) for a in props.get(key, [])] == ["AlarmTopic"], f"{name}'s {key} are the AlarmTopic")
+        for metric in watched(props):
+            expect(metric.get("Namespace") == "Pulse", f"{name} watches the webhook function's Pulse metrics, not {metric.get('Namespace')}")
+    silence = [props for props in rule_alarms.values() if sub_text(props["AlarmName"]).endswith("-silence")]
+    expect(all(props.get("TreatMissingData") == "breaching" for props in silence),
+           "the silence alarm treats missing data as breaching (no POST logs no datapoint)")
+
+    # The alarms' own metrics are those the webhook function logs: in a
+    # namespace of its EMF records, under exactly one of its dimension sets.
+    # The Stack dimension's value is the function's STACK_NAME.
+    webhook_variables = functions.get("WebhookFunction", {}).get("Properties", {}).get("Environment", {}).get("Variables", {})
+    expect("STACK_NAME" in webhook_variables, "the webhook function is given STACK_NAME (its metrics' Stack dimension)")
+    custom = [(name, metric) for name, alarm in alarms.items() for metric in watched(alarm["Properties"])
+              if not str(metric.get("Namespace", "")).startswith("AWS/")]
+    other_stack = sorted({name for name, metric in custom for d in metric.get("Dimensions", [])
+                          if d["Name"] == "Stack" and d["Value"] != webhook_variables.get("STACK_NAME")})
+    expect(not other_stack, f"{other_stack}: the Stack dimension is the webhook function's STACK_NAME")
+    if emf_path is not None:
+        emitted, records = emitted_metrics(emf_path) if emf_path.is_file() else ({}, 0)
+        expect(records, f"{emf_path} {'holds no EMF record' if emf_path.is_file() else 'does not exist'}: "
+                        "tests/runtime.rs writes the webhook function's EMF lines there (run the tests first, `make test`)")
+        if records:
+            for name, metric in custom:
+                namespace, metric_name = metric.get("Namespace"), metric.get("MetricName")
+                dimensions = frozenset(d["Name"] for d in metric.get("Dimensions", []))
+                expect(metric_name in emitted.get((namespace, dimensions), set()),
+                       f"{name}: the webhook function logs no {namespace}/{metric_name} with the dimensions "
+                       f"{sorted(dimensions)}; it logs {sorted((ns, sorted(d), sorted(m)) for (ns, d), m in emitted.items())}")
+
+    # Alert notifications: the alert-notify function on the topic, given the URL.
+    notify_name = built.get("alert-notify")
+    expect(notify_name, "a function builds alert-notify")
+    if notify_name:
+        notify = functions[notify_name]["Properties"]
+        topics = [ref(e["Properties"].get("Topic")) for e in notify.get("Events", {}).values() if e["Type"] == "SNS"]
+        expect(topics == ["AlarmTopic"], f"{notify_name} runs on the AlarmTopic (one SNS event), got {topics}")
+        expect("ALERT_WEBHOOK_URL" in notify.get("Environment", {}).get("Variables", {}),
+               f"{notify_name} is given ALERT_WEBHOOK_URL")
+    # The metrics function reads the rule alarms and their history.
+    allowed = {action for statement in (s for p in functions.get("MetricsFunction", {}).get("Properties", {}).get("Policies", [])
+                                        if isinstance(p, dict) for s in p.get("Statement", []))
+               for action in ([statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"])}
+    for action in ["cloudwatch:DescribeAlarms", "cloudwatch:DescribeAlarmHistory"]:
+        expect(action in allowed, f"the metrics function may call {action}")
 
     # Timezone: every IANA zone passes the parameter's pattern, offsets and
     # free text do not (a bad PULSE_TIMEZONE stops the metrics function).
@@ -199,4 +315,10 @@ def main(template_path, root):
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1], pathlib.Path(sys.argv[2])))
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("template", type=pathlib.Path)
+    parser.add_argument("root", type=pathlib.Path, metavar="workspace_root")
+    parser.add_argument("--emf", type=pathlib.Path, metavar="PATH",
+                        help="JSON lines the webhook function wrote (tests/runtime.rs: target/test-logs/webhook-emf.jsonl)")
+    arguments = parser.parse_args()
+    sys.exit(main(arguments.template, arguments.root, arguments.emf))

@@ -15,7 +15,7 @@ pub struct ConfigError(String);
 
 impl ConfigError {
     /// An error whose message names the variable and what it should be.
-    pub(crate) fn new(message: String) -> Self {
+    pub fn new(message: String) -> Self {
         Self(message)
     }
 }
@@ -47,6 +47,25 @@ fn required(source: &dyn Source, name: &str) -> Result<SecretString, ConfigError
         .get(name)
         .map(SecretString::from)
         .ok_or_else(|| ConfigError(format!("{name} is not set")))
+}
+
+/// `STACK_NAME`: the stack's name, which `template.yaml` gives the functions
+/// that name it (the `Stack` dimension of the metrics, notices' text).
+pub fn stack_name(source: &dyn Source) -> Result<String, ConfigError> {
+    source.get("STACK_NAME").ok_or_else(|| {
+        ConfigError("STACK_NAME is not set (template.yaml sets it to the stack's name)".into())
+    })
+}
+
+/// `ALERT_ALARM_PREFIX`: what the names of the stack's rule alarms start with
+/// (`template.yaml`: the stack's name and a dash).
+pub fn alarm_prefix(source: &dyn Source) -> Result<String, ConfigError> {
+    source.get("ALERT_ALARM_PREFIX").ok_or_else(|| {
+        ConfigError(
+            "ALERT_ALARM_PREFIX is not set (template.yaml sets it to the stack's name and a dash)"
+                .into(),
+        )
+    })
 }
 
 /// What the webhook function needs.

@@ -8,6 +8,7 @@
 
 use utoipa::openapi::{RefOr, Schema};
 
+use crate::alerts::Alerts;
 use crate::handlers::openapi::{success, Schemas};
 use crate::ingest::Summary;
 use crate::metrics::{
@@ -88,6 +89,7 @@ pub enum Operation {
     Failures,
     Contacts,
     Contact,
+    Alerts,
 }
 
 /// Where a parameter goes.
@@ -191,7 +193,7 @@ const NO_PARAMETER_FAILURES: [(u16, &str); 2] =
     [(401, "No or wrong token"), (503, "The store failed")];
 
 impl Operation {
-    pub const ALL: [Operation; 12] = [
+    pub const ALL: [Operation; 13] = [
         Self::Verify,
         Self::Deliver,
         Self::Health,
@@ -204,6 +206,7 @@ impl Operation {
         Self::Failures,
         Self::Contacts,
         Self::Contact,
+        Self::Alerts,
     ];
 
     pub fn spec(self) -> Spec {
@@ -375,6 +378,12 @@ impl Operation {
                     json("The contact", success::<ContactDetail>),
                 )
             },
+            Self::Alerts => metrics(
+                "/api/webhook/alerts",
+                "The active alerts (silence, refused, failures, store), each with what is wrong and what to check first, and the latest 50 fires and resolves, newest first, with how each notification went.",
+                &[],
+                json("The alerts", success::<Alerts>),
+            ),
         }
     }
 

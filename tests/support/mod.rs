@@ -305,6 +305,21 @@ pub async fn dynamodb_connections() -> Arc<dyn ConnectionStore> {
 }
 
 /// A fresh alert log in SQLite (kept alive by the guard).
+/// An alert source with no alert, for the handler tests that are about
+/// something else (the alerts' own tests use a store's log).
+pub fn no_alerts() -> Arc<dyn pulse_shared::alerts::AlertSource> {
+    struct NoAlerts;
+    #[async_trait::async_trait]
+    impl pulse_shared::alerts::AlertSource for NoAlerts {
+        async fn alerts(
+            &self,
+        ) -> Result<pulse_shared::alerts::Alerts, pulse_shared::store::StoreError> {
+            Ok(Default::default())
+        }
+    }
+    Arc::new(NoAlerts)
+}
+
 pub fn sqlite_alerts() -> (Arc<dyn AlertLog>, tempfile::TempDir) {
     let (store, folder) = fresh_sqlite();
     (store, folder)
@@ -358,6 +373,14 @@ impl Stack {
         );
         std::fs::write(data_dir.path().join("local.env"), settings).unwrap();
         Self::start_in(data_dir, StoreKind::Dynamodb).await
+    }
+
+    /// A stack on the embedded store with these lines in its `local.env`
+    /// (settings such as `ALERT_CHECK_SECONDS=1`).
+    pub async fn start_with(settings: &str) -> Self {
+        let data_dir = tempfile::tempdir().unwrap();
+        std::fs::write(data_dir.path().join("local.env"), settings).unwrap();
+        Self::start_in(data_dir, StoreKind::Sqlite).await
     }
 
     /// Stops the stack and hands back its data folder, for a restart.
@@ -419,6 +442,78 @@ impl Stack {
         assert_eq!(status, 200, "{path_and_query}: {body}");
         assert_eq!(body["success"], true);
         body["data"].clone()
+    }
+}
+
+// ---------------------------------------------------------------- alert receivers
+
+/// An incoming webhook on loopback, as Slack's would be: it keeps every JSON
+/// body posted to it.
+pub struct Receiver {
+    pub url: String,
+    received: Arc<std::sync::Mutex<Vec<Value>>>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Receiver {
+    /// A receiver on a free port.
+    pub async fn start() -> Self {
+        Self::start_at("127.0.0.1:0".parse().unwrap()).await
+    }
+
+    /// A receiver at `addr` (a port a receiver had before: "down, then up").
+    pub async fn start_at(addr: std::net::SocketAddr) -> Self {
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let received = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = Arc::clone(&received);
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |axum::Json(body): axum::Json<Value>| {
+                let kept = Arc::clone(&kept);
+                async move {
+                    kept.lock().unwrap().push(body);
+                    "ok"
+                }
+            }),
+        );
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        Self {
+            url: format!("http://{addr}/hook"),
+            received,
+            server,
+        }
+    }
+
+    /// A free loopback address with nothing listening on it (yet).
+    pub fn free_addr() -> std::net::SocketAddr {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+    }
+
+    pub fn received(&self) -> Vec<Value> {
+        self.received.lock().unwrap().clone()
+    }
+
+    /// Waits up to `seconds` for `count` bodies; returns what came.
+    pub async fn wait_for(&self, count: usize, seconds: u64) -> Vec<Value> {
+        for _ in 0..seconds * 10 {
+            if self.received().len() >= count {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        self.received()
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.server.abort();
     }
 }
 

@@ -12,9 +12,10 @@ use pulse_local::bench::{self, positive_rate};
 use pulse_local::send::send_files;
 use pulse_local::simulate::{simulate, Plan};
 use pulse_local::stack::{
-    open_store, read_env_file, LocalStack, Options, StoreKind, LOCAL_ENV_FILE, SECRET_SETTINGS,
-    STACK_ONLY_SECRET,
+    open_store, read_env_file, LocalStack, Options, Settings, StoreKind, LOCAL_ENV_FILE,
+    SECRET_SETTINGS, STACK_ONLY_SECRET,
 };
+use pulse_shared::alerts::notify::{self, Notifier};
 use pulse_shared::config::Source;
 use pulse_shared::telemetry;
 
@@ -49,6 +50,20 @@ enum Command {
     /// Measure this machine: `pulse bench intake` (and the others: `pulse bench help`).
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Alerts: `pulse alert test` posts a test notification to ALERT_WEBHOOK_URL.
+    #[command(subcommand)]
+    Alert(AlertCommand),
+}
+
+#[derive(Subcommand)]
+enum AlertCommand {
+    /// Post a test notification to ALERT_WEBHOOK_URL (from the environment or
+    /// the data folder's local.env) and say what came back.
+    Test {
+        /// Where `pulse serve` keeps its settings.
+        #[arg(long, default_value = "./data")]
+        data_dir: PathBuf,
+    },
 }
 
 /// The benchmarks, each printing a header line (what, on what machine and
@@ -202,6 +217,7 @@ async fn main() -> ExitCode {
             BenchCommand::Dynamodb(args) => bench::dynamodb::run(args).await,
             BenchCommand::Coldstart(args) => bench::coldstart::run(args).await,
         },
+        Some(Command::Alert(AlertCommand::Test { data_dir })) => alert_test(&data_dir).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -392,6 +408,36 @@ async fn import(args: ImportArgs) -> anyhow::Result<()> {
             "{} lines could not be read (listed above); the rest is imported",
             imported.skipped.len()
         )
+    }
+}
+
+async fn alert_test(data_dir: &std::path::Path) -> anyhow::Result<()> {
+    let settings = Settings::load(data_dir);
+    let notifier = Notifier::from_source(&settings, "local")?.ok_or_else(|| {
+        anyhow!(
+            "ALERT_WEBHOOK_URL is not set: set it in the environment or in {}",
+            settings.file.display()
+        )
+    })?;
+    let transition = notify::test_transition(chrono::Utc::now());
+    let mut notice = notifier.notice(&transition);
+    notice.test = true;
+    eprintln!("Posting a test notification to {}…", notifier.destination());
+    match notifier.post(&notice).await {
+        Ok(reply) if reply.ok() => {
+            println!(
+                "Sent: {} answered {}.",
+                notifier.destination(),
+                reply.describe()
+            );
+            Ok(())
+        }
+        Ok(reply) => bail!(
+            "{} answered {}: check the URL, and that the incoming webhook is enabled",
+            notifier.destination(),
+            reply.describe()
+        ),
+        Err(error) => bail!("{} could not be reached: {error}", notifier.destination()),
     }
 }
 

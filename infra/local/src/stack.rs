@@ -10,6 +10,8 @@ use std::time::Duration;
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
 use http::{header, HeaderValue, Method};
+use pulse_shared::alerts::intake::IntakeTally;
+use pulse_shared::alerts::AlertHistory;
 use pulse_shared::config::{self, MetricsConfig, ProcessEnv, Source, WebhookConfig};
 use pulse_shared::handlers::broadcast::{Broadcaster, ManagementApi};
 use pulse_shared::handlers::dashboard::{DashboardConfig, DashboardHandler};
@@ -17,12 +19,13 @@ use pulse_shared::handlers::websocket::WebSocketHandler;
 use pulse_shared::handlers::{MetricsHandler, WebhookHandler};
 use pulse_shared::store::dynamodb::{self, create_tables, DynamoConnections, DynamoStore};
 use pulse_shared::store::sqlite::SqliteStore;
-use pulse_shared::store::{ConnectionStore, Store};
+use pulse_shared::store::{page_of_events, AlertLog, ConnectionStore, EventQuery, Store};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
+use crate::alerting::{AlertSettings, Alerting};
 use crate::gateway::{self, Functions};
 use crate::live::{feed_sockets, AnnouncingStore};
 use crate::stream::{feed_broadcast, poll_dynamodb_stream};
@@ -190,6 +193,15 @@ fn write_env_file(path: &Path, values: &HashMap<String, String>) -> Result<(), S
     Ok(())
 }
 
+/// What the stack keeps its data in: events, connections, alert transitions.
+struct Stores {
+    store: Arc<dyn Store>,
+    connections: Arc<dyn ConnectionStore>,
+    alert_log: Arc<dyn AlertLog>,
+    /// Where, for people.
+    description: String,
+}
+
 /// A running local stack.
 pub struct LocalStack {
     pub http_addr: SocketAddr,
@@ -211,25 +223,28 @@ impl LocalStack {
         )))?;
         let settings = Settings::load_or_generate(&options.data_dir)?;
         let retention_days = config::retention_days(&settings)?;
+        let alert_settings = AlertSettings::from_source(&settings)?;
         let (stopping, stopped) = watch::channel(false);
         // The live path: announced events (embedded store) or stream records (DynamoDB).
         let (announce, announced) = mpsc::unbounded_channel();
         let (records, stream) = mpsc::unbounded_channel();
         let mut background = Vec::new();
-        let (store, connections, store_description): (
-            Arc<dyn Store>,
-            Arc<dyn ConnectionStore>,
-            String,
-        ) = match options.store {
+        let Stores {
+            store,
+            connections,
+            alert_log,
+            description: store_description,
+        } = match options.store {
             StoreKind::Sqlite => {
                 let path = options.data_dir.join("pulse.db");
                 let store = SqliteStore::open(&path)?;
                 background.push(tokio::spawn(purge_hourly(store.clone())));
-                (
-                    Arc::new(AnnouncingStore::new(Arc::new(store.clone()), announce)),
-                    Arc::new(store),
-                    format!("SQLite at {}", path.display()),
-                )
+                Stores {
+                    store: Arc::new(AnnouncingStore::new(Arc::new(store.clone()), announce)),
+                    connections: Arc::new(store.clone()),
+                    alert_log: Arc::new(store),
+                    description: format!("SQLite at {}", path.display()),
+                }
             }
             StoreKind::Dynamodb => {
                 let Dynamo {
@@ -248,14 +263,38 @@ impl LocalStack {
                     table.clone(),
                     records,
                 )));
-                (
-                    Arc::new(DynamoStore::new(client.clone(), &table, retention_days)),
-                    Arc::new(DynamoConnections::new(client, connections)),
-                    format!("DynamoDB table {table} at {endpoint}"),
-                )
+                let store = DynamoStore::new(client.clone(), &table, retention_days);
+                Stores {
+                    store: Arc::new(store.clone()),
+                    connections: Arc::new(DynamoConnections::new(client, connections)),
+                    alert_log: Arc::new(store),
+                    description: format!("DynamoDB table {table} at {endpoint}"),
+                }
             }
         };
         store.ping().await?;
+        // Silence counts from the latest event stored, until a webhook comes.
+        let latest = page_of_events(
+            store.as_ref(),
+            &EventQuery {
+                limit: 1,
+                ..Default::default()
+            },
+        )
+        .await?;
+        let tally = Arc::new(IntakeTally::new(
+            chrono::Utc::now(),
+            latest.events.first().map(|e| e.received_at),
+        ));
+        background.push(tokio::spawn(
+            Alerting {
+                settings: alert_settings,
+                store: Arc::clone(&store),
+                log: Arc::clone(&alert_log),
+                tally: Arc::clone(&tally),
+            }
+            .run(),
+        ));
 
         let ws_listener = bind(options.ws_addr).await?;
         let ws_addr = ws_listener
@@ -290,8 +329,13 @@ impl LocalStack {
                 WebhookConfig::from_source(&settings)?,
                 Arc::clone(&store),
                 retention_days,
+            )
+            .with_observer(tally),
+            metrics: MetricsHandler::new(
+                MetricsConfig::from_source(&settings)?,
+                store,
+                Arc::new(AlertHistory(alert_log)),
             ),
-            metrics: MetricsHandler::new(MetricsConfig::from_source(&settings)?, store),
             dashboard: DashboardHandler::new(DashboardConfig::from_source(&PageSettings {
                 settings: &settings,
                 ws_addr,

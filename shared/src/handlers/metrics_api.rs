@@ -9,6 +9,7 @@ use http::{header, Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
 use secrecy::ExposeSecret;
 
+use crate::alerts::AlertSource;
 use crate::config::MetricsConfig;
 use crate::event::EVENT_TYPES;
 use crate::funnel::{Segment, NO_CODE_NUMBER};
@@ -24,6 +25,8 @@ use super::{json_response, method_not_allowed, openapi, store_error, success, Ap
 pub struct MetricsHandler {
     config: MetricsConfig,
     store: Arc<dyn Store>,
+    /// The store's alert log locally, the stack's alarms in AWS.
+    alerts: Arc<dyn AlertSource>,
 }
 
 /// Query parameter bounds; the issue fixes `days` and `active_minutes`.
@@ -33,8 +36,12 @@ const MAX_LIMIT: usize = 200;
 const MAX_QUERY_CHARS: usize = 200;
 
 impl MetricsHandler {
-    pub fn new(config: MetricsConfig, store: Arc<dyn Store>) -> Self {
-        Self { config, store }
+    pub fn new(config: MetricsConfig, store: Arc<dyn Store>, alerts: Arc<dyn AlertSource>) -> Self {
+        Self {
+            config,
+            store,
+            alerts,
+        }
     }
 
     pub async fn handle(&self, request: Request) -> Response<Body> {
@@ -71,6 +78,7 @@ impl MetricsHandler {
             Operation::Failures => self.windowed(&request, metrics::failures).await,
             Operation::Contacts => self.contacts(&request).await,
             Operation::Contact => self.contact(&request, path).await,
+            Operation::Alerts => self.alerts.alerts().await.map(success).map_err(store_error),
             Operation::Verify | Operation::Deliver => unreachable!("the webhook function's"),
         };
         result.unwrap_or_else(ApiError::into_response)
@@ -109,8 +117,10 @@ impl MetricsHandler {
     }
 
     async fn health(&self) -> Response<Body> {
-        let health = metrics::health(self.store.as_ref()).await;
-        let status = if health.status == "healthy" {
+        let health = metrics::health(self.store.as_ref(), self.alerts.as_ref()).await;
+        // An active alert is news, not an outage of this function: only a
+        // store that does not answer makes it 503.
+        let status = if health.store.reachable {
             StatusCode::OK
         } else {
             StatusCode::SERVICE_UNAVAILABLE

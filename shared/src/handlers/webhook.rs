@@ -9,10 +9,11 @@ use http::{header, Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
 use secrecy::ExposeSecret;
 
+use crate::alerts::intake::{Answer, Figures, IntakeObserver};
 use crate::config::WebhookConfig;
-use crate::event::events_from_body;
+use crate::event::{events_from_body, EventKind, ReceivedEvent};
+use crate::ingest::{Outcome, Summary};
 use crate::signature::{self, SIGNATURE_HEADER};
-use crate::store::record_all;
 use crate::store::Store;
 use crate::telemetry::Chain;
 
@@ -23,6 +24,8 @@ pub struct WebhookHandler {
     config: WebhookConfig,
     store: Arc<dyn Store>,
     retention_days: u32,
+    /// Told of each POST's answer, for the alerts.
+    observer: Option<Arc<dyn IntakeObserver>>,
 }
 
 impl WebhookHandler {
@@ -31,13 +34,32 @@ impl WebhookHandler {
             config,
             store,
             retention_days,
+            observer: None,
         }
+    }
+
+    /// Tells `observer` of each POST's answer: the local stack's alert tally,
+    /// or the CloudWatch metrics in AWS.
+    pub fn with_observer(mut self, observer: Arc<dyn IntakeObserver>) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     pub async fn handle(&self, request: Request) -> Response<Body> {
         let result = match *request.method() {
             Method::GET => self.verify(&request),
-            Method::POST => self.receive(&request).await,
+            Method::POST => {
+                let result = self.receive(&request).await;
+                if let Some(observer) = &self.observer {
+                    let answer = match &result {
+                        Ok((_, figures)) => Answer::Accepted(*figures),
+                        Err(error) if error.status.is_server_error() => Answer::Failed,
+                        Err(_) => Answer::Refused,
+                    };
+                    observer.observe(Utc::now(), &answer);
+                }
+                result.map(|(response, _)| response)
+            }
             _ => return method_not_allowed("GET, POST"),
         };
         result.unwrap_or_else(ApiError::into_response)
@@ -67,7 +89,7 @@ impl WebhookHandler {
     }
 
     /// A delivery: check, parse, store every event, and only then answer 200.
-    async fn receive(&self, request: &Request) -> Result<Response<Body>, ApiError> {
+    async fn receive(&self, request: &Request) -> Result<(Response<Body>, Figures), ApiError> {
         let started = Instant::now();
         let body: &[u8] = request.body().as_ref();
         if body.len() > MAX_BODY_BYTES {
@@ -101,9 +123,12 @@ impl WebhookHandler {
                 Chain(&error).to_string(),
             )
         })?;
-        let summary = record_all(self.store.as_ref(), &events, self.retention_days)
+        let outcomes = self
+            .store
+            .record(&events, self.retention_days)
             .await
             .map_err(store_error)?;
+        let summary = Summary::of(&outcomes);
         tracing::info!(
             received = summary.received,
             stored = summary.stored,
@@ -111,6 +136,29 @@ impl WebhookHandler {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "webhook stored"
         );
-        Ok(success(summary))
+        Ok((success(summary), figures(&events, &outcomes)))
     }
+}
+
+/// What a delivery's newly stored events were, for the alerts' figures.
+fn figures(events: &[ReceivedEvent], outcomes: &[Outcome]) -> Figures {
+    let mut figures = Figures::default();
+    for (event, outcome) in events.iter().zip(outcomes) {
+        if *outcome != Outcome::Stored {
+            figures.duplicates += 1;
+            continue;
+        }
+        figures.stored += 1;
+        if let EventKind::StatusUpdate { status, .. } = &event.event.kind {
+            match status.as_str() {
+                "sent" => figures.outbound += 1,
+                "failed" => {
+                    figures.outbound += 1;
+                    figures.failed += 1;
+                }
+                _ => {}
+            }
+        }
+    }
+    figures
 }

@@ -9,6 +9,7 @@ use std::time::Instant;
 use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
 
+use crate::alerts::AlertSource;
 use crate::counters::{names, utc_from_ms, Granularity};
 use crate::store::{page_of_events, EventQuery, Store, StoreError};
 use crate::telemetry::Chain;
@@ -140,7 +141,9 @@ pub async fn realtime(store: &dyn Store, now: DateTime<Utc>) -> Result<Realtime,
     })
 }
 
-pub async fn health(store: &dyn Store) -> Health {
+/// The store's round trip and latest event, and the active alerts' rules
+/// (when they can be read; the store's answer matters more).
+pub async fn health(store: &dyn Store, alerts: &dyn AlertSource) -> Health {
     let started = Instant::now();
     let ping = store.ping().await;
     let latency_ms = (started.elapsed().as_secs_f64() * 1e4).round() / 10.0;
@@ -159,8 +162,20 @@ pub async fn health(store: &dyn Store) -> Health {
             None
         }
     };
+    let alerts = match alerts.alerts().await {
+        Ok(alerts) => alerts.active_rules(),
+        Err(error) => {
+            tracing::warn!(error = %Chain(&error), "health check: alerts unreadable");
+            Vec::new()
+        }
+    };
     Health {
-        status: if ping.is_ok() { "healthy" } else { "degraded" },
+        status: if ping.is_ok() && alerts.is_empty() {
+            "healthy"
+        } else {
+            "degraded"
+        },
+        alerts,
         store: StoreHealth {
             reachable: ping.is_ok(),
             latency_ms,

@@ -148,9 +148,13 @@ pub struct RecentEvents {
 /// Body of `GET /health`: no personal data.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Health {
+    /// `healthy`; `degraded` when the store does not answer (HTTP 503) or an
+    /// alert is active (HTTP 200, its rule in `alerts`).
     pub status: &'static str,
     pub store: StoreHealth,
     pub last_event_at: Option<DateTime<Utc>>,
+    /// The rules of the active alerts (`GET /api/webhook/alerts` says more).
+    pub alerts: Vec<crate::alerts::Rule>,
     pub version: &'static str,
 }
 

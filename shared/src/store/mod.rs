@@ -218,11 +218,15 @@ pub trait ConnectionStore: Send + Sync {
 #[async_trait]
 pub trait AlertLog: Send + Sync {
     /// Records transitions; recording one again (same rule, state and time)
-    /// keeps one.
+    /// keeps one, as given the last time: how its notification went.
     async fn record_transitions(&self, transitions: &[Transition]) -> Result<(), StoreError>;
 
     /// The latest `limit` transitions, newest first.
     async fn transitions(&self, limit: usize) -> Result<Vec<Transition>, StoreError>;
+
+    /// Each rule's latest transition, however old: the active alerts are
+    /// those that fired.
+    async fn latest_transitions(&self) -> Result<Vec<Transition>, StoreError>;
 }
 
 /// The operations Pulse needs from a store.

@@ -655,6 +655,7 @@ async fn a_version_6_file_gets_the_alerts_table_on_open() {
         at,
         message: "the store is failing".into(),
         figures: Default::default(),
+        notification: None,
     };
     store
         .record_transitions(std::slice::from_ref(&fired))

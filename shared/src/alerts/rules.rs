@@ -1,26 +1,24 @@
-//! Alerts: the rules that say when WhatsApp stops reaching Pulse, when its
-//! deliveries are refused, when the store fails or when sends fail, as pure
-//! functions of what the stack counted and of the alerts already active.
-//!
-//! An alert *fires* once when its rule starts to hold and *resolves* once when
-//! it stops; it does not repeat while the rule holds. The active alerts are the
-//! rules whose latest recorded transition fired, so they come back from the
-//! store's history after a restart ([`active_from`]) and nothing fires twice.
+//! The rules, as pure functions of what the stack counted ([`Observation`])
+//! and of the alerts already active.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::config::{ConfigError, Source};
 
 /// The rules, as the API, the notifications and the variables name them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Rule {
     /// No webhook POST accepted for `ALERT_SILENCE_MINUTES`.
     Silence,
-    /// At least `ALERT_REFUSED_COUNT` webhook POSTs refused in 5 minutes.
+    /// At least `ALERT_REFUSED_COUNT` webhook POSTs refused in 5 minutes
+    /// (and since the latest accepted one: a good delivery resolves it).
     Refused,
     /// In the last hour, failed ÷ outbound ≥ `ALERT_FAILURE_RATE`.
     Failures,
@@ -29,6 +27,8 @@ pub enum Rule {
 }
 
 impl Rule {
+    pub const ALL: [Rule; 4] = [Self::Silence, Self::Refused, Self::Failures, Self::Store];
+
     pub fn name(self) -> &'static str {
         match self {
             Self::Silence => "silence",
@@ -123,8 +123,8 @@ pub struct Observation {
     pub at: DateTime<Utc>,
     /// The latest accepted webhook POST; `None` while none has ever come.
     pub last_accepted: Option<DateTime<Utc>>,
-    /// Webhook POSTs refused in the last [`RECENT`]: a bad or missing
-    /// signature, or a body that is not a webhook.
+    /// Webhook POSTs refused in the last [`RECENT`] and since the latest
+    /// accepted one: a bad or missing signature, or a body that is not a webhook.
     pub refused: u64,
     /// Webhook POSTs answered 5xx in the last [`RECENT`].
     pub server_errors: u64,
@@ -249,15 +249,15 @@ pub fn conditions(rules: &AlertRules, observed: &Observation) -> Vec<Condition> 
 }
 
 /// Whether a transition starts an alert or ends one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum State {
     Firing,
     Resolved,
 }
 
-/// A fire or a resolve, as recorded and as notified.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A fire or a resolve, as recorded, notified and answered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Transition {
     pub rule: Rule,
     pub state: State,
@@ -265,8 +265,50 @@ pub struct Transition {
     pub since: DateTime<Utc>,
     /// When this transition happened.
     pub at: DateTime<Utc>,
+    /// What is wrong and what to check first.
     pub message: String,
+    /// The figures the rule read, by name (`refused`, `minutes`, `rate`, …).
+    #[schema(value_type = Object)]
     pub figures: BTreeMap<String, serde_json::Value>,
+    /// How its notification to `ALERT_WEBHOOK_URL` went; absent when none is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notification: Option<Notification>,
+}
+
+/// Where a transition's notification stands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Notification {
+    pub state: NotificationState,
+    /// Posts tried so far.
+    pub attempts: u32,
+    /// When the latest one was tried.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<DateTime<Utc>>,
+    /// What the latest failed one got: the status and the start of the body,
+    /// or why nothing came back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum NotificationState {
+    /// Not delivered yet; retried with backoff for an hour.
+    Pending,
+    Sent,
+    /// Given up after an hour of retries.
+    Failed,
+}
+
+impl Notification {
+    pub fn pending() -> Self {
+        Self {
+            state: NotificationState::Pending,
+            attempts: 0,
+            at: None,
+            error: None,
+        }
+    }
 }
 
 impl Transition {
@@ -316,6 +358,7 @@ pub fn transitions(
             at,
             message: c.message.clone(),
             figures: c.figures.clone(),
+            notification: None,
         });
     let resolved = active
         .iter()
@@ -324,6 +367,7 @@ pub fn transitions(
             state: State::Resolved,
             at,
             message: format!("Resolved: {}", a.message),
+            notification: None,
             ..a.clone()
         });
     fired.chain(resolved).collect()

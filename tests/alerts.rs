@@ -1,0 +1,234 @@
+//! Alerts end to end on the local stack, with short windows: each rule fires
+//! once and resolves once, the transition reaches a receiver on loopback
+//! (later, when it was down), survives a restart without a second
+//! notification, and intake never waits for it.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use pulse_local::stack::StoreKind;
+use pulse_tests::*;
+use serde_json::Value;
+
+/// A valid delivery: one text message, new each time.
+fn a_message() -> Vec<u8> {
+    let id = format!("wamid.alert-{}", rand::random::<u64>());
+    envelope(vec![text(&id, CUSTOMER, Utc::now(), "hello")], vec![])
+}
+
+/// POSTs `count` deliveries with a wrong signature, each refused.
+async fn refuse(stack: &Stack, count: usize) {
+    for _ in 0..count {
+        let (status, body) = stack.post_webhook(a_message(), Some("sha256=0000")).await;
+        assert_eq!(status, 401, "{body}");
+    }
+}
+
+/// Polls `/api/webhook/alerts` until `done` holds (up to `seconds`); its data.
+async fn alerts_until(stack: &Stack, seconds: u64, done: impl Fn(&Value) -> bool) -> Value {
+    let mut alerts = Value::Null;
+    for _ in 0..seconds * 10 {
+        alerts = stack.data("/api/webhook/alerts").await;
+        if done(&alerts) {
+            return alerts;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the alerts never got there: {alerts:#}");
+}
+
+fn active_rules(alerts: &Value) -> Vec<&str> {
+    alerts["active"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["rule"].as_str().unwrap())
+        .collect()
+}
+
+fn notification_state(transition: &Value) -> &str {
+    transition["notification"]["state"]
+        .as_str()
+        .unwrap_or("none")
+}
+
+#[tokio::test]
+async fn refusals_notify_once_survive_a_restart_and_a_valid_delivery_resolves_them() {
+    let receiver = Receiver::start().await;
+    let settings = format!(
+        "ALERT_CHECK_SECONDS=1\nALERT_REFUSED_COUNT=3\nALERT_WEBHOOK_URL={}\n",
+        receiver.url
+    );
+    let stack = Stack::start_with(&settings).await;
+    refuse(&stack, 2).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        receiver.received().is_empty(),
+        "2 refusals are under the threshold"
+    );
+    refuse(&stack, 1).await;
+
+    let got = receiver.wait_for(1, 10).await;
+    assert_eq!(got.len(), 1, "{got:#?}");
+    let fired = &got[0];
+    assert_eq!(
+        (fired["rule"].as_str(), fired["state"].as_str()),
+        (Some("refused"), Some("firing"))
+    );
+    assert_eq!(fired["figures"]["refused"], 3);
+    let text = fired["text"].as_str().unwrap();
+    assert!(
+        text.contains("refused") && text.contains("WHATSAPP_APP_SECRET"),
+        "{text}"
+    );
+
+    let alerts = alerts_until(&stack, 10, |a| {
+        a["active"][0]["notification"]["state"] == "sent"
+    })
+    .await;
+    assert_eq!(active_rules(&alerts), ["refused"]);
+    assert_eq!(alerts["recent"].as_array().unwrap().len(), 1);
+    let health = stack.http.get(stack.url("/health")).send().await.unwrap();
+    assert_eq!(health.status(), 200, "an alert is news, not an outage");
+    let health: Value = health.json().await.unwrap();
+    assert_eq!(health["status"], "degraded");
+    assert_eq!(health["alerts"], serde_json::json!(["refused"]));
+
+    // Restarted while it fires, with Meta still refused: nothing new.
+    let stack = Stack::start_in(stack.stop().await, StoreKind::Sqlite).await;
+    refuse(&stack, 3).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        receiver.received().len(),
+        1,
+        "a restart notifies nothing twice"
+    );
+    assert_eq!(
+        active_rules(&stack.data("/api/webhook/alerts").await),
+        ["refused"]
+    );
+
+    // The secret works again: one resolve, which keeps when it fired.
+    let (status, body) = stack.deliver(&a_message()).await;
+    assert_eq!(status, 200, "{body}");
+    let got = receiver.wait_for(2, 10).await;
+    assert_eq!(got.len(), 2, "{got:#?}");
+    assert_eq!(
+        (got[1]["rule"].as_str(), got[1]["state"].as_str()),
+        (Some("refused"), Some("resolved"))
+    );
+    assert_eq!(got[1]["since"], fired["since"]);
+    let alerts = alerts_until(&stack, 10, |a| {
+        a["recent"][0]["state"] == "resolved" && notification_state(&a["recent"][0]) == "sent"
+    })
+    .await;
+    assert!(active_rules(&alerts).is_empty());
+    let health: Value = stack
+        .http
+        .get(stack.url("/health"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["status"], "healthy");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(receiver.received().len(), 2, "it resolves once");
+}
+
+#[tokio::test]
+async fn silence_fires_once_a_webhook_has_come_and_none_since() {
+    let stack = Stack::start_with("ALERT_CHECK_SECONDS=1\nALERT_SILENCE_MINUTES=1\n").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        active_rules(&stack.data("/api/webhook/alerts").await).is_empty(),
+        "a new install is not an outage"
+    );
+    let (status, body) = stack.deliver(&a_message()).await;
+    assert_eq!(status, 200, "{body}");
+    let alerts = alerts_until(&stack, 75, |a| !active_rules(a).is_empty()).await;
+    assert_eq!(active_rules(&alerts), ["silence"]);
+    let message = alerts["active"][0]["message"].as_str().unwrap();
+    assert!(message.contains("callback URL"), "{message}");
+    assert_eq!(
+        notification_state(&alerts["active"][0]),
+        "none",
+        "no URL, no notification"
+    );
+    let (status, _) = stack.deliver(&a_message()).await;
+    assert_eq!(status, 200);
+    let alerts = alerts_until(&stack, 10, |a| active_rules(a).is_empty()).await;
+    assert_eq!(alerts["recent"][0]["state"], "resolved");
+}
+
+#[tokio::test]
+async fn a_receiver_that_is_down_gets_the_notification_once_it_is_up() {
+    let addr = Receiver::free_addr();
+    let settings = format!(
+        "ALERT_CHECK_SECONDS=1\nALERT_REFUSED_COUNT=1\nALERT_WEBHOOK_URL=http://{addr}/hook\n"
+    );
+    let stack = Stack::start_with(&settings).await;
+    refuse(&stack, 1).await;
+    let alerts = alerts_until(&stack, 10, |a| {
+        a["active"][0]["notification"]["attempts"].as_u64() >= Some(1)
+    })
+    .await;
+    let notification = &alerts["active"][0]["notification"];
+    assert_eq!(notification["state"], "pending", "{notification}");
+    assert!(
+        notification["error"]
+            .as_str()
+            .is_some_and(|e| !e.is_empty()),
+        "{notification}"
+    );
+
+    let receiver = Receiver::start_at(addr).await;
+    // The retries wait 5 s, then 10 s.
+    let got = receiver.wait_for(1, 20).await;
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert_eq!(got[0]["rule"], "refused");
+    alerts_until(&stack, 10, |a| {
+        notification_state(&a["active"][0]) == "sent"
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn intake_never_waits_for_a_notification() {
+    // A receiver that takes the connection and never answers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let held = tokio::spawn(async move {
+        let mut connections = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            connections.push(socket);
+        }
+    });
+    let settings = format!(
+        "ALERT_CHECK_SECONDS=1\nALERT_REFUSED_COUNT=1\nALERT_WEBHOOK_URL=http://{addr}/hook\n"
+    );
+    let stack = Stack::start_with(&settings).await;
+    refuse(&stack, 1).await;
+    alerts_until(&stack, 10, |a| !active_rules(a).is_empty()).await;
+    // The notification hangs now; deliveries are answered all the same.
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    for _ in 0..10 {
+        let body = a_message();
+        let signature =
+            pulse_shared::signature::sign(stack.setting("WHATSAPP_APP_SECRET").as_bytes(), &body);
+        let response = client
+            .post(stack.url("/webhook"))
+            .header("content-type", "application/json")
+            .header(pulse_shared::signature::SIGNATURE_HEADER, signature)
+            .body(body)
+            .send()
+            .await
+            .expect("answered while the notification hangs");
+        assert_eq!(response.status(), 200);
+    }
+    held.abort();
+}
