@@ -232,3 +232,62 @@ async fn intake_never_waits_for_a_notification() {
     }
     held.abort();
 }
+
+#[tokio::test]
+async fn pulse_alert_test_posts_a_test_notification_and_says_what_came_back() {
+    let receiver = Receiver::start().await;
+    let data_dir = tempfile::tempdir().unwrap();
+    let run = |data_dir: &std::path::Path| {
+        std::process::Command::new(pulse_binary())
+            .args(["alert", "test", "--data-dir"])
+            .arg(data_dir)
+            .env_remove("ALERT_WEBHOOK_URL")
+            .output()
+            .unwrap()
+    };
+    let unset = run(data_dir.path());
+    assert!(!unset.status.success());
+    assert!(String::from_utf8_lossy(&unset.stderr).contains("ALERT_WEBHOOK_URL is not set"));
+
+    std::fs::write(
+        data_dir.path().join("local.env"),
+        format!("ALERT_WEBHOOK_URL={}\n", receiver.url),
+    )
+    .unwrap();
+    let output = tokio::task::spawn_blocking({
+        let path = data_dir.path().to_owned();
+        move || run(&path)
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("Sent") && stdout.contains("HTTP 200"),
+        "{stdout}"
+    );
+    let got = receiver.received();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0]["test"], true);
+    assert!(got[0]["text"]
+        .as_str()
+        .unwrap()
+        .contains("test notification"));
+
+    // A receiver that is not there: a clear failure, and no path of the URL shown.
+    let addr = Receiver::free_addr();
+    std::fs::write(
+        data_dir.path().join("local.env"),
+        format!("ALERT_WEBHOOK_URL=http://{addr}/services/T0/secret-path\n"),
+    )
+    .unwrap();
+    let down = run(data_dir.path());
+    let stderr = String::from_utf8_lossy(&down.stderr);
+    assert!(!down.status.success());
+    assert!(stderr.contains("could not be reached"), "{stderr}");
+    assert!(!stderr.contains("secret-path"), "{stderr}");
+}
