@@ -55,6 +55,11 @@ impl Alerts {
 #[async_trait]
 pub trait AlertSource: Send + Sync {
     async fn alerts(&self) -> Result<Alerts, StoreError>;
+
+    /// The rules of the active alerts alone, as `/health` names them.
+    async fn active_rules(&self) -> Result<Vec<Rule>, StoreError> {
+        Ok(self.alerts().await?.active_rules())
+    }
 }
 
 /// The alerts of a store's log: each rule's latest transition that fired, and

@@ -162,8 +162,8 @@ pub async fn health(store: &dyn Store, alerts: &dyn AlertSource) -> Health {
             None
         }
     };
-    let alerts = match alerts.alerts().await {
-        Ok(alerts) => alerts.active_rules(),
+    let alerts = match alerts.active_rules().await {
+        Ok(rules) => rules,
         Err(error) => {
             tracing::warn!(error = %Chain(&error), "health check: alerts unreadable");
             Vec::new()
