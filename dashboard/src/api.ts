@@ -46,6 +46,10 @@ export type SegmentName = Schemas["SegmentName"];
 export type Contacts = Schemas["Contacts"];
 export type ContactSummary = Schemas["ContactSummary"];
 export type ContactDetail = Schemas["ContactDetail"];
+export type Alerts = Schemas["Alerts"];
+export type Transition = Schemas["Transition"];
+export type AlertRule = Schemas["Rule"];
+export type AlertNotification = Schemas["Notification"];
 export type EventPage = Omit<Schemas["RecentEvents"], "events"> & { events: PulseEvent[] };
 
 /** `/config.json`, the page's settings (the dashboard function's, not the REST API's). */
@@ -118,6 +122,10 @@ export class Api {
 
   realtime(): Promise<Realtime> {
     return this.get("/api/webhook/stats/realtime");
+  }
+
+  alerts(): Promise<Alerts> {
+    return this.get("/api/webhook/alerts");
   }
 
   events(query: { type?: string; q?: string; before?: string; limit?: number; contact?: string }): Promise<EventPage> {

@@ -18,6 +18,12 @@ export interface BarChartData {
   series: Series[];
 }
 
+/** Moments drawn as dashed lines over the bars (alerts that fired), and a sentence naming them. */
+export interface Marks {
+  xs: number[];
+  text: string;
+}
+
 export interface BarChartOptions {
   title: string;
   /** Heading of the table's first column. */
@@ -45,6 +51,10 @@ export class BarChart {
   readonly element: HTMLElement;
   private readonly plotArea: HTMLDivElement;
   private readonly summary: HTMLParagraphElement;
+  /** The marks' text: what the dashed lines show, for everyone. */
+  private readonly marksText: HTMLParagraphElement;
+  private marks: Marks = { xs: [], text: "" };
+  private markColor = "";
   private readonly table: HTMLTableElement;
   private plot: uPlot | null = null;
   private seriesKey = "";
@@ -56,6 +66,7 @@ export class BarChart {
   constructor(private readonly options: BarChartOptions) {
     this.plotArea = h("div", { class: "plot", "aria-hidden": "true" });
     this.summary = h("p", { class: "chart-summary" });
+    this.marksText = h("p", { class: "chart-marks" });
     this.table = h("table", { class: "data" });
     // The table is written when shown: a live chart changes many times a second.
     this.details = h(
@@ -64,14 +75,24 @@ export class BarChart {
       h("summary", {}, `${options.title}: as a table`),
       h("div", { class: "table-scroll" }, this.table),
     );
-    this.element = h("figure", { class: "chart" }, h("figcaption", {}, options.title), this.summary, this.plotArea, this.details);
+    this.element = h(
+      "figure",
+      { class: "chart" },
+      h("figcaption", {}, options.title),
+      this.summary,
+      this.marksText,
+      this.plotArea,
+      this.details,
+    );
     new ResizeObserver(() => this.resize()).observe(this.plotArea);
     matchMedia("(prefers-color-scheme: dark)").addEventListener("change", () => this.rebuild());
   }
 
-  update(data: BarChartData, summary: string): void {
+  update(data: BarChartData, summary: string, marks: Marks = { xs: [], text: "" }): void {
     this.data = data;
     this.summary.textContent = summary;
+    this.marks = marks;
+    if (this.marksText.textContent !== marks.text) this.marksText.textContent = marks.text;
     this.tableStale = true;
     this.renderTable();
     const key = data.series.map((s) => s.label).join("\u0000");
@@ -105,6 +126,7 @@ export class BarChart {
     const width = this.plotArea.clientWidth;
     if (width === 0) return;
     const colors = palette();
+    this.markColor = themeColor("--bad") || "#b3261e";
     const axis = themeColor("--muted");
     const grid = themeColor("--grid");
     const bars = uPlot.paths.bars!({ size: [0.7, 48], gap: 1 });
@@ -115,8 +137,8 @@ export class BarChart {
       legend: { show: this.options.stacked },
       cursor: { y: false, points: { show: false } },
       scales: {
-        // Positions get half a slot of room on each side, so that the end bars show whole.
-        x: this.options.time ? { time: true } : { time: false, range: (_u, min, max) => [min - 0.5, max + 0.5] },
+        // Positions (and minutes, days…) get half a slot of room on each side, so that the end bars show whole.
+        x: { time: this.options.time, range: (_u, min, max) => [min - this.halfSlot(), max + this.halfSlot()] },
         y: { range: (_u, _min, max) => [0, Math.max(1, max)] },
       },
       axes: [
@@ -148,7 +170,44 @@ export class BarChart {
         })),
       ],
     };
+    options.hooks = { draw: [(u) => this.drawMarks(u)] };
     this.plot = new uPlot(options, this.plotData(), this.plotArea);
+  }
+
+  /** Half the distance between two xs: 0.5 for positions, 30 s for minutes. */
+  private halfSlot(): number {
+    const [first, second] = this.data.xs;
+    return first !== undefined && second !== undefined ? (second - first) / 2 : this.options.time ? 30 : 0.5;
+  }
+
+  /** A dashed line from top to bottom at each mark in view, with a flag on top. */
+  private drawMarks(u: uPlot): void {
+    if (!this.marks.xs.length) return;
+    const { ctx, bbox } = u;
+    const px = uPlot.pxRatio;
+    ctx.save();
+    ctx.beginPath();
+    ctx.rect(bbox.left, bbox.top, bbox.width, bbox.height);
+    ctx.clip();
+    ctx.strokeStyle = this.markColor;
+    ctx.fillStyle = this.markColor;
+    ctx.lineWidth = 2 * px;
+    ctx.setLineDash([5 * px, 3 * px]);
+    for (const x of this.marks.xs) {
+      const left = Math.round(u.valToPos(x, "x", true));
+      if (left < bbox.left || left > bbox.left + bbox.width) continue;
+      ctx.beginPath();
+      ctx.moveTo(left, bbox.top);
+      ctx.lineTo(left, bbox.top + bbox.height);
+      ctx.stroke();
+      ctx.beginPath();
+      ctx.moveTo(left - 6 * px, bbox.top);
+      ctx.lineTo(left + 6 * px, bbox.top);
+      ctx.lineTo(left, bbox.top + 8 * px);
+      ctx.closePath();
+      ctx.fill();
+    }
+    ctx.restore();
   }
 
   private resize(): void {

@@ -5,6 +5,7 @@ import type { Api, Config, PulseEvent } from "./api";
 import { ago, h, since } from "./dom";
 import { LiveConnection } from "./live";
 import { createAdvisors } from "./sections/advisors";
+import { createAlertBanner, createAlertHistory } from "./sections/alerts";
 import { createClicks } from "./sections/clicks";
 import { createConversations } from "./sections/conversations";
 import { createFailures } from "./sections/failures";
@@ -49,6 +50,11 @@ export function createDashboard(api: Api, settings: Config, callbacks: Callbacks
     openSegment: (segment) => advisors.open({ segment }),
     openStage: (stage) => advisors.open({ stage }),
   });
+  const banner = createAlertBanner();
+  const alerts = createAlertHistory(context, (answer) => {
+    banner.show(answer);
+    webhook.showAlerts([...answer.active, ...answer.recent]);
+  });
   const clicks = createClicks(context, settings.known_buttons);
   const log = createLog(context);
   const live = new LiveConnection(settings.websocket_url, api.token, {
@@ -63,12 +69,15 @@ export function createDashboard(api: Api, settings: Config, callbacks: Callbacks
     "div",
     { class: "shell" },
     header.element,
-    // Two columns on a desk; on a phone, what is happening now comes first.
+    // The alerts firing now above all; then two columns on a desk; on a phone,
+    // what is happening now comes first.
     h(
       "main",
       { id: "main", class: "grid" },
+      banner.announcer,
+      banner.element,
       h("div", { class: "column" }, webhook.element, feed.element, chats.element),
-      h("div", { class: "column wide" }, funnel.element, failures.element, advisors.element, clicks.element, log.element),
+      h("div", { class: "column wide" }, funnel.element, failures.element, alerts.element, advisors.element, clicks.element, log.element),
     ),
   );
 
@@ -82,6 +91,7 @@ export function createDashboard(api: Api, settings: Config, callbacks: Callbacks
       void clicks.load();
       void chats.load();
       void webhook.load();
+      void alerts.load();
       void funnel.load();
       void failures.load();
       void advisors.load();
@@ -100,6 +110,7 @@ export function createDashboard(api: Api, settings: Config, callbacks: Callbacks
   function start(): void {
     live.start();
     void webhook.load();
+    void alerts.load();
     void clicks.load();
     void funnel.load();
     void failures.load();
@@ -107,7 +118,12 @@ export function createDashboard(api: Api, settings: Config, callbacks: Callbacks
     void chats.load();
     void log.load();
     void feed.loadRecent();
-    timers.push(window.setInterval(() => void webhook.load(), POLL_STATUS_MS));
+    timers.push(
+      window.setInterval(() => {
+        void webhook.load();
+        void alerts.load();
+      }, POLL_STATUS_MS),
+    );
     timers.push(
       window.setInterval(() => {
         void clicks.load();

@@ -86,6 +86,13 @@ export function time(iso: string): string {
   return clock.format(new Date(iso));
 }
 
+const hourMinute = new Intl.DateTimeFormat(undefined, { timeStyle: "short" });
+
+/** "09:30": the minute alone. */
+export function minute(iso: string): string {
+  return hourMinute.format(new Date(iso));
+}
+
 /** "12 s ago", "3 min ago": how long since a moment. */
 export function ago(iso: string | null | undefined, now = Date.now()): string {
   if (!iso) return "never";

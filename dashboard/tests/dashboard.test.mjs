@@ -9,7 +9,8 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, execFile } from "node:child_process";
 import { createHmac } from "node:crypto";
-import { mkdtempSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer as createHttpServer } from "node:http";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -166,8 +167,8 @@ async function newPage(options = {}) {
   return page;
 }
 
-async function signIn(page, token = stack.token) {
-  await page.goto(stack.base);
+async function signIn(page, token = stack.token, base = stack.base) {
+  await page.goto(base);
   await page.getByLabel("Dashboard token").fill(token);
   await page.getByRole("button", { name: "Sign in" }).click();
 }
@@ -185,6 +186,17 @@ async function expectText(page, selector, expected) {
 }
 
 const shown = (n) => new Intl.NumberFormat("en-US", { maximumFractionDigits: 0 }).format(n);
+
+/** What `probe` gives once it gives something (it is asked every 200 ms, for up to `ms`). */
+async function until(probe, what, ms = 15_000) {
+  const end = Date.now() + ms;
+  for (;;) {
+    const value = await probe();
+    if (value) return value;
+    if (Date.now() > end) assert.fail(`waited ${ms} ms for ${what}`);
+    await sleep(200);
+  }
+}
 
 /** The table of the daily clicks chart, opened (it is written when shown). */
 async function dailyTable(page) {
@@ -654,6 +666,118 @@ describe("the dashboard", () => {
         `signed in to figures shown ${Date.now() - signedIn} ms`,
     );
     await page.context().close();
+  });
+
+  test("alerts: a refused delivery shows a named, announced banner, a history row and a chart mark; a good one resolves it", async () => {
+    // A stack of its own that checks every second and alerts at the first refusal,
+    // with a notification receiver that answers 404, as a deleted incoming webhook does.
+    const receiver = createHttpServer((request, response) => {
+      request.resume();
+      response.writeHead(404, { "content-type": "text/plain" }).end("no_team");
+    });
+    await new Promise((resolve) => receiver.listen(0, "127.0.0.1", resolve));
+    const alertDir = mkdtempSync(join(tmpdir(), "pulse-alerts-"));
+    writeFileSync(
+      join(alertDir, "local.env"),
+      `ALERT_CHECK_SECONDS=1\nALERT_REFUSED_COUNT=1\nALERT_WEBHOOK_URL=http://127.0.0.1:${receiver.address().port}/hook\n`,
+    );
+    const alerting = new Stack(alertDir, await freePort(), await freePort());
+    let page;
+    try {
+      await alerting.start();
+      assert.match(readFileSync(join(alertDir, "local.env"), "utf8"), /ALERT_REFUSED_COUNT=1/, "the settings stay beside the generated secrets");
+      // Before: no banner, and the history says no alert has fired.
+      page = await newPage({ locale: "en-US", viewport: { width: 1280, height: 900 } });
+      await signIn(page, alerting.token, alerting.base);
+      await expectText(page, "#alerts .state", "No alert has fired.");
+      assert.equal(await page.locator("#alert-banner").isVisible(), false);
+      assert.equal(await page.locator("#alert-table tbody tr").count(), 0);
+      assert.equal(await page.locator("#webhook .chart-marks").textContent(), "");
+
+      const refused = await fetch(`${alerting.base}/webhook`, {
+        method: "POST",
+        headers: { "content-type": "application/json", "x-hub-signature-256": "sha256=00" },
+        body: JSON.stringify(text("forged").payload),
+      });
+      assert.equal(refused.status, 401);
+      const fired = await until(async () => (await alerting.api("/api/webhook/alerts")).active.find((a) => a.rule === "refused"), "the refused alert");
+      assert.match(fired.message, /WHATSAPP_APP_SECRET/);
+
+      // The banner: a region named "Active alerts", the rule, since when, what to check, the notification.
+      const banner = page.getByRole("region", { name: "Active alerts" });
+      const item = banner.locator('.alert-item[data-rule="refused"]');
+      // The page's next poll brings it, without a reload.
+      await item.waitFor({ timeout: 20_000 });
+      assert.equal(await item.getByRole("heading").textContent(), "Deliveries refused");
+      assert.match(await item.locator(".alert-since").textContent(), /^Since \d{1,2}:\d{2}:\d{2} [AP]M \((just now|[\d.]+ s ago)\)$/);
+      assert.equal(await item.locator(".alert-message").textContent(), fired.message);
+      // The receiver's 404 (the first attempt may still be on its way at the first poll).
+      await page.waitForFunction(
+        () => /^Notification not delivered yet: HTTP 404: no_team \(\d+ attempts?; retrying\)$/.test(document.querySelector(".alert-notification")?.textContent ?? ""),
+        null,
+        { timeout: 20_000 },
+      );
+      // Announced politely, once, not as an alert re-read at every poll.
+      const announcer = page.locator("#alert-announcer");
+      assert.equal(await announcer.getAttribute("role"), "status");
+      await expectText(page, "#alert-announcer", `Alert: Deliveries refused. ${fired.message}`);
+      assert.equal(await page.locator("[role=alert]").count(), 0);
+      await expectText(page, "#health-status", "Degraded: 1 alert");
+      // Reachable by keyboard: from the top of the page, a few tabs reach its link to the history.
+      await page.locator("body").focus();
+      let focused = "";
+      for (let i = 0; i < 6 && !focused; i++) {
+        await page.keyboard.press("Tab");
+        focused = await page.evaluate(() => (document.activeElement?.closest("#alert-banner") ? document.activeElement.textContent : ""));
+      }
+      assert.equal(focused, "Alert history");
+      await page.keyboard.press("Enter");
+      assert.equal(await page.evaluate(() => location.hash), "#alerts");
+      // The history lists it, with its notification.
+      const firedRow = page.locator('#alert-table tr[data-rule="refused"][data-state="firing"]');
+      await firedRow.waitFor();
+      assert.equal(await firedRow.locator("th").textContent(), "Deliveries refused");
+      assert.equal(await firedRow.locator("td.change").textContent(), "Fired");
+      assert.match(await firedRow.locator("td.what").textContent(), /WHATSAPP_APP_SECRET/);
+      assert.match(await firedRow.locator("td.notification").textContent(), /HTTP 404: no_team/);
+      // The events-per-minute chart marks it, and says so in words.
+      assert.match(await page.locator("#webhook .chart-marks").textContent(), /^Alert fired at \d{1,2}:\d{2} [AP]M \(Deliveries refused\)/);
+      // Light and dark, with the banner: no serious or critical violation; phone and desk, no sideways scrolling.
+      assert.deepEqual(await axe(page), [], "banner, light");
+      for (const [width, height, colorScheme] of [[390, 844, "light"], [390, 844, "dark"], [1100, 800, "light"], [1280, 900, "light"]]) {
+        await page.emulateMedia({ colorScheme });
+        await page.setViewportSize({ width, height });
+        await page.evaluate(() => window.scrollTo(0, 0));
+        await page.locator("#webhook .uplot").waitFor();
+        await sleep(300);
+        const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+        assert.equal(overflow, 0, `${width} px scrolls sideways by ${overflow} px`);
+        const name = `alerts-${width}${colorScheme === "dark" ? "-dark" : ""}`;
+        await page.screenshot({ path: join(screenshots, `${name}.png`) });
+        await page.locator("#alerts").screenshot({ path: join(screenshots, `${name}-history.png`) });
+        if (colorScheme === "dark") assert.deepEqual(await axe(page), [], "banner, dark");
+      }
+
+      // A delivery signed with the right secret resolves it: the banner goes, the history says so.
+      await alerting.deliver(text("signed as it should be").payload);
+      await page.locator("#alert-banner").waitFor({ state: "hidden", timeout: 30_000 });
+      const resolvedRow = page.locator('#alert-table tr[data-rule="refused"][data-state="resolved"]');
+      await resolvedRow.waitFor({ timeout: 30_000 });
+      assert.match(await resolvedRow.locator("td.change").textContent(), /^Resolved after [\d.]+ (s|min)$/);
+      assert.deepEqual(await page.locator("#alert-table tbody tr").evaluateAll((rows) => rows.map((r) => r.dataset.state)), ["resolved", "firing"]);
+      await expectText(page, "#alert-announcer", "Resolved: Deliveries refused.");
+      await expectText(page, "#health-status", "Healthy");
+      await page.locator("#alerts").screenshot({ path: join(screenshots, "alerts-1280-resolved-history.png") });
+      // The chart keeps the mark for the hour, beside the delivery's bar.
+      await expectText(page, "#webhook .stat #events-last-hour", "1");
+      assert.match(await page.locator("#webhook .chart-marks").textContent(), /\(Deliveries refused\)/);
+      await page.locator("#webhook figure").screenshot({ path: join(screenshots, "alerts-1280-resolved-chart.png") });
+    } finally {
+      await page?.context().close();
+      await alerting.stop();
+      receiver.close();
+      rmSync(alertDir, { recursive: true, force: true });
+    }
   });
 
   test("no Content-Security-Policy violation and no page error anywhere above", () => {

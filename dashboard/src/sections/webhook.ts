@@ -1,10 +1,11 @@
 // Webhook: is Pulse healthy, how fast is its store, and how many events came in
-// the last minute, 5 minutes and hour (with a chart per minute). Live events move
-// the counters between polls.
+// the last minute, 5 minutes and hour (with a chart per minute, marked where
+// alerts fired). Live events move the counters between polls.
 
-import { health, type PulseEvent, type Realtime } from "../api";
-import { BarChart } from "../charts";
-import { count, fill, h, time, timeElement } from "../dom";
+import { health, type PulseEvent, type Realtime, type Transition } from "../api";
+import { BarChart, type Marks } from "../charts";
+import { count, fill, h, minute, time, timeElement } from "../dom";
+import { ruleTitle } from "./alerts";
 import type { WebhookHealth } from "./header";
 import { byId, ok, section, stat, type Context } from "./section";
 
@@ -16,6 +17,8 @@ export interface Webhook {
   load(): Promise<void>;
   /** Moves the counters at once for events just received; the next poll sets them exactly. */
   countLive(events: PulseEvent[]): void;
+  /** The alerts' latest transitions: those that fired in the chart's hour are marked on it. */
+  showAlerts(transitions: Transition[]): void;
   stop(): void;
 }
 
@@ -42,6 +45,7 @@ export function createWebhook(context: Context, showHealth: (health: WebhookHeal
     perMinute.element,
   );
   let realtime: Realtime | null = null;
+  let fired: Transition[] = [];
   let frame = 0;
   let timer: number | undefined;
   let shownAt = 0;
@@ -50,9 +54,12 @@ export function createWebhook(context: Context, showHealth: (health: WebhookHeal
     try {
       const result = await health();
       const healthy = result.status === "healthy";
+      // Degraded: the store does not answer, or an alert is active (the banner says which).
+      const alerts = result.alerts.length;
+      const why = !result.store.reachable ? "store unreachable" : alerts ? `${alerts} alert${alerts === 1 ? "" : "s"}` : "";
       fill(
         byId(element, "health-status"),
-        h("span", { class: healthy ? "good" : "bad" }, healthy ? "Healthy" : "Degraded: store unreachable"),
+        h("span", { class: healthy ? "good" : "bad" }, healthy ? "Healthy" : `Degraded${why ? `: ${why}` : ""}`),
       );
       byId(element, "store-latency").textContent = `${result.store.latency_ms.toFixed(1)} ms`;
       showHealth(healthy ? "healthy" : "degraded");
@@ -84,7 +91,41 @@ export function createWebhook(context: Context, showHealth: (health: WebhookHeal
         series: [{ label: "Events", values: minutes.map((m) => m.count) }],
       },
       `${count(realtime.last_hour)} events in the last hour; the busiest minute had ${count(busiest)}.`,
+      marks(minutes.map((m) => m.minute)),
     );
+  }
+
+  /** The alerts that fired within the chart's minutes, each on the bar of its minute. */
+  function marks(minutes: string[]): Marks {
+    const first = minutes[0];
+    const last = minutes.at(-1);
+    if (!first || !last) return { xs: [], text: "" };
+    const from = Date.parse(first);
+    const to = Date.parse(last) + 60_000;
+    const inView = fired
+      .filter((t) => {
+        const at = Date.parse(t.since);
+        return at >= from && at < to;
+      })
+      .sort((a, b) => a.since.localeCompare(b.since));
+    if (!inView.length) return { xs: [], text: "" };
+    const named = inView.map((t) => `${minute(t.since)} (${ruleTitle(t.rule)})`);
+    return {
+      xs: inView.map((t) => Math.floor(Date.parse(t.since) / 60_000) * 60),
+      text: `${inView.length === 1 ? "Alert" : "Alerts"} fired at ${named.join(", ")}: marked with a dashed line.`,
+    };
+  }
+
+  function showAlerts(transitions: Transition[]): void {
+    // A firing appears once, however many times it is listed (active and recent).
+    const seen = new Set<string>();
+    fired = transitions.filter((t) => {
+      const key = `${t.rule}@${t.since}`;
+      if (t.state !== "firing" || seen.has(key)) return false;
+      seen.add(key);
+      return true;
+    });
+    show();
   }
 
   /** In the next frame if the last redraw is old enough, else once it is. */
@@ -129,5 +170,5 @@ export function createWebhook(context: Context, showHealth: (health: WebhookHeal
     clearTimeout(timer);
   }
 
-  return { element, load, countLive, stop };
+  return { element, load, countLive, showAlerts, stop };
 }
