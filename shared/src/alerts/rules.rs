@@ -183,10 +183,14 @@ pub fn conditions(rules: &AlertRules, observed: &Observation) -> Vec<Condition> 
             hold(
                 Rule::Refused,
                 format!(
-                    "{} webhook deliveries were refused in the last 5 minutes (a bad or missing \
-                     signature, or not a webhook). Check the app secret on both sides: \
-                     WHATSAPP_APP_SECRET here, and the App Secret in Meta's app settings.",
-                    observed.refused
+                    "{} refused in the last 5 minutes (a bad or missing signature, or not a \
+                     webhook). Check the app secret on both sides: WHATSAPP_APP_SECRET here, \
+                     and the App Secret in Meta's app settings.",
+                    counted(
+                        observed.refused,
+                        "webhook delivery was",
+                        "webhook deliveries were"
+                    )
                 ),
                 &[("refused", json!(observed.refused))],
             );
@@ -238,14 +242,19 @@ pub fn conditions(rules: &AlertRules, observed: &Observation) -> Vec<Condition> 
         hold(
             Rule::Store,
             format!(
-                "{} webhooks were answered 5xx in the last 5 minutes: the store is failing, and \
-                 Meta will retry them. Check /health and the store's logs.",
-                observed.server_errors
+                "{} answered 5xx in the last 5 minutes: the store is failing, and Meta will \
+                 retry. Check /health and the store's logs.",
+                counted(observed.server_errors, "webhook was", "webhooks were")
             ),
             &[("server_errors", json!(observed.server_errors))],
         );
     }
     holding
+}
+
+/// "1 webhook was" or "3 webhooks were".
+fn counted(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// Whether a transition starts an alert or ends one.
