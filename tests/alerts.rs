@@ -291,3 +291,52 @@ async fn pulse_alert_test_posts_a_test_notification_and_says_what_came_back() {
     assert!(stderr.contains("could not be reached"), "{stderr}");
     assert!(!stderr.contains("secret-path"), "{stderr}");
 }
+
+#[tokio::test]
+async fn failing_sends_fire_with_their_top_codes_and_need_ten_outbound() {
+    let stack = Stack::start_with("ALERT_CHECK_SECONDS=1\nALERT_FAILURE_RATE=0.3\n").await;
+    let now = Utc::now();
+    let send = |n: usize, state: &str, error: Option<(i64, &str)>| {
+        let statuses = (0..n)
+            .map(|i| {
+                let id = format!("wamid.{state}-{i}-{}", rand::random::<u32>());
+                priced(
+                    status(&id, state, now, &format!("9110000{i:05}")),
+                    "marketing",
+                    error,
+                )
+            })
+            .collect();
+        envelope(vec![], statuses)
+    };
+    // 3 of 6 failed: a half, but under 10 outbound messages.
+    for body in [
+        send(3, "sent", None),
+        send(3, "failed", Some((131_049, "Message failed to send"))),
+    ] {
+        let (status, answer) = stack.deliver(&body).await;
+        assert_eq!(status, 200, "{answer}");
+    }
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(active_rules(&stack.data("/api/webhook/alerts").await).is_empty());
+    // 4 more sent, 1 more failed with another code: 4 of 11.
+    for body in [
+        send(4, "sent", None),
+        send(1, "failed", Some((131_026, "Message undeliverable"))),
+    ] {
+        let (status, answer) = stack.deliver(&body).await;
+        assert_eq!(status, 200, "{answer}");
+    }
+    let alerts = alerts_until(&stack, 10, |a| !active_rules(a).is_empty()).await;
+    assert_eq!(active_rules(&alerts), ["failures"]);
+    let fired = &alerts["active"][0];
+    assert_eq!(
+        (
+            fired["figures"]["outbound"].as_i64(),
+            fired["figures"]["failed"].as_i64()
+        ),
+        (Some(11), Some(4))
+    );
+    let message = fired["message"].as_str().unwrap();
+    assert!(message.contains("131049 (3), 131026 (1)"), "{message}");
+}
