@@ -9,8 +9,11 @@
 //!   to an [`intake::IntakeObserver`]: the local stack's tally, or
 //!   [`emf`]'s CloudWatch metrics in AWS;
 //! - [`notify`]: a transition posted to `ALERT_WEBHOOK_URL`, retried for an hour;
-//! - [`AlertSource`]: the active and recent alerts the API answers with.
+//! - [`AlertSource`]: the active and recent alerts the API answers with: the
+//!   store's log locally, the stack's alarms in AWS (`alarms`, feature
+//!   `cloudwatch`).
 
+#[cfg(feature = "cloudwatch")]
 pub mod alarms;
 pub mod emf;
 pub mod intake;

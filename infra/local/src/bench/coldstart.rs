@@ -31,7 +31,7 @@ use super::{
 /// `pulse bench coldstart`'s options.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Folder of the built function binaries (`cargo build --release`).
+    /// Folder of the built function binaries (`cargo build --release --workspace`).
     #[arg(long, default_value = "target/release")]
     bin_dir: PathBuf,
     /// The DynamoDB-compatible server the functions use (tables are created there).
