@@ -661,3 +661,35 @@ async fn broadcast_survives_failing_hanging_and_gone_connections() {
     assert_eq!(left.len(), 135, "the gone ones are deleted, and only those");
     assert!(left.iter().all(|c| !c.id.starts_with("gone-")));
 }
+
+/// The alerts, unreadable (the store down, or CloudWatch refusing): the route
+/// says so, and `/health` still answers with the store's state.
+#[tokio::test]
+async fn unreadable_alerts_are_a_503_that_says_so_and_health_still_answers() {
+    struct Unreadable;
+    #[async_trait]
+    impl pulse_shared::alerts::AlertSource for Unreadable {
+        async fn alerts(&self) -> Result<pulse_shared::alerts::Alerts, StoreError> {
+            Err(StoreError::Unavailable(Arc::new(std::io::Error::other(
+                "AccessDenied: cloudwatch:DescribeAlarms",
+            ))))
+        }
+    }
+    let (store, _folder) = sqlite_store();
+    let metrics = MetricsHandler::new(
+        MetricsConfig::from_source(&HANDLER_SETTINGS).unwrap(),
+        store,
+        Arc::new(Unreadable),
+    );
+    let response = metrics
+        .handle(authorized_get("/api/webhook/alerts", &[]))
+        .await;
+    assert_eq!(response.status(), 503);
+    let body = answer_json(&response);
+    assert_eq!(body["error"]["code"], "alerts_unavailable", "{body}");
+    let health = metrics.handle(authorized_get("/health", &[])).await;
+    assert_eq!(health.status(), 200);
+    let health = answer_json(&health);
+    assert_eq!(health["status"], "healthy");
+    assert_eq!(health["alerts"], serde_json::json!([]));
+}

@@ -18,6 +18,7 @@ use crate::metrics::{self, ContactList, HealthAnswer};
 use crate::routes::{Function, Operation};
 use crate::signature;
 use crate::store::{page_of_events, Cursor, EventQuery, Store, StoreError};
+use crate::telemetry::Chain;
 
 use super::{json_response, method_not_allowed, openapi, store_error, success, ApiError};
 
@@ -78,7 +79,14 @@ impl MetricsHandler {
             Operation::Failures => self.windowed(&request, metrics::failures).await,
             Operation::Contacts => self.contacts(&request).await,
             Operation::Contact => self.contact(&request, path).await,
-            Operation::Alerts => self.alerts.alerts().await.map(success).map_err(store_error),
+            Operation::Alerts => self.alerts.alerts().await.map(success).map_err(|error| {
+                tracing::error!(error = %Chain(&error), "alerts unreadable");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "alerts_unavailable",
+                    "the alerts could not be read (from the store locally, from CloudWatch's alarms in AWS); try again",
+                )
+            }),
             Operation::Verify | Operation::Deliver => unreachable!("the webhook function's"),
         };
         result.unwrap_or_else(ApiError::into_response)
