@@ -88,9 +88,8 @@ async fn refusals_notify_once_survive_a_restart_and_a_valid_delivery_resolves_th
     .await;
     assert_eq!(active_rules(&alerts), ["refused"]);
     assert_eq!(alerts["recent"].as_array().unwrap().len(), 1);
-    let health = stack.http.get(stack.url("/health")).send().await.unwrap();
-    assert_eq!(health.status(), 200, "an alert is news, not an outage");
-    let health: Value = health.json().await.unwrap();
+    let (status, health) = stack.get("/health").await;
+    assert_eq!(status, 200, "an alert is news, not an outage");
     assert_eq!(health["status"], "degraded");
     assert_eq!(health["alerts"], serde_json::json!(["refused"]));
 
@@ -123,15 +122,7 @@ async fn refusals_notify_once_survive_a_restart_and_a_valid_delivery_resolves_th
     })
     .await;
     assert!(active_rules(&alerts).is_empty());
-    let health: Value = stack
-        .http
-        .get(stack.url("/health"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, health) = stack.get("/health").await;
     assert_eq!(health["status"], "healthy");
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(receiver.received().len(), 2, "it resolves once");
