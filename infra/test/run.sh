@@ -45,7 +45,18 @@ port="$(free_port)"
 moto_pid=$!
 pids=("$moto_pid")
 # Each server runs in its own process group, so that stopping it stops its children.
-trap 'for pid in "${pids[@]}"; do kill -- "-$pid" 2>/dev/null || kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done' EXIT
+# On failure, the disk and memory left are printed last, so that a build killed
+# for want of either is told apart from a broken test.
+on_exit() {
+  local status=$?
+  for pid in "${pids[@]}"; do kill -- "-$pid" 2>/dev/null || kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+  if [ "$status" != 0 ]; then
+    say "failed (exit $status); disk and memory left:"
+    df -h "$root" | tail -n 1
+    free -h | sed -n 2p
+  fi
+}
+trap on_exit EXIT
 for _ in $(seq 1 100); do
   if python3 -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:$port/moto-api/')" 2>/dev/null; then break; fi
   if ! kill -0 "$moto_pid" 2>/dev/null; then say "moto failed to start:"; cat "$logs/moto.log"; exit 1; fi
