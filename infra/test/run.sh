@@ -7,7 +7,8 @@
 # the clock 400 days ahead), stops what it started, runs the dashboard's tests in
 # Chromium, follows the README's walkthrough, then checks the deployment:
 # template.yaml linted and checked against the code, every function built for
-# Lambda (arm64).
+# Lambda (arm64); and last, the built template under `sam local`, in a Docker
+# engine of its own (infra/test/sam_local.sh).
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -113,11 +114,12 @@ say "cargo lambda watch is serving the Lambda invoke API on $PULSE_TEST_LAMBDA_E
 # 5. Every Rust test.
 say "running the tests"
 # With nextest when present; $1, if given, is a nextest filter expression.
+# tests/sam_local.rs runs in step 9, once `sam local` is up.
 rust_tests() {
   if cargo nextest --version >/dev/null 2>&1; then
-    cargo nextest run --workspace --all-targets --no-fail-fast --profile ci ${1:+-E "$1"}
+    cargo nextest run --workspace --all-targets --no-fail-fast --profile ci -E "not binary(sam_local)${1:+ and $1}"
   else
-    cargo test --workspace --all-targets --no-fail-fast
+    cargo test --workspace --all-targets --no-fail-fast -- --skip sam_local
   fi
 }
 rust_tests
@@ -145,3 +147,6 @@ tail -n 1 "$logs/walkthrough.log"
 
 # 8. The deployment: template.yaml and the arm64 builds.
 bash "$root/infra/deploy/check.sh"
+
+# 9. The built template under `sam local`, in a Docker engine of its own.
+bash "$root/infra/test/sam_local.sh"
