@@ -61,7 +61,8 @@ if ! dpkg --print-foreign-architectures | grep -qx arm64; then
   undo+=("dpkg --remove-architecture arm64")
 fi
 apt-get update -q >/dev/null
-(cd "$work" && apt-get download -q libc6:arm64 busybox-static:arm64 >/dev/null 2>&1)
+(cd "$work" && apt-get download -q libc6:arm64 busybox-static:arm64 > apt.log 2>&1) \
+  || { say "Debian's arm64 libc and busybox could not be downloaded:"; cat "$work/apt.log"; exit 1; }
 
 # 2. arm64 executables run by qemu, in containers too (F: the kernel holds the
 #    interpreter open, so it need not exist inside the image).
@@ -158,8 +159,9 @@ export PULSE_TEST_SAM_API="http://127.0.0.1:$api_port"
 # 8. The test.
 say "running tests/sam_local.rs against sam local"
 export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1
+# As the workspace, so that the build of run.sh's tests is used as it is.
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run -p pulse-tests --test sam_local --profile ci
+  cargo nextest run --workspace --all-targets --profile ci -E 'binary(sam_local)'
 else
-  cargo test -p pulse-tests --test sam_local
+  cargo test --workspace --test sam_local
 fi
