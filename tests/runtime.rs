@@ -130,10 +130,6 @@ async fn invoke(function: &str, file: &str) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{function} {file}: {e}: {text}"))
 }
 
-fn body(response: &Value) -> Value {
-    serde_json::from_str(response["body"].as_str().unwrap_or("null")).unwrap_or(Value::Null)
-}
-
 #[tokio::test]
 async fn the_functions_run_under_the_lambda_runtime() {
     let client = moto_client();
@@ -152,9 +148,9 @@ async fn the_functions_run_under_the_lambda_runtime() {
     assert_eq!(refused["statusCode"], 401);
     let delivered = invoke("webhook", "deliver.json").await;
     assert_eq!(delivered["statusCode"], 200, "{delivered}");
-    assert_eq!(body(&delivered)["data"]["stored"], 1);
+    assert_eq!(answer_body(&delivered)["data"]["stored"], 1);
     assert_eq!(
-        body(&invoke("webhook", "deliver.json").await)["data"]["duplicates"],
+        answer_body(&invoke("webhook", "deliver.json").await)["data"]["duplicates"],
         1
     );
     let stored = page_of_events(
@@ -203,7 +199,7 @@ async fn the_functions_run_under_the_lambda_runtime() {
     }
     let recent = invoke("metrics", "events-recent.json").await;
     assert_eq!(
-        body(&recent)["data"]["events"][0]["contact"]["wa_id"],
+        answer_body(&recent)["data"]["events"][0]["contact"]["wa_id"],
         "91•••••3210"
     );
     assert_eq!(
@@ -221,7 +217,7 @@ async fn the_functions_run_under_the_lambda_runtime() {
         .unwrap()
         .contains("connect-src 'self' wss://abc123.execute-api.eu-west-1.amazonaws.com;"));
     assert_eq!(
-        body(&invoke("dashboard", "config.json").await)["websocket_url"],
+        answer_body(&invoke("dashboard", "config.json").await)["websocket_url"],
         "wss://abc123.execute-api.eu-west-1.amazonaws.com/live"
     );
 
@@ -234,15 +230,15 @@ async fn the_functions_run_under_the_lambda_runtime() {
         200
     );
     assert_eq!(
-        body(&invoke("ws-default", "ping.json").await)["type"],
+        answer_body(&invoke("ws-default", "ping.json").await)["type"],
         "pong"
     );
     assert_eq!(
-        body(&invoke("ws-default", "subscribe.json").await)["type"],
+        answer_body(&invoke("ws-default", "subscribe.json").await)["type"],
         "subscribed"
     );
     assert_eq!(
-        body(&invoke("ws-default", "malformed.json").await)["type"],
+        answer_body(&invoke("ws-default", "malformed.json").await)["type"],
         "error"
     );
 
@@ -253,18 +249,8 @@ async fn the_functions_run_under_the_lambda_runtime() {
         serde_json::json!([]),
         "{answer}"
     );
-    let posted = reqwest::get(format!("{}/_pulse/posts/Jmx9YcdOPHcCEPg=", moto_endpoint()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
     // moto appends every post to a connection: the last message is this one.
-    let posted: Value = serde_json::Deserializer::from_str(&posted)
-        .into_iter::<Value>()
-        .last()
-        .unwrap_or_else(|| panic!("nothing posted: {posted:?}"))
-        .unwrap();
+    let posted = last_post(&posts_to(SAMPLE_CONNECTION).await);
     assert_eq!(posted["events"][0]["button_id"], "UNLOCK_CONTENT");
 
     assert_eq!(

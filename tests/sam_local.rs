@@ -287,21 +287,6 @@ fn invoke(function: &str, path: &str) -> Value {
         .unwrap_or_else(|e| panic!("{function} {path}: {e}: {stdout}\n{stderr}"))
 }
 
-fn body(answer: &Value) -> Value {
-    serde_json::from_str(answer["body"].as_str().unwrap_or("null")).unwrap_or(Value::Null)
-}
-
-/// What moto's stand-in for the Management API holds for the connection of
-/// `events/ws-connect/connect.json`: every post, one after another.
-async fn posts() -> String {
-    reqwest::get(format!("{}/_pulse/posts/Jmx9YcdOPHcCEPg=", moto_endpoint()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
 /// The functions `sam local start-api` cannot serve, under `sam local invoke`.
 async fn the_websocket_and_stream_functions_answer() {
     let connect = "WsConnectFunction";
@@ -315,32 +300,28 @@ async fn the_websocket_and_stream_functions_answer() {
     );
     let default = "WsDefaultFunction";
     assert_eq!(
-        body(&invoke(default, "ws-default/ping.json"))["type"],
+        answer_body(&invoke(default, "ws-default/ping.json"))["type"],
         "pong"
     );
     assert_eq!(
-        body(&invoke(default, "ws-default/subscribe.json"))["type"],
+        answer_body(&invoke(default, "ws-default/subscribe.json"))["type"],
         "subscribed"
     );
     assert_eq!(
-        body(&invoke(default, "ws-default/malformed.json"))["type"],
+        answer_body(&invoke(default, "ws-default/malformed.json"))["type"],
         "error"
     );
 
     // The stream batch's one new event goes to the connection made above.
-    let before = posts().await;
+    let before = posts_to(SAMPLE_CONNECTION).await;
     let answer = invoke("BroadcastFunction", "broadcast/stream-batch.json");
     assert_eq!(
         answer["batchItemFailures"],
         serde_json::json!([]),
         "{answer}"
     );
-    let after = posts().await;
-    let posted: Value = serde_json::Deserializer::from_str(&after[before.len()..])
-        .into_iter::<Value>()
-        .last()
-        .unwrap_or_else(|| panic!("nothing posted: {after:?}"))
-        .unwrap();
+    let after = posts_to(SAMPLE_CONNECTION).await;
+    let posted = last_post(&after[before.len()..]);
     assert_eq!(posted["events"][0]["button_id"], "UNLOCK_CONTENT");
 
     assert_eq!(

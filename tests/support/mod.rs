@@ -251,6 +251,34 @@ pub fn sqlite_store() -> (Arc<dyn Store>, tempfile::TempDir) {
     (store, folder)
 }
 
+/// The WebSocket connection of `events/ws-connect/connect.json`.
+pub const SAMPLE_CONNECTION: &str = "Jmx9YcdOPHcCEPg=";
+
+/// What moto's stand-in for the Management API holds for a connection: every
+/// post to it, one JSON value after another.
+pub async fn posts_to(connection_id: &str) -> String {
+    reqwest::get(format!("{}/_pulse/posts/{connection_id}", moto_endpoint()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// The last of a run of posts (see [`posts_to`]).
+pub fn last_post(posts: &str) -> Value {
+    serde_json::Deserializer::from_str(posts)
+        .into_iter::<Value>()
+        .last()
+        .unwrap_or_else(|| panic!("nothing posted: {posts:?}"))
+        .unwrap()
+}
+
+/// The JSON body of a Lambda function's HTTP answer (`Value::Null` if none).
+pub fn answer_body(answer: &Value) -> Value {
+    serde_json::from_str(answer["body"].as_str().unwrap_or("null")).unwrap_or(Value::Null)
+}
+
 /// The moto server `make test` started. Never skipped: without it the test fails.
 pub fn moto_endpoint() -> String {
     std::env::var("PULSE_TEST_DYNAMODB_ENDPOINT").unwrap_or_else(|_| {
