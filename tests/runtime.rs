@@ -12,11 +12,9 @@ use pulse_shared::store::{page_of_events, EventQuery};
 use pulse_tests::*;
 use serde_json::Value;
 
-/// The emulator `make test` started. Never skipped: without it the test fails.
+/// The emulator `make test` started.
 fn invoke_endpoint() -> String {
-    std::env::var("PULSE_TEST_LAMBDA_ENDPOINT").unwrap_or_else(|_| {
-        panic!("PULSE_TEST_LAMBDA_ENDPOINT is not set: run the tests with `make test`, which starts `cargo lambda watch`")
-    })
+    from_test_command("PULSE_TEST_LAMBDA_ENDPOINT", "starts `cargo lambda watch`")
 }
 
 /// The functions, started into the emulator; stopped when dropped.

@@ -22,10 +22,9 @@ const VERIFY_TOKEN: &str = "sample-verify-token";
 const DASHBOARD_TOKEN: &str = "sample-dashboard-token-0123456789";
 const CONTACT_KEY_SECRET: &str = "sample-contact-key-secret-0123456789abcdef";
 
+/// What infra/test/sam_local.sh set up.
 fn setting(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!("{name} is not set: run the tests with `make test`, whose infra/test/sam_local.sh starts `sam local`")
-    })
+    from_test_command(name, "starts `sam local` (infra/test/sam_local.sh)")
 }
 
 /// One of the two APIs under comparison.

@@ -131,7 +131,8 @@ python3 - "$root/events/sam-local.env.json" "$PULSE_TEST_SAM_ENV_VARS" "http://$
 import json, os, sys
 source, target, endpoint = sys.argv[1:]
 env = json.load(open(source))
-text = json.dumps(env).replace("http://172.17.0.1:5000", endpoint)
+# The README's endpoint, wherever the file uses it, becomes this run's.
+text = json.dumps(env).replace(env["Parameters"]["AWS_ENDPOINT_URL"], endpoint)
 env = json.loads(text)
 env["Parameters"]["EVENTS_TABLE"] = os.environ["PULSE_TEST_SAM_EVENTS_TABLE"]
 env["Parameters"]["CONNECTIONS_TABLE"] = os.environ["PULSE_TEST_SAM_CONNECTIONS_TABLE"]

@@ -279,11 +279,17 @@ pub fn answer_body(answer: &Value) -> Value {
     serde_json::from_str(answer["body"].as_str().unwrap_or("null")).unwrap_or(Value::Null)
 }
 
-/// The moto server `make test` started. Never skipped: without it the test fails.
-pub fn moto_endpoint() -> String {
-    std::env::var("PULSE_TEST_DYNAMODB_ENDPOINT").unwrap_or_else(|_| {
-        panic!("PULSE_TEST_DYNAMODB_ENDPOINT is not set: run the tests with `make test`, which starts moto")
+/// A variable the test command sets for what it started (`started`, e.g.
+/// "starts moto"). Never skipped: without it the test fails, saying why.
+pub fn from_test_command(name: &str, started: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run the tests with `make test`, which {started}")
     })
+}
+
+/// The moto server `make test` started.
+pub fn moto_endpoint() -> String {
+    from_test_command("PULSE_TEST_DYNAMODB_ENDPOINT", "starts moto")
 }
 
 pub fn moto_client() -> aws_sdk_dynamodb::Client {
