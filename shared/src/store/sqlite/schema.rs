@@ -21,6 +21,7 @@
 //! | 5 | the funnel's counters and state, counted from the stored events ([`count_the_funnel`]) |
 //! | 6 | the contacts' segments, counted the same way ([`count_the_segments`]) |
 //! | 7 | `alerts`, the alert transitions |
+//! | 8 | the tables `event_ids` and `feed`, written with the state, in place of the id index and `events_newest_first` |
 //!
 //! A step is written against the layout of the version before it, never against
 //! [`SCHEMA`], so that later changes to the tables leave it as it ran; each is
@@ -43,11 +44,11 @@ use crate::whatsapp::Status;
 /// if the table is there already, so a test can put back one it dropped.
 pub(super) const SCHEMA: &str = "
 -- The events, in arrival order (rowid). `id` holds an event id's 16 bytes (see
--- `IdKey`): the id index and `events_newest_first` take random inserts, and
--- shorter keys make them fewer pages to write per group commit
--- (docs/performance.md, \"Why event ids are 16 bytes\").
+-- `IdKey`; docs/performance.md, \"Why event ids are 16 bytes\"). The table has no
+-- index but by expiry, which is arrival order too: its ids and its order by time
+-- are the tables `event_ids` and `feed`, below.
 CREATE TABLE IF NOT EXISTS events (
-    id          BLOB PRIMARY KEY,
+    id          BLOB NOT NULL,
     type        TEXT NOT NULL,
     occurred_ms INTEGER NOT NULL,
     received_ms INTEGER NOT NULL,
@@ -56,7 +57,6 @@ CREATE TABLE IF NOT EXISTS events (
     data        TEXT NOT NULL,
     raw         TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS events_newest_first ON events (occurred_ms DESC, id DESC);
 CREATE INDEX IF NOT EXISTS events_expiry ON events (expires_ms);
 CREATE TABLE IF NOT EXISTS contacts (
     wa_id       TEXT PRIMARY KEY,
@@ -98,6 +98,26 @@ CREATE TABLE IF NOT EXISTS state_mark (
     last_event INTEGER NOT NULL
 );
 INSERT OR IGNORE INTO state_mark (only, last_event) SELECT 0, coalesce(max(rowid), 0) FROM events;
+-- The events by id, and in the events route's order (newest first by WhatsApp
+-- time): a row in each for every event up to `state_mark`, written with the
+-- state; the writer keeps the events after the mark in memory, and readers find
+-- them by rowid. Indexes on `events` would take two random inserts for each
+-- event in every group commit (docs/performance.md, \"Why events are indexed
+-- with the state\").
+CREATE TABLE IF NOT EXISTS event_ids (
+    id    BLOB PRIMARY KEY,
+    event INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS feed (
+    occurred_ms INTEGER NOT NULL,
+    id          BLOB NOT NULL,
+    event       INTEGER NOT NULL,
+    PRIMARY KEY (occurred_ms, id)
+) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS indexes_follow_deletes AFTER DELETE ON events BEGIN
+    DELETE FROM event_ids WHERE id = old.id;
+    DELETE FROM feed WHERE occurred_ms = old.occurred_ms AND id = old.id;
+END;
 CREATE TABLE IF NOT EXISTS connections (
     connection_id TEXT PRIMARY KEY,
     connected_ms  INTEGER NOT NULL,
@@ -184,11 +204,16 @@ pub(super) fn migrations() -> Migrations<'static> {
                 data TEXT NOT NULL
             ) WITHOUT ROWID;",
         ),
+        // 7 → 8. The old table's indexes go with it.
+        M::up_with_hook(
+            "ALTER TABLE events RENAME TO events_with_indexes;",
+            index_with_the_state,
+        ),
     ])
 }
 
 /// The version [`SCHEMA`] is: the number of steps.
-pub(super) const LATEST: usize = 7;
+pub(super) const LATEST: usize = 8;
 
 /// Brings the file to [`LATEST`], or refuses a file a newer build wrote.
 pub(super) fn migrate(c: &mut Connection) -> Result<(), StoreError> {
@@ -272,6 +297,7 @@ pub(super) fn unversioned_layout(c: &Connection) -> Result<usize, StoreError> {
         .map_err(unavailable)?;
     Ok(match id_type.as_deref() {
         Some("TEXT") => 3,
+        _ if has_table(c, "event_ids")? => 8,
         _ => 4,
     })
 }
@@ -477,6 +503,59 @@ fn replay(tx: &Transaction<'_>, counted: impl Fn(&str) -> bool) -> HookResult {
         messages,
         categorised = categorised.len(),
         "ran the stored events again"
+    );
+    Ok(())
+}
+
+/// Step 8: copies the events, renamed away by the step's SQL, into a table
+/// without indexes but by expiry, and indexes those up to the mark in
+/// `event_ids` and `feed`, each in its own order; the writer indexes the
+/// events after the mark on open. Rowids are kept.
+fn index_with_the_state(tx: &Transaction<'_>) -> HookResult {
+    tx.execute_batch(
+        "CREATE TABLE events (
+            id          BLOB NOT NULL,
+            type        TEXT NOT NULL,
+            occurred_ms INTEGER NOT NULL,
+            received_ms INTEGER NOT NULL,
+            expires_ms  INTEGER NOT NULL,
+            search      TEXT NOT NULL,
+            data        TEXT NOT NULL,
+            raw         TEXT NOT NULL
+        );
+        CREATE TABLE event_ids (
+            id    BLOB PRIMARY KEY,
+            event INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        CREATE TABLE feed (
+            occurred_ms INTEGER NOT NULL,
+            id          BLOB NOT NULL,
+            event       INTEGER NOT NULL,
+            PRIMARY KEY (occurred_ms, id)
+        ) WITHOUT ROWID;",
+    )?;
+    let moved = tx.execute(
+        "INSERT INTO events (rowid, id, type, occurred_ms, received_ms, expires_ms, search, data, raw)
+         SELECT rowid, id, type, occurred_ms, received_ms, expires_ms, search, data, raw
+         FROM events_with_indexes ORDER BY rowid",
+        [],
+    )?;
+    tx.execute_batch(
+        "DROP TABLE events_with_indexes;
+         CREATE INDEX events_expiry ON events (expires_ms);
+         INSERT INTO event_ids (id, event)
+             SELECT id, rowid FROM events WHERE rowid <= (SELECT last_event FROM state_mark) ORDER BY id;
+         INSERT INTO feed (occurred_ms, id, event)
+             SELECT occurred_ms, id, rowid FROM events WHERE rowid <= (SELECT last_event FROM state_mark)
+             ORDER BY occurred_ms, id;
+         CREATE TRIGGER indexes_follow_deletes AFTER DELETE ON events BEGIN
+             DELETE FROM event_ids WHERE id = old.id;
+             DELETE FROM feed WHERE occurred_ms = old.occurred_ms AND id = old.id;
+         END;",
+    )?;
+    tracing::info!(
+        events = moved,
+        "indexed stored events in event_ids and feed"
     );
     Ok(())
 }

@@ -1,7 +1,9 @@
 //! The writer's connection and the contact and message state it keeps in memory
-//! between writes: what a group commit writes, when the state rows follow, and
-//! how the state is rebuilt from the events after `state_mark` after a crash.
+//! between writes: what a group commit writes, when the state rows and the
+//! events' index rows follow, and how both are rebuilt from the events after
+//! `state_mark` after a crash.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
@@ -19,6 +21,10 @@ use crate::telemetry::Chain;
 /// while deliveries keep coming: a busy contact's row is then written once in
 /// this time instead of in every group commit.
 const STATE_INTERVAL: Duration = Duration::from_secs(1);
+/// Sooner once this many events wait to be indexed: the writer holds their
+/// state, about 1.5 KB an event, and the events route sorts them on each read
+/// (docs/performance.md, "Why events are indexed with the state").
+const STATE_EVENTS: usize = 20_000;
 /// A writer with no work for this long writes the state in memory. Not at once:
 /// under load the queue empties for a moment between most groups.
 pub(super) const STATE_IDLE: Duration = Duration::from_millis(50);
@@ -27,20 +33,26 @@ pub(super) const STATE_IDLE: Duration = Duration::from_millis(50);
 /// that state was last written to its tables.
 ///
 /// Events and counter deltas are written with every group commit; state rows
-/// every [`STATE_INTERVAL`] and when the writer has had nothing to do for
-/// [`STATE_IDLE`], because a busy contact's row rewritten in every commit is much
-/// of the pages a commit writes (docs/performance.md, "Why contact and message
-/// state is written once a second"). Readers see the contacts not yet written
-/// through [`UnwrittenContacts`].
+/// and the events' rows in `event_ids` and `feed` every [`STATE_INTERVAL`] (or
+/// [`STATE_EVENTS`]) and when the writer has had nothing to do for
+/// [`STATE_IDLE`], because a busy contact's row rewritten in every commit, and
+/// an event's two index rows at random places, are much of the pages a commit
+/// writes (docs/performance.md, "Why contact and message state is written once
+/// a second" and "Why events are indexed with the state"). Readers see the
+/// contacts not yet written through [`UnwrittenContacts`], and the events not
+/// yet indexed by their rowids.
 ///
-/// The state tables always match the events up to `state_mark`: after a crash,
-/// [`Writer::catch_up`] applies the events stored after the mark again (their
-/// counters are already written, so only state is rebuilt).
+/// The state tables and the indexes always match the events up to `state_mark`:
+/// after a crash, [`Writer::catch_up`] applies the events stored after the mark
+/// again (their counters are already written, so only state is rebuilt).
 pub(super) struct Writer {
     pub(super) connection: Connection,
     /// State loaded or changed since state was last written, and no deltas
     /// between commits.
     ledger: Ledger,
+    /// The events stored after the mark, whose rows in `feed` and `event_ids`
+    /// go in with the state.
+    unindexed: Unindexed,
     pub(super) unwritten: UnwrittenContacts,
     written_at: Instant,
     /// The ledger may hold the effects of a group that was rolled back: rebuild
@@ -57,6 +69,7 @@ impl Writer {
         let mut writer = Self {
             connection,
             ledger: Ledger::default(),
+            unindexed: Unindexed::default(),
             unwritten,
             written_at: Instant::now(),
             stale: true,
@@ -65,26 +78,29 @@ impl Writer {
         Ok(writer)
     }
 
-    /// Rebuilds the ledger from the state tables and the events after the mark.
+    /// Rebuilds the ledger and the index rows to come from the state tables and
+    /// the events after the mark.
     fn catch_up(&mut self) -> Result<(), StoreError> {
         let mut ledger = Ledger::default();
+        let mut unindexed = Unindexed::default();
         let tx = self.connection.transaction().map_err(unavailable)?;
         let mut replayed = 0;
         {
             let mut query = tx
                 .prepare(
-                    "SELECT data FROM events WHERE rowid > (SELECT last_event FROM state_mark) ORDER BY rowid",
+                    "SELECT rowid, data FROM events WHERE rowid > (SELECT last_event FROM state_mark) ORDER BY rowid",
                 )
                 .map_err(unavailable)?;
             let mut rows = query.query([]).map_err(unavailable)?;
             while let Some(row) = rows.next().map_err(unavailable)? {
                 let event: Event = from_json(
-                    row.get_ref(0)
+                    row.get_ref(1)
                         .and_then(|v| Ok(v.as_str()?))
                         .map_err(unavailable)?,
                 )?;
                 load_state(&tx, &mut ledger, &event)?;
                 ledger.apply(&event);
+                unindexed.add(&event, row.get(0).map_err(unavailable)?);
                 replayed += 1;
             }
         }
@@ -98,6 +114,7 @@ impl Writer {
             );
         }
         self.ledger = ledger;
+        self.unindexed = unindexed;
         self.stale = false;
         Ok(())
     }
@@ -105,7 +122,8 @@ impl Writer {
     /// Writes a group of deliveries in one transaction: each event is inserted
     /// unless it is there already and applied to the state in memory in arrival
     /// order; the group's counter deltas, merged, are added at the end, and the
-    /// state too once [`STATE_INTERVAL`] has passed since it was last written.
+    /// state too once [`STATE_INTERVAL`] has passed since it was last written
+    /// or [`STATE_EVENTS`] wait.
     /// All of it commits, or none of it.
     pub(super) fn write_group(
         &mut self,
@@ -125,7 +143,7 @@ impl Writer {
         for delivery in group {
             let mut these = Vec::with_capacity(delivery.events.len());
             for received in &delivery.events {
-                if insert_event(&tx, received, delivery.retention_days)? {
+                if insert_event(&tx, received, delivery.retention_days, &mut self.unindexed)? {
                     load_state(&tx, &mut self.ledger, &received.event)?;
                     self.ledger.apply(&received.event);
                     touched.extend(received.event.contact.as_ref().map(|c| &c.wa_id));
@@ -137,9 +155,10 @@ impl Writer {
             outcomes.push(these);
         }
         add_deltas(&tx, &self.ledger.take_deltas())?;
-        let with_state = self.written_at.elapsed() >= STATE_INTERVAL;
+        let with_state =
+            self.written_at.elapsed() >= STATE_INTERVAL || self.unindexed.0.len() >= STATE_EVENTS;
         if with_state {
-            write_state(&tx, &self.ledger)?;
+            write_state(&tx, &self.ledger, &self.unindexed)?;
         }
         tx.commit().map_err(unavailable)?;
         self.stale = false;
@@ -158,19 +177,20 @@ impl Writer {
         Ok(outcomes)
     }
 
-    /// Writes the state in memory, if any changed, in a transaction of its own.
+    /// Writes the state in memory and the events' index rows, if there are any,
+    /// in a transaction of its own.
     pub(super) fn write_state(&mut self) -> Result<(), StoreError> {
         if self.stale {
             self.catch_up()?;
         }
-        if !self.ledger.has_changed_state() {
+        if !self.ledger.has_changed_state() && self.unindexed.0.is_empty() {
             return Ok(());
         }
         let tx = self
             .connection
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(unavailable)?;
-        write_state(&tx, &self.ledger)?;
+        write_state(&tx, &self.ledger, &self.unindexed)?;
         tx.commit().map_err(unavailable)?;
         self.state_written();
         Ok(())
@@ -186,6 +206,7 @@ impl Writer {
 
     fn state_written(&mut self) {
         self.ledger = Ledger::default();
+        self.unindexed.0.clear();
         lock(&self.unwritten).clear();
         self.written_at = Instant::now();
     }
@@ -196,27 +217,38 @@ fn insert_event(
     tx: &Connection,
     received: &ReceivedEvent,
     retention_days: u32,
+    unindexed: &mut Unindexed,
 ) -> Result<bool, StoreError> {
     let event = &received.event;
-    let inserted = tx
-        .prepare_cached(
-            "INSERT INTO events (id, type, occurred_ms, received_ms, expires_ms, search, data, raw)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (id) DO NOTHING",
-        )
-        .and_then(|mut insert| {
-            insert.execute(params![
-                IdKey::of(&event.id),
-                event.kind.type_name(),
-                event.occurred_at.timestamp_millis(),
-                event.received_at.timestamp_millis(),
-                expires_at(received, retention_days).timestamp_millis(),
-                event.search_text(),
-                to_json(event),
-                received.raw.get(),
-            ])
-        })
+    if unindexed.0.contains_key(&event.id) {
+        return Ok(false);
+    }
+    let indexed: bool = tx
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM event_ids WHERE id = ?1)")
+        .and_then(|mut query| query.query_row([IdKey::of(&event.id)], |r| r.get(0)))
         .map_err(unavailable)?;
-    Ok(inserted == 1)
+    if indexed {
+        return Ok(false);
+    }
+    tx.prepare_cached(
+        "INSERT INTO events (id, type, occurred_ms, received_ms, expires_ms, search, data, raw)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )
+    .and_then(|mut insert| {
+        insert.execute(params![
+            IdKey::of(&event.id),
+            event.kind.type_name(),
+            event.occurred_at.timestamp_millis(),
+            event.received_at.timestamp_millis(),
+            expires_at(received, retention_days).timestamp_millis(),
+            event.search_text(),
+            to_json(event),
+            received.raw.get(),
+        ])
+    })
+    .map_err(unavailable)?;
+    unindexed.add(event, tx.last_insert_rowid());
+    Ok(true)
 }
 
 /// Gives the ledger the stored state `event` reads that it does not hold yet.
@@ -233,9 +265,22 @@ fn load_state(tx: &Connection, ledger: &mut Ledger, event: &Event) -> Result<(),
     Ok(())
 }
 
-/// Writes the ledger's changed contact and message state and moves the mark to
-/// the last stored event, whose effects the ledger holds.
-fn write_state(tx: &Connection, ledger: &Ledger) -> Result<(), StoreError> {
+/// The events stored after the mark, by id, with their time and rowid: the
+/// rows `feed` and `event_ids` will have of them.
+#[derive(Default)]
+struct Unindexed(HashMap<String, (i64, i64)>);
+
+impl Unindexed {
+    fn add(&mut self, event: &Event, rowid: i64) {
+        let occurred_ms = event.occurred_at.timestamp_millis();
+        self.0.insert(event.id.clone(), (occurred_ms, rowid));
+    }
+}
+
+/// Writes the ledger's changed contact and message state and the index rows of
+/// the events after the mark, and moves the mark to the last stored event, whose
+/// effects the ledger holds.
+fn write_state(tx: &Connection, ledger: &Ledger, unindexed: &Unindexed) -> Result<(), StoreError> {
     let mut contact = tx
         .prepare_cached(
             "INSERT INTO contacts (wa_id, version, activity_ms, inbound_ms, data) VALUES (?1, 1, ?2, ?3, ?4)
@@ -262,6 +307,24 @@ fn write_state(tx: &Connection, ledger: &Ledger) -> Result<(), StoreError> {
     for (id, state) in ledger.changed_messages() {
         message
             .execute(params![id, to_json(state)])
+            .map_err(unavailable)?;
+    }
+    // Each in its own order, so that rows for the same page go in one after another.
+    let mut rows: Vec<_> = unindexed.0.iter().collect();
+    rows.sort_unstable_by_key(|(_, (occurred_ms, _))| *occurred_ms);
+    let mut feed = tx
+        .prepare_cached("INSERT INTO feed (occurred_ms, id, event) VALUES (?1, ?2, ?3)")
+        .map_err(unavailable)?;
+    for (id, (occurred_ms, event)) in &rows {
+        feed.execute(params![occurred_ms, IdKey::of(id), event])
+            .map_err(unavailable)?;
+    }
+    rows.sort_unstable_by_key(|(id, _)| *id);
+    let mut ids = tx
+        .prepare_cached("INSERT INTO event_ids (id, event) VALUES (?1, ?2)")
+        .map_err(unavailable)?;
+    for (id, (_, event)) in &rows {
+        ids.execute(params![IdKey::of(id), event])
             .map_err(unavailable)?;
     }
     tx.execute(

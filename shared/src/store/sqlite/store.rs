@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use rusqlite::{params, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::oneshot;
 
 use super::quarters::quarter_pairs;
@@ -136,60 +136,12 @@ impl Store for SqliteStore {
 
     async fn events(&self, query: &EventQuery) -> Result<EventPage, StoreError> {
         let query = query.clone();
-        self.read(move |c| {
-            let (before_ms, before_id) = match &query.before {
-                Some(b) => (b.occurred_ms, Some(IdKey::of(&b.id))),
-                None => (i64::MAX, None),
-            };
-            let mut statement = c
-                .prepare_cached(
-                    "SELECT data FROM events
-                     WHERE (occurred_ms < ?1 OR (occurred_ms = ?1 AND id < ?2))
-                       AND (?3 IS NULL OR type = ?3)
-                       AND (?4 IS NULL OR instr(search, ?4) > 0)
-                       AND (?6 IS NULL OR instr(data, ?6) > 0)
-                     ORDER BY occurred_ms DESC, id DESC LIMIT ?5",
-                )
-                .map_err(unavailable)?;
-            let text = query.text.map(|t| t.to_lowercase());
-            let contact = query.contact.as_deref().map(Event::contact_marker);
-            let rows = statement
-                .query_map(
-                    params![
-                        before_ms,
-                        before_id,
-                        query.event_type,
-                        text,
-                        query.limit as i64 + 1,
-                        contact
-                    ],
-                    |r| r.get::<_, String>(0),
-                )
-                .map_err(unavailable)?;
-            let mut events = Vec::new();
-            for row in rows {
-                events.push(from_json::<Event>(&row.map_err(unavailable)?)?);
-            }
-            Ok(EventPage::from_overfetch(events, query.limit))
-        })
-        .await
+        self.read(move |c| events_page(c, &query)).await
     }
 
     async fn event(&self, id: &str) -> Result<Option<(Event, String)>, StoreError> {
         let id = id.to_owned();
-        self.read(move |c| {
-            let row = c
-                .query_row(
-                    "SELECT data, raw FROM events WHERE id = ?1",
-                    [IdKey::of(&id)],
-                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
-                )
-                .optional()
-                .map_err(unavailable)?;
-            row.map(|(data, raw)| Ok((from_json(&data)?, raw)))
-                .transpose()
-        })
-        .await
+        self.read(move |c| stored_event(c, &id)).await
     }
 
     async fn contacts(
@@ -281,4 +233,81 @@ impl Store for SqliteStore {
         self.read(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(unavailable))
             .await
     }
+}
+
+/// A page of the events route: newest first by WhatsApp time, from the feed
+/// and the events after it.
+pub(super) fn events_page(c: &Connection, query: &EventQuery) -> Result<EventPage, StoreError> {
+    let (before_ms, before_id) = match &query.before {
+        Some(b) => (b.occurred_ms, Some(IdKey::of(&b.id))),
+        None => (i64::MAX, None),
+    };
+    // The feed holds the events up to the mark; the few after it (a second's
+    // worth, 20 000 at most) are found by rowid and sorted here.
+    let mut statement = c
+        .prepare_cached(
+            "SELECT data FROM (
+               SELECT * FROM (
+                 SELECT e.data, f.occurred_ms, f.id FROM feed f JOIN events e ON e.rowid = f.event
+                 WHERE f.occurred_ms <= ?1 AND (f.occurred_ms < ?1 OR f.id < ?2)
+                   AND (?3 IS NULL OR e.type = ?3)
+                   AND (?4 IS NULL OR instr(e.search, ?4) > 0)
+                   AND (?6 IS NULL OR instr(e.data, ?6) > 0)
+                 ORDER BY f.occurred_ms DESC, f.id DESC LIMIT ?5)
+               UNION ALL
+               SELECT * FROM (
+                 SELECT data, occurred_ms, id FROM events
+                 WHERE rowid > (SELECT last_event FROM state_mark)
+                   AND occurred_ms <= ?1 AND (occurred_ms < ?1 OR id < ?2)
+                   AND (?3 IS NULL OR type = ?3)
+                   AND (?4 IS NULL OR instr(search, ?4) > 0)
+                   AND (?6 IS NULL OR instr(data, ?6) > 0)
+                 ORDER BY occurred_ms DESC, id DESC LIMIT ?5))
+             ORDER BY occurred_ms DESC, id DESC LIMIT ?5",
+        )
+        .map_err(unavailable)?;
+    let text = query.text.as_deref().map(|t| t.to_lowercase());
+    let contact = query.contact.as_deref().map(Event::contact_marker);
+    let rows = statement
+        .query_map(
+            params![
+                before_ms,
+                before_id,
+                query.event_type.as_deref(),
+                text,
+                query.limit as i64 + 1,
+                contact
+            ],
+            |r| r.get::<_, String>(0),
+        )
+        .map_err(unavailable)?;
+    let mut events = Vec::new();
+    for row in rows {
+        events.push(from_json::<Event>(&row.map_err(unavailable)?)?);
+    }
+    Ok(EventPage::from_overfetch(events, query.limit))
+}
+
+/// An event and its raw update, by id: through `event_ids` up to the mark, by a
+/// look at the few events after it otherwise.
+pub(super) fn stored_event(
+    c: &Connection,
+    id: &str,
+) -> Result<Option<(Event, String)>, StoreError> {
+    let row = c
+        .prepare_cached(
+            "SELECT data, raw FROM events WHERE rowid = (SELECT event FROM event_ids WHERE id = ?1)
+             UNION ALL
+             SELECT data, raw FROM events WHERE rowid > (SELECT last_event FROM state_mark) AND id = ?1",
+        )
+        .and_then(|mut query| {
+            query
+                .query_row([IdKey::of(id)], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                })
+                .optional()
+        })
+        .map_err(unavailable)?;
+    row.map(|(data, raw)| Ok((from_json(&data)?, raw)))
+        .transpose()
 }

@@ -666,3 +666,68 @@ async fn a_version_6_file_gets_the_alerts_table_on_open() {
     let c = Connection::open(folder.path().join("pulse.db")).unwrap();
     assert_eq!(user_version(&c), LATEST);
 }
+
+/// Step 8 indexes a version 7 file's events up to the mark in `event_ids` and
+/// `feed`, and the writer adds the rest on open.
+#[tokio::test]
+async fn a_version_7_file_gets_its_events_indexed_on_open() {
+    let (folder, c) = file_at(7);
+    let events = delivery(
+        vec![
+            text("wamid.a", T0 + 20),
+            text("wamid.b", T0),
+            text("wamid.c", T0 + 10),
+        ],
+        vec![],
+    )
+    .events;
+    insert_keyed_by_bytes(&c, &events, false);
+    c.execute("UPDATE state_mark SET last_event = 2", [])
+        .unwrap();
+    drop(c);
+    let store = SqliteStore::open(folder.path().join("pulse.db")).unwrap();
+    let page = store
+        .events(&EventQuery {
+            limit: 10,
+            ..EventQuery::default()
+        })
+        .await
+        .unwrap();
+    let seconds: Vec<i64> = page
+        .events
+        .iter()
+        .map(|e| e.occurred_at.timestamp() - T0)
+        .collect();
+    assert_eq!(seconds, [20, 10, 0]);
+    for received in &events {
+        let (found, _) = store.event(&received.event.id).await.unwrap().unwrap();
+        assert_eq!(found, received.event);
+    }
+    assert_eq!(
+        store.record(&events, 90).await.unwrap(),
+        [Outcome::Duplicate; 3]
+    );
+    drop(store);
+    let c = Connection::open(folder.path().join("pulse.db")).unwrap();
+    assert_eq!(user_version(&c), LATEST);
+    let fed: Vec<i64> = c
+        .prepare("SELECT event FROM feed ORDER BY occurred_ms DESC")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(fed, [1, 3, 2]);
+    let ids: i64 = c
+        .query_row("SELECT count(*) FROM event_ids", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(ids, 3);
+    let index: bool = c
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE name = 'events_newest_first')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(!index, "the index the feed replaces is dropped");
+}

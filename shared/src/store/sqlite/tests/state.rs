@@ -7,8 +7,9 @@ use super::{contact, count, delivery, status, text, total, writer, T0};
 use crate::counters::{names, DAY_MS};
 use crate::ingest::Outcome;
 use crate::store::sqlite::schema::SCHEMA;
+use crate::store::sqlite::store::{events_page, stored_event};
 use crate::store::sqlite::{lock, purge, SqliteStore};
-use crate::store::{Store, StoreError};
+use crate::store::{EventQuery, Store, StoreError};
 use chrono::Utc;
 
 #[test]
@@ -132,4 +133,76 @@ async fn events_after_a_purge_that_emptied_the_table_are_rebuilt_after_a_crash()
 
     let store = SqliteStore::open(folder.path().join("pulse.db")).unwrap();
     assert_eq!(store.contacts(10, None).await.unwrap()[0].inbound, 2);
+}
+
+#[tokio::test]
+async fn events_are_indexed_with_the_state_and_found_before_and_after() {
+    let (folder, mut w) = writer();
+    let newest_first = |c: &Connection| {
+        let mut query = EventQuery {
+            limit: 1,
+            ..EventQuery::default()
+        };
+        let mut seconds = Vec::new();
+        loop {
+            let page = events_page(c, &query).unwrap();
+            seconds.extend(page.events.iter().map(|e| e.occurred_at.timestamp() - T0));
+            match page.next {
+                Some(next) => query.before = Some(next),
+                None => return seconds,
+            }
+        }
+    };
+    let first = [delivery(
+        vec![text("wamid.a", T0), text("wamid.c", T0 + 20)],
+        vec![],
+    )];
+    let second = [delivery(
+        vec![text("wamid.b", T0 + 10), text("wamid.d", T0 + 30)],
+        vec![],
+    )];
+    w.write_group(&first).unwrap();
+    w.write_state().unwrap();
+    // After the mark, and between the two in time: not indexed yet.
+    w.write_group(&second).unwrap();
+    assert_eq!(
+        (
+            count(&w.connection, "feed"),
+            count(&w.connection, "event_ids")
+        ),
+        (2, 2)
+    );
+    assert_eq!(newest_first(&w.connection), [30, 20, 10, 0]);
+    let (a, d) = (&first[0].events[0].event, &second[0].events[1].event);
+    for e in [a, d] {
+        assert_eq!(stored_event(&w.connection, &e.id).unwrap().unwrap().0, *e);
+    }
+    // Found again whether indexed or not.
+    let again = [delivery(
+        vec![text("wamid.a", T0), text("wamid.d", T0 + 30)],
+        vec![],
+    )];
+    assert_eq!(
+        w.write_group(&again).unwrap(),
+        [[Outcome::Duplicate, Outcome::Duplicate]]
+    );
+    drop(w); // a crash: the index rows in memory are never written
+
+    let store = SqliteStore::open(folder.path().join("pulse.db")).unwrap();
+    let c = Connection::open(store.path()).unwrap();
+    assert_eq!((count(&c, "feed"), count(&c, "event_ids")), (4, 4));
+    assert_eq!(newest_first(&c), [30, 20, 10, 0]);
+    assert_eq!(store.event(&d.id).await.unwrap().unwrap().0, *d);
+    assert_eq!(
+        store.record(&again[0].events, 90).await.unwrap(),
+        [Outcome::Duplicate; 2]
+    );
+    // Retention takes an event's index rows with it.
+    let later = Utc::now().timestamp_millis() + 400 * DAY_MS;
+    store
+        .purge_expired(chrono::DateTime::from_timestamp_millis(later).unwrap())
+        .await
+        .unwrap();
+    let left = |table| count(&c, table);
+    assert_eq!((left("events"), left("feed"), left("event_ids")), (0, 0, 0));
 }
