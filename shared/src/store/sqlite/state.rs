@@ -156,7 +156,7 @@ impl Writer {
         }
         add_deltas(&tx, &self.ledger.take_deltas())?;
         let with_state =
-            self.written_at.elapsed() >= STATE_INTERVAL || self.unindexed.0.len() >= STATE_EVENTS;
+            self.written_at.elapsed() >= STATE_INTERVAL || self.unindexed.len() >= STATE_EVENTS;
         if with_state {
             write_state(&tx, &self.ledger, &self.unindexed)?;
         }
@@ -183,7 +183,7 @@ impl Writer {
         if self.stale {
             self.catch_up()?;
         }
-        if !self.ledger.has_changed_state() && self.unindexed.0.is_empty() {
+        if !self.ledger.has_changed_state() && self.unindexed.is_empty() {
             return Ok(());
         }
         let tx = self
@@ -206,7 +206,7 @@ impl Writer {
 
     fn state_written(&mut self) {
         self.ledger = Ledger::default();
-        self.unindexed.0.clear();
+        self.unindexed = Unindexed::default();
         lock(&self.unwritten).clear();
         self.written_at = Instant::now();
     }
@@ -220,12 +220,13 @@ fn insert_event(
     unindexed: &mut Unindexed,
 ) -> Result<bool, StoreError> {
     let event = &received.event;
-    if unindexed.0.contains_key(&event.id) {
+    if unindexed.holds(&event.id) {
         return Ok(false);
     }
+    let key = IdKey::of(&event.id);
     let indexed: bool = tx
         .prepare_cached("SELECT EXISTS (SELECT 1 FROM event_ids WHERE id = ?1)")
-        .and_then(|mut query| query.query_row([IdKey::of(&event.id)], |r| r.get(0)))
+        .and_then(|mut query| query.query_row([&key], |r| r.get(0)))
         .map_err(unavailable)?;
     if indexed {
         return Ok(false);
@@ -236,7 +237,7 @@ fn insert_event(
     )
     .and_then(|mut insert| {
         insert.execute(params![
-            IdKey::of(&event.id),
+            key,
             event.kind.type_name(),
             event.occurred_at.timestamp_millis(),
             event.received_at.timestamp_millis(),
@@ -268,12 +269,58 @@ fn load_state(tx: &Connection, ledger: &mut Ledger, event: &Event) -> Result<(),
 /// The events stored after the mark, by id, with their time and rowid: the
 /// rows `feed` and `event_ids` will have of them.
 #[derive(Default)]
-struct Unindexed(HashMap<String, (i64, i64)>);
+struct Unindexed(HashMap<String, Placed>);
+
+struct Placed {
+    occurred_ms: i64,
+    rowid: i64,
+}
 
 impl Unindexed {
     fn add(&mut self, event: &Event, rowid: i64) {
         let occurred_ms = event.occurred_at.timestamp_millis();
-        self.0.insert(event.id.clone(), (occurred_ms, rowid));
+        self.0
+            .insert(event.id.clone(), Placed { occurred_ms, rowid });
+    }
+
+    fn holds(&self, id: &str) -> bool {
+        self.0.contains_key(id)
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Writes their rows, each table's in its own order, so that rows for the
+    /// same page go in one after another.
+    fn write(&self, tx: &Connection) -> Result<(), StoreError> {
+        let mut rows: Vec<_> = self
+            .0
+            .iter()
+            .map(|(id, placed)| (id, IdKey::of(id), placed))
+            .collect();
+        rows.sort_unstable_by_key(|(_, _, placed)| placed.occurred_ms);
+        let mut feed = tx
+            .prepare_cached("INSERT INTO feed (occurred_ms, id, event) VALUES (?1, ?2, ?3)")
+            .map_err(unavailable)?;
+        for (_, key, placed) in &rows {
+            feed.execute(params![placed.occurred_ms, key, placed.rowid])
+                .map_err(unavailable)?;
+        }
+        // Hex digits sort as the bytes they spell.
+        rows.sort_unstable_by_key(|(id, _, _)| *id);
+        let mut ids = tx
+            .prepare_cached("INSERT INTO event_ids (id, event) VALUES (?1, ?2)")
+            .map_err(unavailable)?;
+        for (_, key, placed) in &rows {
+            ids.execute(params![key, placed.rowid])
+                .map_err(unavailable)?;
+        }
+        Ok(())
     }
 }
 
@@ -309,24 +356,7 @@ fn write_state(tx: &Connection, ledger: &Ledger, unindexed: &Unindexed) -> Resul
             .execute(params![id, to_json(state)])
             .map_err(unavailable)?;
     }
-    // Each in its own order, so that rows for the same page go in one after another.
-    let mut rows: Vec<_> = unindexed.0.iter().collect();
-    rows.sort_unstable_by_key(|(_, (occurred_ms, _))| *occurred_ms);
-    let mut feed = tx
-        .prepare_cached("INSERT INTO feed (occurred_ms, id, event) VALUES (?1, ?2, ?3)")
-        .map_err(unavailable)?;
-    for (id, (occurred_ms, event)) in &rows {
-        feed.execute(params![occurred_ms, IdKey::of(id), event])
-            .map_err(unavailable)?;
-    }
-    rows.sort_unstable_by_key(|(id, _)| *id);
-    let mut ids = tx
-        .prepare_cached("INSERT INTO event_ids (id, event) VALUES (?1, ?2)")
-        .map_err(unavailable)?;
-    for (id, (_, event)) in &rows {
-        ids.execute(params![IdKey::of(id), event])
-            .map_err(unavailable)?;
-    }
+    unindexed.write(tx)?;
     tx.execute(
         "UPDATE state_mark SET last_event = (SELECT coalesce(max(rowid), 0) FROM events)",
         [],
