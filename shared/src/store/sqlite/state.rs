@@ -21,6 +21,13 @@ use crate::telemetry::Chain;
 /// while deliveries keep coming: a busy contact's row is then written once in
 /// this time instead of in every group commit.
 const STATE_INTERVAL: Duration = Duration::from_secs(1);
+/// How long instead while the writer has time to spare: it spent at most half
+/// the time since the last state write in group commits. A state write holds
+/// up the groups behind it for as long as it takes, so such a writer writes
+/// smaller ones more often; a busy one gains more from writing a busy contact
+/// once (docs/performance.md, "Why contact and message state is written once a
+/// second").
+const STATE_INTERVAL_SPARE: Duration = Duration::from_millis(200);
 /// Sooner once this many events wait to be indexed: the writer holds their
 /// state, about 1.5 KB an event, and the events route sorts them on each read
 /// (docs/performance.md, "Why events are indexed with the state").
@@ -33,8 +40,8 @@ pub(super) const STATE_IDLE: Duration = Duration::from_millis(50);
 /// that state was last written to its tables.
 ///
 /// Events and counter deltas are written with every group commit; state rows
-/// and the events' rows in `event_ids` and `feed` every [`STATE_INTERVAL`] (or
-/// [`STATE_EVENTS`]) and when the writer has had nothing to do for
+/// and the events' rows in `event_ids` and `feed` when they are
+/// [due](state_due) and when the writer has had nothing to do for
 /// [`STATE_IDLE`], because a busy contact's row rewritten in every commit, and
 /// an event's two index rows at random places, are much of the pages a commit
 /// writes (docs/performance.md, "Why contact and message state is written once
@@ -55,6 +62,8 @@ pub(super) struct Writer {
     unindexed: Unindexed,
     pub(super) unwritten: UnwrittenContacts,
     written_at: Instant,
+    /// Time spent in group commits since the state was last written.
+    busy: Duration,
     /// The ledger may hold the effects of a group that was rolled back: rebuild
     /// it from the tables before the next write.
     stale: bool,
@@ -72,6 +81,7 @@ impl Writer {
             unindexed: Unindexed::default(),
             unwritten,
             written_at: Instant::now(),
+            busy: Duration::ZERO,
             stale: true,
         };
         writer.write_state()?;
@@ -122,13 +132,13 @@ impl Writer {
     /// Writes a group of deliveries in one transaction: each event is inserted
     /// unless it is there already and applied to the state in memory in arrival
     /// order; the group's counter deltas, merged, are added at the end, and the
-    /// state too once [`STATE_INTERVAL`] has passed since it was last written
-    /// or [`STATE_EVENTS`] wait.
+    /// state too when it is [due](state_due).
     /// All of it commits, or none of it.
     pub(super) fn write_group(
         &mut self,
         group: &[Delivery],
     ) -> Result<Vec<Vec<Outcome>>, StoreError> {
+        let started = Instant::now();
         if self.stale {
             self.catch_up()?;
         }
@@ -155,8 +165,7 @@ impl Writer {
             outcomes.push(these);
         }
         add_deltas(&tx, &self.ledger.take_deltas())?;
-        let with_state =
-            self.written_at.elapsed() >= STATE_INTERVAL || self.unindexed.len() >= STATE_EVENTS;
+        let with_state = state_due(self.written_at.elapsed(), self.busy, self.unindexed.len());
         if with_state {
             write_state(&tx, &self.ledger, &self.unindexed)?;
         }
@@ -165,6 +174,7 @@ impl Writer {
         if with_state {
             self.state_written();
         } else {
+            self.busy += started.elapsed();
             touched.sort_unstable();
             touched.dedup();
             let mut unwritten = lock(&self.unwritten);
@@ -209,7 +219,18 @@ impl Writer {
         self.unindexed = Unindexed::default();
         lock(&self.unwritten).clear();
         self.written_at = Instant::now();
+        self.busy = Duration::ZERO;
     }
+}
+
+/// Whether the state goes with a group, given the time since it was last
+/// written, the time spent in group commits since and the events waiting to be
+/// indexed: after [`STATE_INTERVAL`], or [`STATE_INTERVAL_SPARE`] when the
+/// writer has time to spare, or once [`STATE_EVENTS`] wait.
+pub(super) fn state_due(elapsed: Duration, busy: Duration, waiting: usize) -> bool {
+    elapsed >= STATE_INTERVAL
+        || (elapsed >= STATE_INTERVAL_SPARE && busy * 2 <= elapsed)
+        || waiting >= STATE_EVENTS
 }
 
 /// Inserts an event unless one with its id is stored; whether it was new.

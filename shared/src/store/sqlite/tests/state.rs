@@ -7,6 +7,7 @@ use super::{contact, count, delivery, status, text, total, writer, T0};
 use crate::counters::{names, DAY_MS};
 use crate::ingest::Outcome;
 use crate::store::sqlite::schema::SCHEMA;
+use crate::store::sqlite::state::state_due;
 use crate::store::sqlite::store::{events_page, stored_event};
 use crate::store::sqlite::{lock, purge, SqliteStore};
 use crate::store::{EventQuery, Store, StoreError};
@@ -75,6 +76,22 @@ fn a_group_that_fails_writes_nothing_and_leaves_no_state_behind() {
     w.write_state().unwrap();
     assert_eq!(contact(&w.connection).unwrap().inbound, 1);
     assert_eq!(total(&w.connection, names::EVENTS), 1);
+}
+
+#[test]
+fn state_is_written_sooner_while_the_writer_has_time_to_spare() {
+    let ms = std::time::Duration::from_millis;
+    // A busy writer holds the state for a second, to write a busy contact once.
+    assert!(!state_due(ms(300), ms(200), 0));
+    assert!(!state_due(ms(999), ms(900), 0));
+    assert!(state_due(ms(1_000), ms(900), 0));
+    // One that spent at most half the time in commits writes it every 200 ms,
+    // in writes that hold up the groups behind them for less time.
+    assert!(state_due(ms(300), ms(150), 0));
+    assert!(!state_due(ms(150), ms(0), 0));
+    // Or as soon as 20 000 events wait to be indexed.
+    assert!(!state_due(ms(0), ms(0), 19_999));
+    assert!(state_due(ms(0), ms(0), 20_000));
 }
 
 #[tokio::test]
