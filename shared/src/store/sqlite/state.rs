@@ -21,8 +21,8 @@ use crate::telemetry::Chain;
 /// while deliveries keep coming: a busy contact's row is then written once in
 /// this time instead of in every group commit.
 const STATE_INTERVAL: Duration = Duration::from_secs(1);
-/// How long instead while the writer has time to spare: it spent at most half
-/// the time since the last state write in group commits. A state write holds
+/// How long instead while the writer has time to spare: it spent at most a
+/// third of the time since the last state write in group commits. A state write holds
 /// up the groups behind it for as long as it takes, so such a writer writes
 /// smaller ones more often; a busy one gains more from writing a busy contact
 /// once (docs/performance.md, "Why contact and message state is written once a
@@ -229,7 +229,7 @@ impl Writer {
 /// writer has time to spare, or once [`STATE_EVENTS`] wait.
 pub(super) fn state_due(elapsed: Duration, busy: Duration, waiting: usize) -> bool {
     elapsed >= STATE_INTERVAL
-        || (elapsed >= STATE_INTERVAL_SPARE && busy * 2 <= elapsed)
+        || (elapsed >= STATE_INTERVAL_SPARE && busy * 3 <= elapsed)
         || waiting >= STATE_EVENTS
 }
 

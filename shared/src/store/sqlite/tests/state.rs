@@ -82,12 +82,12 @@ fn a_group_that_fails_writes_nothing_and_leaves_no_state_behind() {
 fn state_is_written_sooner_while_the_writer_has_time_to_spare() {
     let ms = std::time::Duration::from_millis;
     // A busy writer holds the state for a second, to write a busy contact once.
-    assert!(!state_due(ms(300), ms(200), 0));
-    assert!(!state_due(ms(999), ms(900), 0));
+    assert!(!state_due(ms(300), ms(101), 0));
+    assert!(!state_due(ms(999), ms(400), 0));
     assert!(state_due(ms(1_000), ms(900), 0));
-    // One that spent at most half the time in commits writes it every 200 ms,
-    // in writes that hold up the groups behind them for less time.
-    assert!(state_due(ms(300), ms(150), 0));
+    // One that spent at most a third of the time in commits writes it every
+    // 200 ms, in writes that hold up the groups behind them for less time.
+    assert!(state_due(ms(300), ms(100), 0));
     assert!(!state_due(ms(150), ms(0), 0));
     // Or as soon as 20 000 events wait to be indexed.
     assert!(!state_due(ms(0), ms(0), 19_999));
