@@ -22,11 +22,11 @@ use crate::telemetry::Chain;
 /// this time instead of in every group commit.
 const STATE_INTERVAL: Duration = Duration::from_secs(1);
 /// How long instead while the writer has time to spare: it spent at most a
-/// third of the time since the last state write in group commits. A state write holds
-/// up the groups behind it for as long as it takes, so such a writer writes
-/// smaller ones more often; a busy one gains more from writing a busy contact
-/// once (docs/performance.md, "Why contact and message state is written once a
-/// second").
+/// third of the time since the last state write in group commits. A state
+/// write holds up the groups behind it for as long as it takes, so such a
+/// writer writes smaller ones more often; a busy one gains more from writing a
+/// busy contact once (docs/performance.md, "Why contact and message state is
+/// written once a second").
 const STATE_INTERVAL_SPARE: Duration = Duration::from_millis(200);
 /// Sooner once this many events wait to be indexed: the writer holds their
 /// state, about 1.5 KB an event, and the events route sorts them on each read
