@@ -216,7 +216,8 @@ impl Writer {
 
     fn state_written(&mut self) {
         self.ledger = Ledger::default();
-        self.unindexed = Unindexed::default();
+        // Cleared, not replaced: the next second fills it to about the same size.
+        self.unindexed.0.clear();
         lock(&self.unwritten).clear();
         self.written_at = Instant::now();
         self.busy = Duration::ZERO;
