@@ -216,8 +216,7 @@ impl Writer {
 
     fn state_written(&mut self) {
         self.ledger = Ledger::default();
-        // Cleared, not replaced: the next second fills it to about the same size.
-        self.unindexed.0.clear();
+        self.unindexed = Unindexed::default();
         lock(&self.unwritten).clear();
         self.written_at = Instant::now();
         self.busy = Duration::ZERO;
